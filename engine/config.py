@@ -1,0 +1,105 @@
+"""Arguments of the engine's long operations, as validated dataclasses.
+
+Like litgpt's ``Config``: a bad value fails at construction time with a message
+that names the field, not deep inside a generation loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from engine.errors import InvalidConfigError
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise InvalidConfigError(message)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How the next token is chosen. ``temperature == 0`` means greedy."""
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50  # 0 switches top-k off
+    min_p: float = 0.0  # 0 switches min-p off
+    repetition_penalty: float = 1.1  # 1.0 switches it off
+    max_new_tokens: int = 512
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.temperature <= 5.0, f"temperature must be between 0 and 5, not {self.temperature}")
+        _check(0.0 < self.top_p <= 1.0, f"top_p must be in (0, 1], not {self.top_p}")
+        _check(self.top_k >= 0, f"top_k must be 0 (off) or positive, not {self.top_k}")
+        _check(0.0 <= self.min_p < 1.0, f"min_p must be in [0, 1), not {self.min_p}")
+        _check(0.5 <= self.repetition_penalty <= 3.0,
+               f"repetition_penalty must be between 0.5 and 3, not {self.repetition_penalty}")
+        _check(1 <= self.max_new_tokens <= 1_000_000, f"max_new_tokens must be at least 1, not {self.max_new_tokens}")
+        if isinstance(self.stop, str):  # a lone string would be split into characters
+            object.__setattr__(self, "stop", (self.stop,))
+        object.__setattr__(self, "stop", tuple(s for s in self.stop if s))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def with_(self, **changes) -> "SamplingConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SamplingConfig":
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "stop" in kwargs:
+            kwargs["stop"] = tuple(kwargs["stop"] or ())
+        return cls(**kwargs)
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """What to load. ``path=None`` means the embedded default model."""
+
+    path: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    fast: bool = True  # use the engine's fast decode path where one applies
+
+    def __post_init__(self) -> None:
+        _check(self.device in DEVICES or self.device.startswith("cuda:"),
+               f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        _check(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.path is not None:
+            object.__setattr__(self, "path", str(Path(self.path).expanduser()))
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system", "user" or "assistant"
+    content: str
+
+    def __post_init__(self) -> None:
+        _check(self.role in ("system", "user", "assistant"),
+               f"role must be system, user or assistant, not {self.role!r}")
+
+    def to_dict(self) -> dict:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple[ChatMessage, ...]
+    system_prompt: str = ""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "messages", tuple(self.messages))

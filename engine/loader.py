@@ -1,0 +1,165 @@
+"""Load a model: the embedded default, a transformers folder, or a GGUF file.
+
+``load_model`` is the one entry point. It never downloads (see ``engine.offline``)
+and turns every failure into a :class:`ModelLoadError` that names the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.cancel import CancelToken
+from engine.config import LoadConfig
+from engine.errors import CancelledError, ModelLoadError
+
+ProgressFn = Callable[[float, str], None]
+
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to generate: what every engine operation takes."""
+
+    model: Any  # transformers PreTrainedModel, in eval mode
+    tokenizer: Any  # transformers tokenizer with a chat template
+    device: Any  # torch.device
+    dtype: Any  # torch.dtype
+    context_length: int
+    name: str
+    path: Path
+    extras: dict = field(default_factory=dict)  # per-model caches (fast decode, ...)
+
+    @property
+    def eos_token_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (self.model.generation_config, self.model.config, self.tokenizer):
+            value = getattr(source, "eos_token_id", None)
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                ids.update(v for v in value if isinstance(v, int))
+        return ids
+
+    def describe(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "device": str(self.device),
+                "dtype": str(self.dtype).replace("torch.", ""), "context_length": self.context_length,
+                "parameters": sum(p.numel() for p in self.model.parameters())}
+
+
+def _noop(fraction: float, message: str) -> None:
+    pass
+
+
+def load_model(config: LoadConfig | None = None, *, on_progress: ProgressFn | None = None,
+               cancel: CancelToken | None = None) -> LoadedModel:
+    """Load ``config.path`` (None: the default model) onto the chosen device."""
+    config = config or LoadConfig()
+    on_progress = on_progress or _noop
+    cancel = cancel or CancelToken()
+    from engine import convert
+
+    if config.path is None:
+        folder = convert.ensure_default_model(on_progress=on_progress, cancel=cancel)
+    else:
+        path = Path(config.path)
+        if not path.exists():
+            raise ModelLoadError(path, "no such file or folder.")
+        if path.is_file():
+            if path.suffix.lower() != ".gguf":
+                raise ModelLoadError(path, "not a model. Choose a model folder (with config.json) or a .gguf file.")
+            folder = convert.ensure_gguf_converted(path, on_progress=on_progress, cancel=cancel)
+        else:
+            folder = path
+    cancel.raise_if_cancelled()
+    return load_folder(folder, config, on_progress=on_progress, cancel=cancel)
+
+
+def check_model_folder(folder: Path) -> None:
+    """Fail early, with a clear reason, on folders that are not models."""
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(folder, "this folder has no config.json, so it is not a transformers model folder.")
+    try:
+        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(folder / "config.json", f"the file is not valid JSON ({exc}).") from exc
+    if not any(any(folder.glob(p)) for p in WEIGHT_PATTERNS):
+        raise ModelLoadError(folder, "no weights found (expected model.safetensors or pytorch_model.bin).")
+    for weights in folder.glob("*.safetensors"):
+        _check_safetensors(weights)
+
+
+def _check_safetensors(path: Path) -> None:
+    """A truncated download passes the header check of some loaders; test the sizes."""
+    import struct
+
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(8)
+            if len(raw) < 8:
+                raise ValueError("file shorter than its header")
+            header_len = struct.unpack("<Q", raw)[0]
+            if header_len <= 0 or 8 + header_len > size:
+                raise ValueError("header length past the end of the file")
+            header = json.loads(fh.read(header_len))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(path, f"the weights file is truncated or corrupt ({exc}).") from exc
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + header_len + end > size:
+        raise ModelLoadError(path, f"the weights file is truncated: {size:,} bytes, "
+                                   f"but its header describes {8 + header_len + end:,}.")
+
+
+def context_length_of(model_config: Any, tokenizer: Any) -> int:
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx"):
+        value = getattr(model_config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(tokenizer, "model_max_length", None)
+    if isinstance(value, int) and 0 < value < 10_000_000:
+        return value
+    return 2048
+
+
+def load_folder(folder: Path, config: LoadConfig, *, on_progress: ProgressFn,
+                cancel: CancelToken) -> LoadedModel:
+    folder = Path(folder)
+    check_model_folder(folder)
+    on_progress(0.8, f"Loading {folder.name}…")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.device import pick_device, pick_dtype
+
+    device = pick_device(config.device)
+    dtype = pick_dtype(device, config.dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except Exception as exc:  # transformers raises many types here
+        raise ModelLoadError(folder, f"the tokenizer could not be read ({type(exc).__name__}: {exc}).") from exc
+    cancel.raise_if_cancelled()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+    except torch.OutOfMemoryError as exc:
+        raise ModelLoadError(folder, "not enough memory to load this model.") from exc
+    except Exception as exc:
+        raise ModelLoadError(folder, f"the weights could not be loaded ({type(exc).__name__}: {exc}).") from exc
+    if cancel.cancelled:
+        raise CancelledError()
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    from engine.chat_generation import ensure_chat_template
+
+    ensure_chat_template(tokenizer)
+    on_progress(1.0, "Ready")
+    from engine.default_model import DEFAULT_MODEL_NAME, default_model_dir
+
+    name = DEFAULT_MODEL_NAME if folder.name == DEFAULT_MODEL_NAME else folder.name
+    return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype,
+                       context_length=context_length_of(model.config, tokenizer), name=name, path=folder)
