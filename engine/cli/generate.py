@@ -1,0 +1,81 @@
+"""``hearth-cli generate`` (raw continuation) and ``hearth-cli chat`` (terminal chat)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine.cli._common import (add_model_options, add_sampling_options, cancel_on_interrupt, load_from,
+                                sampling_from, stream_to_stdout)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="continue a prompt (no chat template), streaming to stdout")
+    p.add_argument("prompt", help="the text to continue ('-' reads standard input)")
+    p.add_argument("--json", action="store_true", help="print the result's figures as JSON on stderr")
+    add_model_options(p)
+    add_sampling_options(p, max_new_tokens=256)
+    p.set_defaults(handler=run_generate)
+
+    c = sub.add_parser("chat", help="chat in the terminal; --once answers one message and exits")
+    c.add_argument("--once", metavar="MESSAGE", default=None, help="answer this message and exit")
+    c.add_argument("--system", default="", help="system prompt")
+    add_model_options(c)
+    add_sampling_options(c)
+    c.set_defaults(handler=run_chat)
+
+
+def _report(result, as_json: bool) -> None:
+    if result.notice:
+        print(f"\n[{result.notice}]", file=sys.stderr)
+    if as_json:
+        print(json.dumps(result.to_dict()), file=sys.stderr)
+    else:
+        print(f"\n[{result.new_tokens} tokens, {result.tok_s:.1f} tok/s, {result.finish_reason}]", file=sys.stderr)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from engine.generation import generate
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    lm = load_from(args)
+    result = generate(lm, prompt, sampling_from(args), on_text=stream_to_stdout, cancel=cancel_on_interrupt())
+    print()
+    _report(result, args.json)
+    return 0
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    from engine.chat_generation import chat
+    from engine.config import ChatMessage
+
+    lm = load_from(args)
+    sampling = sampling_from(args)
+    if args.once is not None:
+        if not args.once.strip():
+            print("hearth-cli: the message is empty", file=sys.stderr)
+            return 2
+        result = chat(lm, [ChatMessage("user", args.once)], sampling, system_prompt=args.system,
+                      on_text=stream_to_stdout, cancel=cancel_on_interrupt())
+        print()
+        _report(result, False)
+        return 0
+    history: list[ChatMessage] = []
+    print(f"Chatting with {lm.name}. Empty line or Ctrl+D to quit; Ctrl+C stops a reply.", file=sys.stderr)
+    while True:
+        try:
+            text = input("you> ")
+        except EOFError:
+            print()
+            return 0
+        if not text.strip():
+            return 0
+        history.append(ChatMessage("user", text))
+        print(f"{lm.name}> ", end="", flush=True)
+        result = chat(lm, history, sampling, system_prompt=args.system, on_text=stream_to_stdout,
+                      cancel=cancel_on_interrupt())
+        print()
+        if result.notice:
+            print(f"[{result.notice}]", file=sys.stderr)
+        history.append(ChatMessage("assistant", result.text))

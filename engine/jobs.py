@@ -1,0 +1,43 @@
+"""The worker's chat tasks: plain functions of a Session, runnable from any thread.
+
+Each has the task signature ``fn(session, *, on_text, on_progress, cancel, **kwargs)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from engine.config import ChatMessage, LoadConfig, SamplingConfig
+
+
+def load_job(session, *, on_text=None, on_progress=None, cancel=None, config: LoadConfig | None = None) -> dict:
+    """Load a model (None: the default one) and make it the session's current model."""
+    from engine.loader import load_model
+
+    lm = load_model(config or LoadConfig(), on_progress=on_progress, cancel=cancel)
+    session.set_model(lm)
+    prepare = lm.extras.get("prepare_fast_path")  # set by the fast decode path when available
+    if callable(prepare):
+        prepare(lm)
+    return lm.describe()
+
+
+def chat_job(session, *, on_text=None, on_progress=None, cancel=None, messages: Sequence[ChatMessage],
+             system_prompt: str = "", sampling: SamplingConfig | None = None, model_path: str | None = None) -> Any:
+    from engine.chat_generation import chat
+
+    lm = session.model_for(model_path)
+    return chat(lm, list(messages), sampling, system_prompt=system_prompt, on_text=on_text, cancel=cancel)
+
+
+def generate_job(session, *, on_text=None, on_progress=None, cancel=None, prompt: str,
+                 sampling: SamplingConfig | None = None, model_path: str | None = None) -> Any:
+    from engine.generation import generate
+
+    lm = session.model_for(model_path)
+    return generate(lm, prompt, sampling, on_text=on_text, cancel=cancel)
+
+
+def count_tokens_job(session, *, on_text=None, on_progress=None, cancel=None, text: str) -> int:
+    lm = session.require_model()
+    return len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
