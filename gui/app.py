@@ -1,0 +1,93 @@
+"""Start Hearth: ``hearth`` (or ``python -m gui``); ``--self-test`` checks the whole chain.
+
+The window appears before torch is imported: the engine is imported lazily by
+the worker thread when the model loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from gui import STARTED_AT
+
+
+def process_start_time() -> float:
+    """When the process started (the clock for "window on screen within 3 s")."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # psutil missing or restricted: the first Hearth import is close enough
+        return STARTED_AT
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="hearth", description="Hearth: local language models, offline.")
+    parser.add_argument("--self-test", action="store_true",
+                        help="load the default model, ask it a question through the window, print a JSON report")
+    parser.add_argument("--show", action="store_true", help="with --self-test: show the window on the display")
+    parser.add_argument("--model", default=None, help="model folder or .gguf file to load at start")
+    args, _qt_args = parser.parse_known_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.self_test and not args.show and "QT_QPA_PLATFORM" not in os.environ:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    import engine  # noqa: F401  (offline switches; no torch yet)
+    from engine.errors import DataDirError
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    try:
+        from gui.settings import configure_settings
+
+        configure_settings()
+    except DataDirError as exc:
+        return report_fatal(str(exc), args.self_test)
+    icon = resource_path("icon.png")
+    if icon:
+        app.setWindowIcon(QIcon(icon))
+    from gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    startup = time.time() - process_start_time()
+    if args.self_test:
+        from gui.selftest import SelfTest
+
+        window._self_test = SelfTest(window, app, startup)
+    window.load_model(args.model)
+    code = app.exec()
+    if window.property("worker_stuck"):
+        os._exit(code)  # the worker is inside a call that cannot be interrupted; nothing unsaved is lost
+    return code
+
+
+def report_fatal(message: str, self_test: bool) -> int:
+    if self_test:
+        print(message, file=sys.stderr)
+        print(json.dumps({"ok": False, "error": message}), flush=True)
+        return 1
+    from PySide6.QtWidgets import QMessageBox
+
+    QMessageBox.critical(None, "Hearth cannot start", message)
+    return 1
+
+
+def resource_path(name: str) -> str | None:
+    from pathlib import Path
+
+    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parent.parent))
+    path = base / "resources" / name
+    return str(path) if path.exists() else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Paints one chat message: a header line and the Markdown body, in a rounded bubble.
+
+Qt's own Markdown (``QTextDocument.setMarkdown``) renders the body, code blocks
+in a fixed-pitch font. Laid-out documents are cached per row, content and
+width, so scrolling a long conversation only lays out what changed.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontDatabase, QPalette, QTextDocument
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate
+
+from gui.chat_model import MetaRole, RoleRole, StreamingRole
+
+PAD = 10
+MARGIN = 6
+HEADER = 18
+DISPLAY_LIMIT = 20_000  # characters shown of a huge message (all of it is still sent and kept)
+
+COLORS = {"user": "#e8f0fe", "assistant": "#f6f6f6", "error": "#fde8e8", "notice": "#fff8e1"}
+TITLES = {"user": "You", "error": "Error", "notice": "Note"}
+
+
+def shown_text(content: str) -> str:
+    if len(content) <= DISPLAY_LIMIT:
+        return content
+    return content[:DISPLAY_LIMIT] + f"\n\n*… {len(content) - DISPLAY_LIMIT:,} more characters not shown*"
+
+
+class ChatDelegate(QStyledItemDelegate):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._cache: dict[int, tuple[str, int, QTextDocument]] = {}
+        self.mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+
+    def document(self, row: int, content: str, role: str, width: int) -> QTextDocument:
+        cached = self._cache.get(row)
+        if cached and cached[0] == content and cached[1] == width:
+            return cached[2]
+        doc = QTextDocument()
+        doc.setDocumentMargin(0)
+        doc.setDefaultStyleSheet(f"pre, code {{ font-family: '{self.mono.family()}'; background: #ececec; }}")
+        text = shown_text(content)
+        if role in ("user", "error", "notice"):
+            doc.setPlainText(text)  # what the user typed is shown as typed
+        else:
+            doc.setMarkdown(text)
+        doc.setTextWidth(max(50, width))
+        self._cache[row] = (content, width, doc)
+        return doc
+
+    def forget(self, first_row: int = 0) -> None:
+        for row in [r for r in self._cache if r >= first_row]:
+            del self._cache[row]
+
+    def _body_width(self, option) -> int:
+        return option.rect.width() - 2 * (PAD + MARGIN)
+
+    def sizeHint(self, option, index) -> QSize:
+        role = index.data(RoleRole)
+        doc = self.document(index.row(), index.data() or "", role, self._body_width(option))
+        return QSize(option.rect.width(), int(doc.size().height()) + HEADER + 2 * PAD + 2 * MARGIN)
+
+    def paint(self, painter, option, index) -> None:
+        role = index.data(RoleRole)
+        meta = index.data(MetaRole) or {}
+        painter.save()
+        bubble = QRectF(option.rect).adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
+        painter.setRenderHint(painter.RenderHint.Antialiasing)
+        painter.setPen(QColor("#4a7bd0") if option.state & QStyle.StateFlag.State_Selected else QColor("#dddddd"))
+        painter.setBrush(QColor(COLORS.get(role, "#ffffff")))
+        painter.drawRoundedRect(bubble, 8, 8)
+        header_font = QFont(option.font)
+        header_font.setBold(True)
+        painter.setFont(header_font)
+        painter.setPen(QColor("#333333"))
+        title = TITLES.get(role) or meta.get("model") or "Assistant"
+        header_rect = bubble.adjusted(PAD, PAD - 2, -PAD, 0)
+        painter.drawText(header_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
+        status = self._status(meta, bool(index.data(StreamingRole)))
+        if status:
+            painter.setFont(option.font)
+            painter.setPen(QColor("#777777"))
+            painter.drawText(header_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, status)
+        doc = self.document(index.row(), index.data() or "", role, self._body_width(option))
+        painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
+        context = QAbstractTextDocumentLayout.PaintContext()
+        context.palette.setColor(QPalette.ColorRole.Text, QColor("#111111"))
+        doc.documentLayout().draw(painter, context)
+        painter.restore()
+
+    @staticmethod
+    def _status(meta: dict, streaming: bool) -> str:
+        if streaming:
+            return "writing…"
+        parts = []
+        if meta.get("alternatives", 1) > 1:
+            parts.append(f"‹ {meta.get('alternative', 1)}/{meta['alternatives']} ›")
+        if meta.get("tok_s"):
+            parts.append(f"{meta['new_tokens']} tokens · {meta['tok_s']:.1f} tok/s")
+        reason = meta.get("finish_reason")
+        if reason in ("cancelled", "length", "interrupted"):
+            parts.append({"cancelled": "stopped", "length": "cut at max tokens",
+                          "interrupted": "interrupted"}[reason])
+        return "   ".join(parts)

@@ -1,0 +1,205 @@
+"""The main window: side bar of views, model picker, sampling dock, status bar, banners.
+
+It owns the one shared worker (``self.client``) and knows which model is
+loaded (``self.model_info``, a dict from ``LoadedModel.describe()``). Views
+are built from the registry in ``gui/views.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtWidgets import (QDockWidget, QLabel, QListWidget, QMainWindow, QMessageBox, QProgressBar,
+                               QStackedWidget, QToolBar, QVBoxLayout, QWidget)
+
+from engine.config import LoadConfig
+from gui.banner import Banner
+from gui.model_picker import ModelPicker
+from gui.sampling_panel import SamplingPanel
+from gui.views import VIEWS
+from gui.worker import EngineClient
+
+
+class MainWindow(QMainWindow):
+    model_changed = Signal(object)  # the new model_info dict
+
+    def __init__(self, client: EngineClient | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("Hearth")
+        self.resize(1180, 780)
+        self.client = client or EngineClient(self)
+        self.model_info: dict | None = None
+        self._load_task: int | None = None
+        self._load_path: str | None = None
+        self.error_banner = Banner("error")
+        self.notice_banner = Banner("notice")
+        self.sampling_panel = SamplingPanel()
+        self._build_status_bar()
+        self._build_toolbar()
+        self._build_views()
+        self._build_menus()
+        self.client.progress_changed.connect(self._on_progress)
+        self.client.finished.connect(self._on_finished)
+        self.client.failed.connect(self._on_failed)
+        self.client.cancelled.connect(self._on_cancelled)
+
+    # -- construction -------------------------------------------------------------
+    def _build_views(self) -> None:
+        self.nav = QListWidget()
+        self.nav.setFixedWidth(150)
+        self.nav.setIconSize(QSize(20, 20))
+        self.stack = QStackedWidget()
+        self.views: dict[str, QWidget] = {}
+        for title, target in VIEWS:
+            module_name, class_name = target.split(":")
+            view = getattr(importlib.import_module(module_name), class_name)(self)
+            self.views[title] = view
+            self.stack.addWidget(view)
+            self.nav.addItem(title)
+        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.setCurrentRow(0)
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.error_banner)
+        column.addWidget(self.notice_banner)
+        column.addWidget(self.stack, 1)
+        central = QWidget()
+        from PySide6.QtWidgets import QHBoxLayout
+
+        row = QHBoxLayout(central)
+        row.addWidget(self.nav)
+        row.addWidget(right, 1)
+        self.setCentralWidget(central)
+        dock = QDockWidget("Sampling", self)
+        dock.setObjectName("samplingDock")
+        dock.setWidget(self.sampling_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.sampling_dock = dock
+
+    @property
+    def chat(self):
+        return self.views.get("Chat")
+
+    def show_view(self, title: str) -> None:
+        self.nav.setCurrentRow(list(self.views).index(title))
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Model")
+        bar.setObjectName("modelToolbar")
+        bar.setMovable(False)
+        bar.addWidget(QLabel(" Model: "))
+        self.model_picker = ModelPicker()
+        self.model_picker.model_requested.connect(self.load_model)
+        bar.addWidget(self.model_picker)
+        self.addToolBar(bar)
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.status_model = QLabel("No model")
+        self.status_speed = QLabel("")
+        self.status_context = QLabel("")
+        self.load_progress = QProgressBar()
+        self.load_progress.setRange(0, 1000)
+        self.load_progress.setMaximumWidth(260)
+        self.load_progress.setTextVisible(True)
+        self.load_progress.hide()
+        status.addWidget(self.status_model)
+        status.addWidget(self.load_progress)
+        status.addPermanentWidget(self.status_speed)
+        status.addPermanentWidget(self.status_context)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction("Open model folder…", lambda: self.model_picker._on_activated(
+            self.model_picker.findData("__open_folder__")))
+        file_menu.addAction("Open GGUF file…", lambda: self.model_picker._on_activated(
+            self.model_picker.findData("__open_gguf__")))
+        self.file_menu = file_menu
+        file_menu.addSeparator()
+        file_menu.addAction("Quit", self.close, "Ctrl+Q")
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(self.sampling_dock.toggleViewAction())
+        self.view_menu = view_menu
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("Run diagnostics", self.run_diagnostics)
+        self.help_menu = help_menu
+
+    # -- messages -----------------------------------------------------------------
+    def show_error(self, text: str) -> None:
+        self.error_banner.show_message(text)
+
+    def show_notice(self, text: str) -> None:
+        self.notice_banner.show_message(text)
+
+    def report_generation(self, result) -> None:
+        """Show speed and context use after a reply (any view may call it)."""
+        self.status_speed.setText(f"{result.tok_s:.1f} tok/s")
+        if self.model_info:
+            used = result.prompt_tokens + result.new_tokens
+            total = self.model_info["context_length"]
+            self.status_context.setText(f"context {used:,} / {total:,} ({100 * used / total:.0f} %)")
+
+    # -- model loading ------------------------------------------------------------
+    def load_model(self, path: str | None = None) -> int:
+        from engine.jobs import load_job
+
+        self._load_path = path
+        self.load_progress.setValue(0)
+        self.load_progress.setFormat("Loading…")
+        self.load_progress.show()
+        self.status_model.setText("Loading model…")
+        self._load_task = self.client.submit(load_job, config=LoadConfig(path=path))
+        return self._load_task
+
+    def _on_progress(self, task_id: int, fraction: float, message: str) -> None:
+        if task_id == self._load_task:
+            self.load_progress.setValue(int(fraction * 1000))
+            self.load_progress.setFormat(message or "%p %")
+            self.load_progress.setToolTip(message)
+
+    def _on_finished(self, task_id: int, result) -> None:
+        if task_id != self._load_task:
+            return
+        self._load_task = None
+        self.load_progress.hide()
+        self.model_info = result
+        self.status_model.setText(f"{result['name']} · {result['device']} · {result['dtype']}")
+        self.status_context.setText(f"context {result['context_length']:,} tokens")
+        self.model_picker.remember(self._load_path)
+        self.error_banner.hide()
+        self.model_changed.emit(result)
+
+    def _on_failed(self, task_id: int, message: str, error_type: str) -> None:
+        if task_id != self._load_task:
+            return
+        self._load_task = None
+        self.load_progress.hide()
+        self.status_model.setText(f"{self.model_info['name']} · {self.model_info['device']}" if self.model_info
+                                  else "No model loaded")
+        self.model_picker.refresh()
+        self.show_error(message + ("" if self.model_info else "  Choose another model in the Model box."))
+
+    def _on_cancelled(self, task_id: int, result) -> None:
+        if task_id == self._load_task:
+            self._load_task = None
+            self.load_progress.hide()
+
+    # -- help -------------------------------------------------------------------
+    def run_diagnostics(self) -> None:
+        from gui.diagnostics import DiagnosticsDialog
+
+        DiagnosticsDialog(self).exec()
+
+    # -- closing ------------------------------------------------------------------
+    def closeEvent(self, event) -> None:
+        """Closing mid-reply or mid-training: cancel, give the worker a moment, then go."""
+        for view in self.views.values():
+            closing = getattr(view, "on_window_closing", None)
+            if callable(closing):
+                closing()
+        stopped = self.client.shutdown(timeout_ms=4000)
+        if not stopped:  # stuck in a call that cannot be interrupted (e.g. converting a GGUF)
+            self.setProperty("worker_stuck", True)
+        event.accept()

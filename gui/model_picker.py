@@ -1,0 +1,89 @@
+"""The model picker: the default model, models in the data folder, recent ones, and "Open…"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import QComboBox, QFileDialog, QWidget
+
+from engine.default_model import DEFAULT_MODEL_NAME
+
+RECENT_KEY = "models/recent"
+OPEN_FOLDER, OPEN_GGUF = "__open_folder__", "__open_gguf__"
+
+
+def known_models() -> list[tuple[str, str]]:
+    """(label, path) of model folders under the data folder (converted, fine-tuned, lab)."""
+    from engine.paths import models_dir
+
+    out = []
+    try:
+        for folder in sorted(models_dir().iterdir()):
+            if folder.name.startswith(".") or folder.name == DEFAULT_MODEL_NAME:
+                continue
+            if (folder / "config.json").is_file():
+                out.append((folder.name, str(folder)))
+    except OSError:
+        pass
+    return out
+
+
+class ModelPicker(QComboBox):
+    model_requested = Signal(object)  # a path, or None for the default model
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumContentsLength(28)
+        self.setToolTip("The model used by chat and the text tools")
+        self._current: str | None = None
+        self.refresh()
+        self.activated.connect(self._on_activated)
+
+    def refresh(self) -> None:
+        self.blockSignals(True)
+        self.clear()
+        self.addItem(f"{DEFAULT_MODEL_NAME} (built in)", None)
+        seen = set()
+        for label, path in known_models() + [(Path(p).name, p) for p in self.recent()]:
+            if path not in seen:
+                seen.add(path)
+                self.addItem(label, path)
+                self.setItemData(self.count() - 1, path, role=3)  # tooltip: the full path
+        self.insertSeparator(self.count())
+        self.addItem("Open model folder…", OPEN_FOLDER)
+        self.addItem("Open GGUF file…", OPEN_GGUF)
+        self._select(self._current)
+        self.blockSignals(False)
+
+    @staticmethod
+    def recent() -> list[str]:
+        value = QSettings().value(RECENT_KEY) or []
+        return [value] if isinstance(value, str) else list(value)
+
+    def remember(self, path: str | None) -> None:
+        self._current = path
+        if path is not None:
+            recent = [path] + [p for p in self.recent() if p != path]
+            QSettings().setValue(RECENT_KEY, recent[:10])
+        self.refresh()
+
+    def _select(self, path: str | None) -> None:
+        index = self.findData(path)
+        self.setCurrentIndex(max(0, index))
+
+    def _on_activated(self, index: int) -> None:
+        data = self.itemData(index)
+        if data == OPEN_FOLDER:
+            path = QFileDialog.getExistingDirectory(self, "Open a transformers model folder")
+        elif data == OPEN_GGUF:
+            path, _ = QFileDialog.getOpenFileName(self, "Open a GGUF model", "", "GGUF models (*.gguf)")
+        else:
+            path = data if data is not None else None
+            if path == self._current:
+                return
+            self.model_requested.emit(path)
+            return
+        self._select(self._current)  # until the new one has loaded
+        if path:
+            self.model_requested.emit(path)
