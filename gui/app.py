@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_settings()
     except DataDirError as exc:
         return report_fatal(str(exc), args.self_test)
-    icon = resource_path("icon.png")
+    icon = resource_path("hearth.png")
     if icon:
         app.setWindowIcon(QIcon(icon))
     from gui.main_window import MainWindow

@@ -124,7 +124,13 @@ class MainWindow(QMainWindow):
         self.view_menu = view_menu
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("Run diagnostics", self.run_diagnostics)
+        help_menu.addAction("About Hearth", self._show_about)
         self.help_menu = help_menu
+
+    def _show_about(self) -> None:
+        from gui.about import show_about
+
+        show_about(self)
 
     # -- messages -----------------------------------------------------------------
     def show_error(self, text: str) -> None:
