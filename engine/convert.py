@@ -65,13 +65,25 @@ def convert_gguf(gguf: Path, target: Path, *, on_progress: ProgressFn, cancel: C
     on_progress(0.0, f"Preparing {gguf.name} (one time only)…")
     try:
         _convert_into(gguf, tmp, on_progress=on_progress, cancel=cancel)
-        if target.exists():  # an old, incomplete conversion: keep it aside, never delete in silence
-            target.rename(target.with_name(f".broken-{target.name}-{int(time.time())}"))
-        os.replace(tmp, target)
+        _move_into_place(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     on_progress(0.75, "Model prepared")
     return target
+
+
+def _move_into_place(tmp: Path, target: Path) -> None:
+    """Rename the finished conversion into place. A second Hearth started at the same time may
+    have finished first: its complete folder (perhaps being loaded right now) is kept."""
+    if _is_complete(target):
+        return
+    if target.exists():  # an old, incomplete conversion: keep it aside, never delete in silence
+        target.rename(target.with_name(f".broken-{target.name}-{int(time.time())}"))
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if not _is_complete(target):  # not the race above: a real failure
+            raise
 
 
 def _check_gguf_header(gguf: Path) -> None:
