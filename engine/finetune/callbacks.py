@@ -1,0 +1,139 @@
+"""Trainer callbacks: stop on the cancel token, report progress and losses, sample at evaluation.
+
+Events are plain dicts handed to ``on_event`` and appended to the run's
+``events.jsonl`` (only on the main process), so a window opened later can redraw
+the loss curves of a run it did not start.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+from transformers import TrainerCallback
+
+from engine.cancel import CancelToken
+from engine.finetune.runlog import RunLog
+
+
+class StopTraining(Exception):
+    """Raised inside evaluation when Stop is pressed (evaluation cannot be asked to stop)."""
+
+
+class CancelCallback(TrainerCallback):
+    """Stop after the current step when the token is set; the Trainer then saves a last checkpoint."""
+
+    def __init__(self, cancel: CancelToken) -> None:
+        self.cancel = cancel
+        self.stopped = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.cancel.cancelled:
+            self.stopped = True
+            control.should_training_stop = True
+            control.should_save = True
+        return control
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        if self.cancel.cancelled:
+            self.stopped = True
+            raise StopTraining()
+
+
+class EpochCallback(TrainerCallback):
+    """Tell the packed text which epoch it is, so the random offset moves."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(int(state.epoch or 0))
+
+
+class ReportCallback(TrainerCallback):
+    """Progress (step, epoch, tokens/s, time left), train and validation loss as events."""
+
+    def __init__(self, log: RunLog, on_progress: Callable[[float, str], None], tokens_per_step: int) -> None:
+        self.log = log
+        self.on_progress = on_progress
+        self.tokens_per_step = tokens_per_step
+        self.started = 0.0
+        self.first_step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+        self.first_step = state.global_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        done = state.global_step - self.first_step
+        elapsed = max(1e-6, time.monotonic() - self.started)
+        per_step = elapsed / max(1, done)
+        left = per_step * (state.max_steps - state.global_step)
+        tok_s = self.tokens_per_step * done / elapsed
+        self.log.progress = {"step": state.global_step, "max_steps": state.max_steps,
+                             "epoch": round(state.epoch or 0.0, 3), "tokens_per_s": round(tok_s, 1),
+                             "eta_s": round(left, 1)}
+        self.on_progress(state.global_step / max(1, state.max_steps),
+                         f"Step {state.global_step}/{state.max_steps} · epoch {state.epoch or 0:.2f} · "
+                         f"{tok_s:,.0f} tok/s · {format_duration(left)} left")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        step = state.global_step
+        if "loss" in logs:
+            self.log.event({"type": "train", "step": step, "epoch": round(state.epoch or 0.0, 3),
+                            "loss": float(logs["loss"]), "lr": float(logs.get("learning_rate", 0.0)),
+                            **{k: self.log.progress.get(k) for k in ("tokens_per_s", "eta_s")}})
+        if "eval_loss" in logs:
+            loss = float(logs["eval_loss"])
+            self.log.event({"type": "eval", "step": step, "loss": loss, "perplexity": _ppl(loss)})
+
+
+class SampleCallback(TrainerCallback):
+    """Greedy answers to a few fixed prompts after each evaluation, to see what the model learns."""
+
+    def __init__(self, log: RunLog, prompts: tuple[str, ...], max_new_tokens: int) -> None:
+        self.log = log
+        self.prompts = prompts
+        self.max_new_tokens = max_new_tokens
+
+    def on_evaluate(self, args, state, control, model=None, processing_class=None, **kwargs):
+        if not state.is_world_process_zero or not self.prompts or model is None or processing_class is None:
+            return
+        samples = [[p, generate_sample(model, processing_class, p, self.max_new_tokens)] for p in self.prompts]
+        self.log.event({"type": "samples", "step": state.global_step, "samples": samples})
+
+
+def generate_sample(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int) -> str:
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True)["input_ids"]
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            out = model.generate(input_ids=ids.to(device), attention_mask=torch.ones_like(ids).to(device),
+                                 max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+    finally:
+        if was_training:
+            model.train()
+
+
+def _ppl(loss: float) -> float:
+    return math.exp(loss) if loss < 50 else float("inf")
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -1,0 +1,321 @@
+"""``run_training(job)``: the one training entry point (GUI worker, ``hearth-cli finetune``, ``torchrun``).
+
+Built on transformers' ``Trainer`` with peft LoRA or full fine-tuning. The run
+folder holds ``job.json``, ``status.json``, ``events.jsonl``, ``checkpoints/``
+(the best and the last, each with the optimizer state, so Resume continues
+exactly) and the result: ``adapter/`` (standard PEFT format) or ``model/``.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.cancel import CancelToken
+from engine.errors import CancelledError, ModelLoadError, OutOfMemoryError
+from engine.finetune.config import JobConfig
+from engine.finetune.errors import RunNotFoundError, TrainingError
+from engine.finetune.runlog import RunLog
+
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    run_dir: str
+    state: str  # "finished", "early_stopped" or "stopped"
+    method: str
+    step: int
+    max_steps: int
+    output: str  # the adapter or model folder
+    best_eval_loss: float | None = None
+    ppl_before: float | None = None
+    ppl_after: float | None = None
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def run_training(job: JobConfig, *, resume: bool = False, on_text: Callable[[str], None] | None = None,
+                 on_progress: Callable[[float, str], None] | None = None,
+                 on_event: Callable[[dict], None] | None = None, cancel: CancelToken | None = None) -> TrainResult:
+    """Train ``job`` (or continue it from its last checkpoint); return where the result is."""
+    on_progress = on_progress or (lambda f, m: None)
+    cancel = cancel or CancelToken()
+    run_dir = Path(job.out_dir)
+    checkpoint = _prepare_folder(run_dir, resume)
+    log = RunLog(run_dir, on_event=on_event, main=is_main_process())
+    if is_main_process():
+        job.save()
+    on_progress(0.0, "Loading the base model…")
+    model, tokenizer, context = _load_base(job)
+    cancel.raise_if_cancelled()
+    from engine.finetune.data import build_dataset
+
+    data = build_dataset(job.data, tokenizer, max_context=context, cancel=cancel,
+                         on_progress=lambda f, m: on_progress(0.0, m))
+    notices = list(data.notices)
+    batch = _fit_batch(job, len(data.train), notices)
+    model = _prepare_model(model, job)
+    trainer, max_steps = _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel, resume)
+    start_step = _step_of(checkpoint) if checkpoint else 0
+    if checkpoint:
+        log.truncate_after(start_step)
+    log.start(method=job.train.method, max_steps=max_steps, step=start_step, message="",
+              train_examples=data.stats["train_examples"], val_examples=data.stats["val_examples"],
+              notices=notices)
+    log.event({"type": "start", "step": start_step, "max_steps": max_steps, "resume": bool(checkpoint),
+               "stats": data.stats, "notices": notices})
+    for notice in notices:
+        if on_text:
+            on_text(notice + "\n")
+    state = _train(trainer, checkpoint, log, job, batch, cancel)
+    return _finish(trainer, tokenizer, job, log, state, max_steps, notices)
+
+
+def _prepare_folder(run_dir: Path, resume: bool) -> Path | None:
+    if resume:
+        checkpoint = last_checkpoint(run_dir)
+        if checkpoint is None:
+            raise RunNotFoundError(f"{run_dir}: there is no complete checkpoint to resume from. Start a new run.")
+        return checkpoint
+    if is_main_process() and run_dir.exists() and any(run_dir.iterdir()):
+        raise TrainingError(f"{run_dir} already holds a run. Resume it, or choose another name.")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainingError(f"Cannot create the run folder {run_dir}: {exc.strerror or exc}") from exc
+    return None
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint that was saved completely (the Trainer writes trainer_state.json last)."""
+    folder = Path(run_dir) / CHECKPOINTS
+    complete = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()] \
+        if folder.is_dir() else []
+    return max(complete, key=_step_of, default=None)
+
+
+def _step_of(checkpoint: Path) -> int:
+    try:
+        return int(Path(checkpoint).name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _load_base(job: JobConfig) -> tuple[Any, Any, int]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.chat_generation import ensure_chat_template
+    from engine.loader import check_model_folder, context_length_of
+
+    folder = Path(job.base_model)
+    if not folder.is_dir():
+        raise ModelLoadError(folder, "the base model must be a model folder (a .gguf is converted when "
+                                     "first loaded in the window).")
+    check_model_folder(folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=_dtype(job, torch), local_files_only=True)
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        raise OutOfMemoryError(f"Not enough memory to load {folder.name} for training.") from exc
+    except Exception as exc:  # transformers raises many types here
+        raise ModelLoadError(folder, f"{type(exc).__name__}: {exc}") from exc
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    ensure_chat_template(tokenizer)
+    model.config.use_cache = False
+    return model, tokenizer, context_length_of(model.config, tokenizer)
+
+
+def _dtype(job: JobConfig, torch) -> Any:
+    # Training weights stay in float32; on a GPU the Trainer adds bf16 autocast (see _build_trainer).
+    return torch.float32
+
+
+def _fit_batch(job: JobConfig, train_examples: int, notices: list[str]) -> int:
+    per_step = job.train.batch_size * world_size()
+    if train_examples < per_step:
+        batch = max(1, train_examples // world_size())
+        notices.append(f"The training set has only {train_examples} sequences, fewer than one batch of "
+                       f"{per_step}; the batch size was lowered to {batch}.")
+        return batch
+    return job.train.batch_size
+
+
+def _prepare_model(model: Any, job: JobConfig) -> Any:
+    from transformers import set_seed
+
+    set_seed(job.train.seed)
+    t = job.train
+    if t.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if t.method == "full":
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    targets = t.target_modules[0] if t.target_modules == ("all-linear",) else list(t.target_modules)
+    config = LoraConfig(r=t.lora_rank, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
+                        target_modules=targets, task_type="CAUSAL_LM")
+    try:
+        model = get_peft_model(model, config)
+    except ValueError as exc:  # e.g. a target module name that this model does not have
+        raise TrainingError(f"LoRA could not be applied: {exc}") from exc
+    if t.gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
+
+
+def steps_for(job: JobConfig, train_examples: int, batch: int) -> int:
+    per_step = batch * job.train.grad_accum * world_size()
+    if job.train.max_steps:
+        return job.train.max_steps
+    return max(1, math.ceil(job.train.epochs * math.ceil(train_examples / per_step)))
+
+
+def _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel, resume):
+    import torch
+    from transformers import EarlyStoppingCallback, TrainingArguments
+
+    from engine.finetune.callbacks import CancelCallback, EpochCallback, ReportCallback, SampleCallback
+    from engine.finetune.data import Collator
+    from engine.finetune.trainer import HearthTrainer
+
+    t = job.train
+    max_steps = steps_for(job, len(data.train), batch)
+    has_val = data.val is not None
+    cuda = torch.cuda.is_available() and t.device != "cpu"
+    args = TrainingArguments(
+        output_dir=str(Path(job.out_dir) / CHECKPOINTS), per_device_train_batch_size=batch,
+        per_device_eval_batch_size=batch, gradient_accumulation_steps=t.grad_accum, max_steps=max_steps,
+        learning_rate=t.learning_rate, lr_scheduler_type=t.schedule,
+        warmup_steps=math.ceil(t.warmup_ratio * max_steps), weight_decay=t.weight_decay,
+        eval_strategy="steps" if has_val else "no", eval_steps=t.eval_steps, eval_on_start=has_val and not resume,
+        save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
+        load_best_model_at_end=has_val, metric_for_best_model="eval_loss" if has_val else None,
+        greater_is_better=False if has_val else None, logging_steps=max(1, max_steps // 200),
+        report_to="none", disable_tqdm=True, seed=t.seed, data_seed=job.data.seed, use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(), remove_unused_columns=False, dataloader_num_workers=0,
+        ddp_backend=None if cuda or world_size() == 1 else "gloo", log_level="warning", save_only_model=False)
+    tokens_per_seq = (data.stats["train_tokens"] / max(1, data.stats["train_examples"]))
+    tokens_per_step = int(min(tokens_per_seq, job.data.seq_len) * batch * t.grad_accum * world_size())
+    callbacks = [CancelCallback(cancel), EpochCallback(data.train), ReportCallback(log, on_progress, tokens_per_step),
+                 SampleCallback(log, t.sample_prompts, t.sample_max_tokens)]
+    if has_val and t.patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.patience))
+    trainer = HearthTrainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.val,
+                            data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer,
+                            callbacks=callbacks, l1=t.l1)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # progress goes to on_progress and events, not stdout
+    return trainer, max_steps
+
+
+def _train(trainer, checkpoint: Path | None, log: RunLog, job: JobConfig, batch: int, cancel: CancelToken) -> str:
+    import torch
+
+    from engine.finetune.callbacks import StopTraining
+
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except StopTraining:
+        return "stopped"
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        _fail(log, "out of memory")
+        raise OutOfMemoryError(_oom_message(job, batch)) from exc
+    except RuntimeError as exc:
+        if "out of memory" in str(exc).lower():
+            _fail(log, "out of memory")
+            raise OutOfMemoryError(_oom_message(job, batch)) from exc
+        raise
+    except OSError as exc:
+        _remove_partial_checkpoints(Path(job.out_dir))
+        good = last_checkpoint(Path(job.out_dir))
+        kept = f"The last good checkpoint ({good.name}) is kept. " if good else ""
+        why = "The disk is full" if exc.errno == errno.ENOSPC else f"Saving failed ({exc.strerror or exc})"
+        _fail(log, why)
+        raise TrainingError(f"{why} while saving a checkpoint in {job.out_dir}. {kept}"
+                            "Free some space, then Resume.") from exc
+    except CancelledError:
+        return "stopped"
+    if cancel.cancelled:
+        return "stopped"
+    if trainer.state.global_step < trainer.state.max_steps:
+        return "early_stopped"
+    return "finished"
+
+
+def _oom_message(job: JobConfig, batch: int) -> str:
+    smaller = max(1, batch // 2)
+    return (f"Out of memory with batch size {batch} and sequence length {job.data.seq_len}. Try batch size "
+            f"{smaller} with gradient accumulation {job.train.grad_accum * 2} (the same effective batch), "
+            f"or a shorter sequence length, or LoRA instead of full fine-tuning.")
+
+
+def _fail(log: RunLog, message: str) -> None:
+    log.update(state="failed", message=message)
+    log.event({"type": "end", "state": "failed", "message": message})
+
+
+def _remove_partial_checkpoints(run_dir: Path) -> None:
+    folder = run_dir / CHECKPOINTS
+    for p in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        if not (p / "trainer_state.json").is_file():
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _finish(trainer, tokenizer, job: JobConfig, log: RunLog, state: str, max_steps: int,
+            notices: list[str]) -> TrainResult:
+    if state == "stopped" and trainer.state.best_model_checkpoint and hasattr(trainer, "_load_best_model"):
+        trainer._load_best_model()  # the Trainer does this itself only when the loop ends normally
+    target = Path(job.out_dir) / ("adapter" if job.train.method == "lora" else "model")
+    save_atomic(trainer, tokenizer, target)
+    evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+    best = trainer.state.best_metric if trainer.state.best_metric is not None else (min(evals) if evals else None)
+    before = log.status.get("ppl_before")
+    if before is None and evals and trainer.state.log_history:
+        first = next(h for h in trainer.state.log_history if "eval_loss" in h)
+        before = math.exp(first["eval_loss"]) if first.get("step", 0) == 0 else None
+    result = TrainResult(str(job.out_dir), state, job.train.method, trainer.state.global_step, max_steps,
+                         str(target), best, before, math.exp(best) if best is not None and best < 50 else None,
+                         notices)
+    log.update(state=state, step=result.step, output=str(target), best_eval_loss=best, ppl_before=before,
+               ppl_after=result.ppl_after, message="")
+    log.event({"type": "end", **result.to_dict()})
+    return result
+
+
+def save_atomic(trainer, tokenizer, target: Path) -> None:
+    """Save the model to ``target`` through a temporary folder: a failed save never leaves half a result."""
+    if not trainer.is_world_process_zero():
+        trainer.save_model(str(target))  # collective in some set-ups; only rank 0 writes
+        return
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise TrainingError(f"Could not save the result in {target}: {why}. The checkpoints are kept; "
+                            "free some space, then Resume to save again.") from exc
