@@ -1,0 +1,214 @@
+"""Summarize text of any length: map (one summary per piece) then reduce (combine, in rounds).
+
+Follow a document: if its prompt fits the context with room for the answer, it
+is summarized in one call. Otherwise ``chunk_text`` cuts it into pieces on
+paragraph boundaries (with overlap); each piece gets a bulleted partial summary
+("part 3 of 12"); the partial summaries are joined and, when they fit, combined
+into the final summary ("combining") - else they are cut into groups and
+summarized again, round after round, until they fit. Only the final call streams
+to ``on_text``; the result is Markdown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engine.cancel import CancelToken
+from engine.chunking import TokenCounter, chunk_text
+from engine.config import ChatMessage, SamplingConfig
+from engine.errors import CancelledError, GenerationError, HearthError, InvalidConfigError
+
+LENGTHS = ("short", "medium", "long")
+FORMS = ("prose", "bullets")
+# (what to ask for in prose, in bullets, max new tokens of the final summary)
+LENGTH_SPEC = {
+    "short": ("in two or three sentences", "as 3 to 5 short bullet points", 160),
+    "medium": ("in one paragraph of five to eight sentences", "as 5 to 10 bullet points", 360),
+    "long": ("in several paragraphs that cover every main point", "as 10 to 20 bullet points, grouped under "
+             "short headings if that helps", 800),
+}
+PART_MAX_NEW = 300  # a partial summary: enough for the key points of one piece
+SYSTEM = "You are a careful assistant that writes faithful, concise summaries. Do not add facts."
+MAX_ROUNDS = 8
+
+
+class NothingToSummarizeError(HearthError):
+    """The input holds no text."""
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    length: str = "medium"
+    form: str = "prose"  # "prose" or "bullets"
+    focus: str = ""  # optional: what the reader cares about
+    overlap_tokens: int = 64
+    max_chunk_tokens: int = 3072  # smaller pieces than the context allows: small models summarize them better
+    max_new_tokens: int = 0  # 0: from the length
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
+        temperature=0.2, top_p=0.9, top_k=40, repetition_penalty=1.15))
+
+    def __post_init__(self) -> None:
+        if self.length not in LENGTHS:
+            raise InvalidConfigError(f"length must be short, medium or long, not {self.length!r}")
+        if self.form not in FORMS:
+            raise InvalidConfigError(f"form must be prose or bullets, not {self.form!r}")
+        if self.overlap_tokens < 0 or self.max_chunk_tokens < 64 or self.max_new_tokens < 0:
+            raise InvalidConfigError("overlap must be >= 0, max_chunk_tokens >= 64 and max_new_tokens >= 0")
+
+    @property
+    def final_max_new(self) -> int:
+        return self.max_new_tokens or LENGTH_SPEC[self.length][2]
+
+
+@dataclass
+class SummaryResult:
+    text: str  # Markdown
+    parts: int  # pieces the input was cut into (1: it fitted)
+    rounds: int  # combine rounds (0 when it fitted in one call)
+    calls: int  # model calls in all
+    input_tokens: int
+    finish_reason: str = "eos"  # as GenerationResult; "cancelled" keeps the partial final text
+    notice: str = ""
+
+
+def final_messages(text: str, config: SummaryConfig, combining: bool) -> list[ChatMessage]:
+    prose, bullets, _ = LENGTH_SPEC[config.length]
+    how = bullets if config.form == "bullets" else prose
+    focus = f" Focus on: {config.focus.strip()}." if config.focus.strip() else ""
+    if combining:
+        ask = (f"The notes below summarize consecutive parts of one document. Write one summary of the whole "
+               f"document {how}, using only these notes.{focus}")
+        label = "Notes"
+    else:
+        ask = f"Summarize the text below {how}.{focus}"
+        label = "Text"
+    return [ChatMessage("user", f"{ask}\n\n{label}:\n\"\"\"\n{text}\n\"\"\"\n\n{ask}")]
+
+
+def part_messages(text: str, config: SummaryConfig, index: int, total: int, combining: bool) -> list[ChatMessage]:
+    focus = f" Pay most attention to: {config.focus.strip()}." if config.focus.strip() else ""
+    what = "these notes about part of a document" if combining else f"part {index} of {total} of a longer document"
+    ask = f"List the key points of {what} as short bullet points, keeping names, numbers and conclusions.{focus}"
+    return [ChatMessage("user", f"{ask}\n\nText:\n\"\"\"\n{text}\n\"\"\"\n\n{ask}")]
+
+
+class _Planner:
+    """Token arithmetic against one model: does a prompt fit, how big may a piece be."""
+
+    def __init__(self, lm: Any, config: SummaryConfig) -> None:
+        from engine.chat_generation import ensure_chat_template, render
+
+        ensure_chat_template(lm.tokenizer)
+        self.lm, self.config, self._render = lm, config, render
+        self.counter = TokenCounter(lm.tokenizer)
+        self.context = lm.context_length
+
+    def prompt_len(self, messages: list[ChatMessage]) -> int:
+        system = [{"role": "system", "content": SYSTEM}]
+        return len(self._render(self.lm.tokenizer, system + [m.to_dict() for m in messages]))
+
+    def fits(self, messages: list[ChatMessage], max_new: int) -> bool:
+        return self.prompt_len(messages) + max_new <= self.context
+
+    def piece_budget(self, make_messages: Callable[[str], list[ChatMessage]], max_new: int) -> int:
+        overhead = self.prompt_len(make_messages(""))
+        budget = min(self.config.max_chunk_tokens, self.context - max_new - overhead - 4)  # 4: joins re-tokenize
+        if budget < 32:
+            raise InvalidConfigError(f"The model's context ({self.context} tokens) is too small to summarize with "
+                                     f"{max_new} new tokens; choose a shorter summary.")
+        return budget
+
+
+def summarize(lm: Any, text: str, config: SummaryConfig | None = None, *,
+              on_text: Callable[[str], None] | None = None,
+              on_progress: Callable[[float, str], None] | None = None,
+              cancel: CancelToken | None = None) -> SummaryResult:
+    """Summarize ``text`` with ``lm`` (a LoadedModel); streams only the final summary."""
+    config = config or SummaryConfig()
+    cancel = cancel or CancelToken()
+    progress = on_progress or (lambda fraction, message: None)
+    if not text or not text.strip():
+        raise NothingToSummarizeError("There is no text to summarize.")
+    plan = _Planner(lm, config)
+    final_max = config.final_max_new
+    calls = [0]
+
+    def run(messages: list[ChatMessage], max_new: int, stream: bool) -> Any:
+        cancel.raise_if_cancelled()
+        calls[0] += 1
+        result = _generate(lm, messages, config.sampling.with_(max_new_tokens=max_new),
+                           on_text if stream else None, cancel)
+        if not stream and result.finish_reason == "cancelled":
+            raise CancelledError()
+        return result
+
+    input_tokens = plan.counter(text)
+    if input_tokens <= config.max_chunk_tokens and plan.fits(final_messages(text, config, False), final_max):
+        progress(0.0, "Summarizing")
+        result = run(final_messages(text, config, False), final_max, True)
+        progress(1.0, "Done")
+        return SummaryResult(_tidy(result.text), 1, 0, calls[0], input_tokens, result.finish_reason)
+
+    part_max = min(PART_MAX_NEW, max(32, final_max))
+    budget = plan.piece_budget(lambda t: part_messages(t, config, 99, 99, False), part_max)
+    pieces = chunk_text(plan.counter, text, budget, min(config.overlap_tokens, budget // 4))
+    if len(pieces) == 1:  # too long for the final prompt, short enough for a part's: halve it
+        half = max(32, input_tokens // 2 + 1)
+        pieces = chunk_text(plan.counter, text, half, min(config.overlap_tokens, half // 4))
+    notes: list[str] = []
+    for i, piece in enumerate(pieces, 1):
+        progress((i - 1) / (len(pieces) + 1), f"Summarizing part {i} of {len(pieces)}")
+        notes.append(_tidy(run(part_messages(piece, config, i, len(pieces), False), part_max, False).text))
+    notes, rounds, empty = _reduce(plan, config, notes, part_max, final_max, run, progress, len(pieces))
+    progress(len(pieces) / (len(pieces) + 1), "Combining the partial summaries")
+    result = run(final_messages("\n\n".join(notes), config, True), final_max, True)
+    progress(1.0, "Done")
+    notice = f"The model wrote nothing for {empty} of the parts; they are missing from the summary." if empty else ""
+    return SummaryResult(_tidy(result.text), len(pieces), rounds + 1, calls[0], input_tokens,
+                         result.finish_reason, notice)
+
+
+def _reduce(plan: _Planner, config: SummaryConfig, notes: list[str], part_max: int, final_max: int,
+            run: Callable, progress: Callable, parts: int) -> tuple[list[str], int, int]:
+    """Combine notes in groups until they fit one final prompt. Returns (notes, rounds, empty parts)."""
+    empty = sum(1 for n in notes if not n.strip())
+    notes = [n for n in notes if n.strip()]
+    if not notes:
+        raise GenerationError("The model wrote nothing for any part of the text; try another model or a "
+                              "higher temperature.")
+    rounds = 0
+    budget = plan.piece_budget(lambda t: part_messages(t, config, 0, 0, True), part_max)
+    while not plan.fits(final_messages("\n\n".join(notes), config, True), final_max):
+        rounds += 1
+        groups = chunk_text(plan.counter, "\n\n".join(notes), budget, 0)
+        if rounds > MAX_ROUNDS or len(groups) >= len(notes) > 1:  # not shrinking: keep what fits
+            return _keep_fitting(plan, config, notes, final_max), rounds, empty
+        combined = []
+        for i, group in enumerate(groups, 1):
+            progress(parts / (parts + 1), f"Combining: round {rounds}, part {i} of {len(groups)}")
+            combined.append(_tidy(run(part_messages(group, config, i, len(groups), True), part_max, False).text))
+        notes = [n for n in combined if n.strip()] or notes
+    return notes, rounds, empty
+
+
+def _keep_fitting(plan: _Planner, config: SummaryConfig, notes: list[str], final_max: int) -> list[str]:
+    kept: list[str] = []
+    for note in notes:
+        if not plan.fits(final_messages("\n\n".join(kept + [note]), config, True), final_max):
+            break
+        kept.append(note)
+    return kept or notes[:1]
+
+
+def _generate(lm: Any, messages: list[ChatMessage], sampling: SamplingConfig, on_text, cancel) -> Any:
+    from engine.chat_generation import chat
+
+    return chat(lm, messages, sampling, system_prompt=SYSTEM, on_text=on_text, cancel=cancel)
+
+
+def _tidy(text: str) -> str:
+    """Model output -> clean Markdown: no surrounding blank lines, '•' bullets as '-'."""
+    lines = [("- " + line.lstrip()[1:].lstrip()) if line.lstrip().startswith("•") else line.rstrip()
+             for line in text.strip().splitlines()]
+    return "\n".join(lines).strip()
