@@ -61,19 +61,24 @@ class ReportCallback(TrainerCallback):
         self.tokens_per_step = tokens_per_step
         self.started = 0.0
         self.first_step = 0
+        self.step_began = 0.0
+        self.stepping = 0.0  # seconds spent in training steps (evaluation and sampling left out)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.monotonic()
         self.first_step = state.global_step
 
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step_began = time.monotonic()
+
     def on_step_end(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
+        self.stepping += time.monotonic() - self.step_began
         done = state.global_step - self.first_step
         elapsed = max(1e-6, time.monotonic() - self.started)
-        per_step = elapsed / max(1, done)
-        left = per_step * (state.max_steps - state.global_step)
-        tok_s = self.tokens_per_step * done / elapsed
+        left = elapsed / max(1, done) * (state.max_steps - state.global_step)  # includes evaluations
+        tok_s = self.tokens_per_step * done / max(1e-6, self.stepping)
         self.log.progress = {"step": state.global_step, "max_steps": state.max_steps,
                              "epoch": round(state.epoch or 0.0, 3), "tokens_per_s": round(tok_s, 1),
                              "eta_s": round(left, 1)}

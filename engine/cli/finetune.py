@@ -1,0 +1,247 @@
+"""``hearth-cli finetune`` (train LoRA or full, resume, estimate), ``finetune-runs``, ``merge-adapter``,
+``eval-ppl``.
+
+The same command is the entry point for several processes::
+
+    torchrun --nproc_per_node=2 -m engine.cli finetune --config RUN/job.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from engine.finetune.config import DataConfig, TrainConfig
+
+    d, t = DataConfig(), TrainConfig()
+    p = sub.add_parser("finetune", help="fine-tune a model on your files (LoRA or full), printing progress")
+    p.add_argument("paths", nargs="*", help="files or folders: text, Markdown, code, PDF, DOCX, JSON/JSONL, CSV")
+    p.add_argument("--model", default=None, help="base model folder (default: the embedded model)")
+    p.add_argument("--out", default=None, help="run folder (default: a new folder under the runs folder)")
+    p.add_argument("--config", default=None, help="a job.json (from the window's Export, or a run folder)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out/--config from its last checkpoint")
+    p.add_argument("--estimate", action="store_true", help="only print the memory/time/disk estimate")
+    p.add_argument("--merge", metavar="NAME", default=None, help="afterwards, save the result as model NAME")
+    p.add_argument("--method", choices=("lora", "full"), default=t.method)
+    p.add_argument("--max-steps", type=int, default=t.max_steps, help="steps (0: use --epochs)")
+    p.add_argument("--epochs", type=float, default=t.epochs)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4 LoRA, 2e-5 full)")
+    p.add_argument("--schedule", default=t.schedule)
+    p.add_argument("--warmup", type=float, default=t.warmup_ratio, help="warm-up share of the steps")
+    p.add_argument("--batch-size", type=int, default=t.batch_size)
+    p.add_argument("--grad-accum", type=int, default=t.grad_accum)
+    p.add_argument("--seq-len", type=int, default=d.seq_len)
+    p.add_argument("--rank", type=int, default=t.lora_rank)
+    p.add_argument("--alpha", type=int, default=t.lora_alpha)
+    p.add_argument("--dropout", type=float, default=t.lora_dropout)
+    p.add_argument("--target-modules", default="all-linear", help="comma-separated module names")
+    p.add_argument("--weight-decay", type=float, default=t.weight_decay)
+    p.add_argument("--l1", type=float, default=t.l1)
+    p.add_argument("--eval-steps", type=int, default=t.eval_steps)
+    p.add_argument("--save-steps", type=int, default=t.save_steps)
+    p.add_argument("--patience", type=int, default=t.patience)
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--no-dedupe", action="store_true")
+    p.add_argument("--no-random-offset", action="store_true")
+    p.add_argument("--prompt", action="append", default=None, help="sample prompt at each evaluation (repeatable)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--seed", type=int, default=t.seed)
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.set_defaults(handler=run_finetune)
+
+    r = sub.add_parser("finetune-runs", help="list fine-tuning runs (and which can be resumed)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(handler=run_list)
+
+    m = sub.add_parser("merge-adapter", help="save a run's result (adapter merged into its base) as a model")
+    m.add_argument("run", help="run folder")
+    m.add_argument("--name", default=None, help="model name (default: the run's name)")
+    m.add_argument("--out", default=None, help="write the model folder here instead of the models folder")
+    m.set_defaults(handler=run_merge)
+
+    e = sub.add_parser("eval-ppl", help="perplexity of a model (optionally with an adapter) on text files")
+    e.add_argument("files", nargs="+")
+    e.add_argument("--model", default=None, help="model folder or .gguf (default: the embedded model)")
+    e.add_argument("--adapter", default=None, help="a PEFT adapter folder (a run's adapter/)")
+    e.add_argument("--seq-len", type=int, default=512)
+    e.add_argument("--stride", type=int, default=None)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(handler=run_eval_ppl)
+
+
+def _main() -> bool:
+    from engine.finetune.train import is_main_process
+
+    return is_main_process()
+
+
+def _say(text: str) -> None:
+    if _main():
+        print(text, file=sys.stderr, flush=True)
+
+
+def _default_model() -> str:
+    from engine.convert import ensure_default_model
+
+    return str(ensure_default_model(on_progress=lambda f, m: _say(f"[{f * 100:5.1f}%] {m}")))
+
+
+def job_from_args(args: argparse.Namespace):
+    from engine.finetune.config import DataConfig, JobConfig, TrainConfig
+    from engine.finetune.jobs import new_run_dir
+
+    if args.config:
+        job = JobConfig.load(args.config)
+        return job.with_(out_dir=args.out) if args.out else job
+    if args.resume:
+        if not args.out:
+            raise SystemExit("hearth-cli: --resume needs --out RUN_FOLDER (or --config RUN/job.json)")
+        return JobConfig.load(args.out)
+    model = args.model or _default_model()
+    lr = args.lr if args.lr is not None else (2e-4 if args.method == "lora" else 2e-5)
+    targets = tuple(s.strip() for s in args.target_modules.split(",") if s.strip())
+    data = DataConfig(paths=tuple(args.paths), seq_len=args.seq_len, val_fraction=args.val_fraction,
+                      dedupe=not args.no_dedupe, random_offset=not args.no_random_offset, seed=args.seed)
+    extra = {"sample_prompts": tuple(args.prompt)} if args.prompt else {}
+    train = TrainConfig(method=args.method, lora_rank=args.rank, lora_alpha=args.alpha, lora_dropout=args.dropout,
+                        target_modules=targets, epochs=args.epochs, max_steps=args.max_steps, learning_rate=lr,
+                        schedule=args.schedule, warmup_ratio=args.warmup, batch_size=args.batch_size,
+                        grad_accum=args.grad_accum, weight_decay=args.weight_decay, l1=args.l1,
+                        eval_steps=args.eval_steps, save_steps=args.save_steps, patience=args.patience,
+                        device=args.device, seed=args.seed, **extra)
+    out = args.out or str(new_run_dir(Path(model).name))
+    return JobConfig(base_model=model, out_dir=out, data=data, train=train)
+
+
+def _print_event(event: dict) -> None:
+    kind = event["type"]
+    if kind == "train":
+        _say(f"step {event['step']:>5}  epoch {event['epoch']:.2f}  loss {event['loss']:.4f}  "
+             f"lr {event['lr']:.2e}  {event.get('tokens_per_s') or 0:,.0f} tok/s")
+    elif kind == "eval":
+        _say(f"step {event['step']:>5}  validation loss {event['loss']:.4f}  perplexity {event['perplexity']:.2f}")
+    elif kind == "samples":
+        for prompt, text in event["samples"]:
+            _say(f"    sample  {prompt!r} → {text[:200]!r}")
+    elif kind == "start":
+        s = event["stats"]
+        verb = "Resuming" if event["resume"] else "Training"
+        _say(f"{verb} for {event['max_steps']} steps on {s['train_examples']} sequences "
+             f"({s['train_tokens']:,} tokens), validating on {s['val_examples']}.")
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    from engine.cli._common import cancel_on_interrupt
+    from engine.finetune.train import run_training
+
+    if not (args.paths or args.config or args.resume):
+        print("hearth-cli: give files or folders to train on (or --config / --resume)", file=sys.stderr)
+        return 2
+    job = job_from_args(args)
+    if args.estimate:
+        return _print_estimate(job)
+    _say(f"Run folder: {job.out_dir}")
+    result = run_training(job, resume=args.resume, on_event=_print_event, on_text=lambda t: _say(t.rstrip()),
+                          cancel=cancel_on_interrupt())
+    if not _main():
+        return 0
+    ppl = ""
+    if result.ppl_before and result.ppl_after:
+        ppl = f" Validation perplexity {result.ppl_before:.2f} → {result.ppl_after:.2f}."
+    _say(f"{result.state.replace('_', ' ').capitalize()} at step {result.step}/{result.max_steps}.{ppl} "
+         f"Result: {result.output}")
+    if result.state == "stopped":
+        _say(f"Continue with: hearth-cli finetune --resume --out {job.out_dir}")
+    if args.merge:
+        from engine.finetune.merge import save_as_model
+
+        _say(f"Saved model: {save_as_model(job.out_dir, name=args.merge)}")
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    return 0
+
+
+def _print_estimate(job) -> int:
+    from engine.finetune.data import build_dataset
+    from engine.finetune.estimate import estimate
+    from engine.finetune.jobs import load_tokenizer
+    from engine.session import Session
+
+    tokenizer, context = load_tokenizer(Session(), job.base_model)
+    data = build_dataset(job.data, tokenizer, max_context=context)
+    _say(data.summary())
+    est = estimate(job, data.stats)
+    print(est.summary())
+    for warning in est.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from engine.finetune.jobs import list_runs
+
+    runs = list_runs()
+    if args.json:
+        print(json.dumps([{**r.__dict__} for r in runs], indent=1))
+        return 0
+    if not runs:
+        print("No fine-tuning runs yet.")
+    for r in runs:
+        extra = " (resumable)" if r.resumable else ""
+        ppl = f", perplexity {r.ppl_before:.2f} → {r.ppl_after:.2f}" if r.ppl_before and r.ppl_after else ""
+        print(f"{r.label()}{extra}{ppl}\n    {r.folder}")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from engine.finetune.merge import save_as_model
+
+    target = save_as_model(args.run, name=args.name, out_dir=args.out,
+                           on_progress=lambda f, m: _say(f"[{f * 100:5.1f}%] {m}"))
+    print(target)
+    return 0
+
+
+def run_eval_ppl(args: argparse.Namespace) -> int:
+    from engine.documents import read_document
+    from engine.errors import DocumentError
+    from engine.finetune.perplexity import perplexity
+
+    texts = []
+    for f in args.files:
+        try:
+            texts.append(read_document(f).text)
+        except DocumentError as exc:
+            print(f"hearth-cli: skipped {exc}", file=sys.stderr)
+    if not texts:
+        print("hearth-cli: no readable text in the files given", file=sys.stderr)
+        return 1
+    model, tokenizer, name = _model_for_ppl(args)
+    result = perplexity(model, tokenizer, "\n\n".join(texts), seq_len=args.seq_len, stride=args.stride,
+                        on_progress=lambda f, m: print(f"\r[{f * 100:5.1f}%] {m}\033[K", end="", file=sys.stderr))
+    print("\r\033[K", end="", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"model": name, **result.to_dict()}))
+    else:
+        print(f"{name}: perplexity {result.perplexity:.3f} (loss {result.loss:.4f} over {result.tokens:,} tokens)")
+    return 0 if math.isfinite(result.perplexity) else 1
+
+
+def _model_for_ppl(args: argparse.Namespace):
+    if args.adapter:
+        from engine.device import pick_device
+        from engine.finetune.merge import load_merged
+
+        model, tokenizer = load_merged(args.adapter, device=str(pick_device(args.device)))
+        return model, tokenizer, f"{Path(args.adapter).parent.name} (adapter)"
+    from engine.config import LoadConfig
+    from engine.loader import load_model
+
+    lm = load_model(LoadConfig(path=args.model, device=args.device))
+    return lm.model, lm.tokenizer, lm.name
