@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("chat", help="chat in the terminal; --once answers one message and exits")
     c.add_argument("--once", metavar="MESSAGE", default=None, help="answer this message and exit")
     c.add_argument("--system", default="", help="system prompt")
+    c.add_argument("--conversation", metavar="ID", type=int, default=None,
+                   help="with --once: continue this stored conversation (default: start a new one)")
     add_model_options(c)
     add_sampling_options(c)
     c.set_defaults(handler=run_chat)
@@ -50,16 +52,21 @@ def run_chat(args: argparse.Namespace) -> int:
     from engine.chat_generation import chat
     from engine.config import ChatMessage
 
+    turn = None
+    if args.once is not None and args.once.strip():  # open the store (and check the id) before the slow load
+        from engine.store.turn import StoredTurn
+
+        turn = StoredTurn.begin(args.conversation, args.system)
     lm = load_from(args)
     sampling = sampling_from(args)
     if args.once is not None:
         if not args.once.strip():
             print("hearth-cli: the message is empty", file=sys.stderr)
             return 2
-        result = chat(lm, [ChatMessage("user", args.once)], sampling, system_prompt=args.system,
-                      on_text=stream_to_stdout, cancel=cancel_on_interrupt())
+        result, saved = turn.run(lm, args.once, sampling, on_text=stream_to_stdout, cancel=cancel_on_interrupt())
         print()
         _report(result, False)
+        print(f"[saved in conversation {saved.conversation_id}]", file=sys.stderr)
         return 0
     history: list[ChatMessage] = []
     print(f"Chatting with {lm.name}. Empty line or Ctrl+D to quit; Ctrl+C stops a reply.", file=sys.stderr)
