@@ -126,6 +126,8 @@ def _prepare(config: LabTrainConfig, on_progress) -> _Run:
         if not config.overwrite:
             raise LabRunError(f"{out} already holds a lab model. Resume it, choose another folder, or "
                               f"choose to overwrite it.")
+        for name in (LOG_FILE, STATE_FILE):  # starting over: the old run's log and checkpoint go
+            (out / STATE_DIR / name).unlink(missing_ok=True)
     on_progress(0.0, "Reading the files…")
     corpus = read_corpus(config.files)
     tokenizer = _load_or_train_tokenizer(config, out, corpus.texts, on_progress)
