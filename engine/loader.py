@@ -133,6 +133,8 @@ def load_folder(folder: Path, config: LoadConfig, *, on_progress: ProgressFn,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    import engine.lab.hf_model  # noqa: F401  (registers the Transformer lab's folders with the Auto classes)
+
     from engine.device import pick_device, pick_dtype
 
     device = pick_device(config.device)
