@@ -30,6 +30,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--self-test", action="store_true",
                         help="load the default model, ask it a question through the window, print a JSON report")
     parser.add_argument("--show", action="store_true", help="with --self-test: show the window on the display")
+    parser.add_argument("--screenshot", metavar="PNG", default=None,
+                        help="with --self-test: save a picture of the window once the reply is in")
     parser.add_argument("--model", default=None, help="model folder or .gguf file to load at start")
     args, _qt_args = parser.parse_known_args(argv)
     return args
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         from gui.selftest import SelfTest
 
-        window._self_test = SelfTest(window, app, startup)
+        window._self_test = SelfTest(window, app, startup, screenshot=args.screenshot)
     window.load_model(args.model)
     code = app.exec()
     if window.property("worker_stuck"):

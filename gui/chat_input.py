@@ -14,7 +14,7 @@ class ChatInput(QPlainTextEdit):
         super().__init__(parent)
         self.setPlaceholderText("Message — Enter to send, Shift+Enter for a new line")
         self.setTabChangesFocus(True)
-        self.setMaximumHeight(140)
+        self.setMaximumHeight(96)
         self.setMinimumHeight(56)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:

@@ -98,17 +98,22 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         status = self.statusBar()
         self.status_model = QLabel("No model")
-        self.status_speed = QLabel("")
-        self.status_context = QLabel("")
+        self.status_stats = QLabel("")  # tokens/s and context use of the last reply
         self.load_progress = QProgressBar()
         self.load_progress.setRange(0, 1000)
-        self.load_progress.setMaximumWidth(260)
+        self.load_progress.setMinimumWidth(320)
         self.load_progress.setTextVisible(True)
         self.load_progress.hide()
         status.addWidget(self.status_model)
-        status.addWidget(self.load_progress)
-        status.addPermanentWidget(self.status_speed)
-        status.addPermanentWidget(self.status_context)
+        status.addWidget(self.load_progress, 1)
+        status.addPermanentWidget(self.status_stats)
+        self._speed = ""
+        self._context = ""
+
+    def _show_stats(self, speed: str | None = None, context: str | None = None) -> None:
+        self._speed = self._speed if speed is None else speed
+        self._context = self._context if context is None else context
+        self.status_stats.setText("   ·   ".join(p for p in (self._speed, self._context) if p) + "  ")
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -141,11 +146,12 @@ class MainWindow(QMainWindow):
 
     def report_generation(self, result) -> None:
         """Show speed and context use after a reply (any view may call it)."""
-        self.status_speed.setText(f"{result.tok_s:.1f} tok/s")
+        context = None
         if self.model_info:
             used = result.prompt_tokens + result.new_tokens
             total = self.model_info["context_length"]
-            self.status_context.setText(f"context {used:,} / {total:,} ({100 * used / total:.0f} %)")
+            context = f"context {used:,} / {total:,} tokens ({100 * used / total:.0f} %)"
+        self._show_stats(f"{result.tok_s:.1f} tok/s", context)
 
     # -- model loading ------------------------------------------------------------
     def load_model(self, path: str | None = None) -> int:
@@ -172,7 +178,7 @@ class MainWindow(QMainWindow):
         self.load_progress.hide()
         self.model_info = result
         self.status_model.setText(f"{result['name']} · {result['device']} · {result['dtype']}")
-        self.status_context.setText(f"context {result['context_length']:,} tokens")
+        self._show_stats("", f"context {result['context_length']:,} tokens")
         self.model_picker.remember(self._load_path)
         self.error_banner.hide()
         self.model_changed.emit(result)

@@ -22,8 +22,9 @@ TIMEOUT_S = 600
 
 
 class SelfTest(QObject):
-    def __init__(self, window, app, startup_to_window_s: float) -> None:
+    def __init__(self, window, app, startup_to_window_s: float, screenshot: str | None = None) -> None:
         super().__init__(window)
+        self.screenshot = screenshot
         self.window = window
         self.app = app
         self.report: dict = {"ok": False, "startup_to_window_s": round(startup_to_window_s, 3)}
@@ -75,6 +76,8 @@ class SelfTest(QObject):
             self._finish()
 
     def _finish(self) -> None:
+        if self.screenshot:
+            self.window.grab().save(self.screenshot)
         print(json.dumps(self.report, ensure_ascii=False), flush=True)
         self.window.close()
         self.app.exit(0 if self.report.get("ok") else 1)

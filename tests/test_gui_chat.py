@@ -75,7 +75,7 @@ def test_enter_sends_and_the_reply_streams_into_the_view(qtbot, window):
     assert items[1].content == "word0 word1 word2 word3 word4 "
     assert not items[1].streaming and items[1].meta["tok_s"] == 100.0
     assert chat.input.toPlainText() == ""
-    assert "tok/s" in window.status_speed.text()
+    assert "tok/s" in window.status_stats.text() and "context" in window.status_stats.text()
 
 
 def test_shift_enter_makes_a_new_line_and_empty_input_does_nothing(qtbot, window):
