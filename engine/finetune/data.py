@@ -62,7 +62,8 @@ class PackedText(Dataset):
         self.seq_len = seq_len
         self.random_offset = random_offset
         self.seed = seed
-        self.blocks = len(stream) // seq_len if len(stream) >= seq_len else int(len(stream) >= 2)
+        # A text shorter than one block still makes one sequence, if it is a quarter of a block or more.
+        self.blocks = len(stream) // seq_len if len(stream) >= seq_len else int(len(stream) >= max(2, seq_len // 4))
         self.offset = 0
 
     def set_epoch(self, epoch: int) -> None:
