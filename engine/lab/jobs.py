@@ -1,0 +1,97 @@
+"""The lab's worker tasks: ``fn(session, *, on_text, on_progress, cancel, **kwargs) -> result``.
+
+``model_path=None`` means the session's current model (what chat uses); a path opens that folder
+(a lab folder of either objective, or any model folder) and keeps it in ``session.state`` until
+its weights change on disk, so a model that goes on training is re-read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.config import SamplingConfig
+from engine.lab.config import LabTrainConfig
+
+_CACHE = "lab_models"
+
+
+def model_for(session, model_path: str | None) -> Any:
+    if model_path is None:
+        return session.require_model()
+    from engine.lab.loading import load_any
+
+    folder = Path(model_path)
+    weights = folder / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns if weights.exists() else 0
+    cache = session.state.setdefault(_CACHE, {})
+    entry = cache.get(str(folder))
+    if entry is None or entry[0] != stamp:
+        cache.clear()  # one lab model at a time: they are small, but the user's memory is not ours
+        device = str(session.model.device) if session.model is not None else "auto"
+        entry = cache[str(folder)] = (stamp, load_any(folder, device=device))
+    return entry[1]
+
+
+def lab_estimate_job(session, *, on_text=None, on_progress=None, cancel=None, config: LabTrainConfig):
+    from engine.lab.estimate import estimate
+
+    return estimate(config)
+
+
+def lab_train_job(session, *, on_text=None, on_progress=None, cancel=None, config: LabTrainConfig,
+                  on_event=None):
+    from engine.lab.train import train_lab
+
+    return train_lab(config, on_text=on_text, on_progress=on_progress, cancel=cancel, on_event=on_event)
+
+
+def lab_model_info_job(session, *, on_text=None, on_progress=None, cancel=None, model_path: str | None = None) -> dict:
+    from engine.lab.loading import is_masked
+
+    lm = model_for(session, model_path)
+    info = lm.describe()
+    config = lm.model.config
+    info.update(layers=getattr(config, "num_hidden_layers", None), heads=getattr(config, "num_attention_heads", None),
+                masked=is_masked(lm), model_path=model_path)
+    return info
+
+
+def lab_attention_job(session, *, on_text=None, on_progress=None, cancel=None, text: str,
+                      model_path: str | None = None):
+    from engine.lab.inspect import attention_maps
+
+    return attention_maps(model_for(session, model_path), text)
+
+
+def lab_token_probs_job(session, *, on_text=None, on_progress=None, cancel=None, text: str,
+                        model_path: str | None = None):
+    from engine.lab.inspect import token_probabilities
+
+    return token_probabilities(model_for(session, model_path), text)
+
+
+def lab_next_tokens_job(session, *, on_text=None, on_progress=None, cancel=None, prefix: str,
+                        model_path: str | None = None, k: int = 20):
+    from engine.lab.inspect import next_tokens
+
+    return next_tokens(model_for(session, model_path), prefix, k=k)
+
+
+def lab_fill_mask_job(session, *, on_text=None, on_progress=None, cancel=None, text: str,
+                      model_path: str | None = None):
+    from engine.lab.inspect import fill_mask
+
+    return fill_mask(model_for(session, model_path), text)
+
+
+def lab_generate_job(session, *, on_text=None, on_progress=None, cancel=None, prompt: str,
+                     model_path: str | None = None, sampling: SamplingConfig | None = None):
+    from engine.generation import generate
+    from engine.lab.errors import LabError
+    from engine.lab.loading import is_masked
+
+    lm = model_for(session, model_path)
+    if is_masked(lm):
+        raise LabError(f"{lm.name} was trained to fill in blanks, not to continue text. Use fill-in-the-blank.")
+    return generate(lm, prompt, sampling or SamplingConfig(max_new_tokens=200), on_text=on_text, cancel=cancel)
