@@ -21,7 +21,7 @@ MessageRole = Qt.ItemDataRole.UserRole + 5
 class ChatItem:
     role: str  # "user", "assistant", "error" or "notice"
     content: str
-    meta: dict = field(default_factory=dict)  # model, tok_s, finish_reason, alternatives...
+    meta: dict = field(default_factory=dict)  # id (stored message), model, tok_s, finish_reason, alternatives...
     streaming: bool = False
 
 
@@ -75,6 +75,26 @@ class ChatModel(QAbstractListModel):
         self.beginRemoveRows(QModelIndex(), row, len(self.items) - 1)
         del self.items[row:]
         self.endRemoveRows()
+
+    def prepend(self, items: list[ChatItem]) -> None:
+        """Older messages, loaded lazily when the user scrolls to the top."""
+        if not items:
+            return
+        self.beginInsertRows(QModelIndex(), 0, len(items) - 1)
+        self.items[0:0] = items
+        self.endInsertRows()
+
+    def replace_from(self, row: int, items: list[ChatItem]) -> None:
+        """Show another branch: rows from ``row`` on become ``items``."""
+        self.remove_from(row)
+        if items:
+            self.beginInsertRows(QModelIndex(), row, row + len(items) - 1)
+            self.items.extend(items)
+            self.endInsertRows()
+
+    def row_of(self, message_id: int) -> int | None:
+        """The row showing the stored message ``message_id`` (None if not loaded)."""
+        return next((r for r, item in enumerate(self.items) if item.meta.get("id") == message_id), None)
 
     def clear(self) -> None:
         self.beginResetModel()

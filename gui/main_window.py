@@ -122,6 +122,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction("Open GGUF file…", lambda: self.model_picker._on_activated(
             self.model_picker.findData("__open_gguf__")))
         self.file_menu = file_menu
+        if hasattr(self.chat, "install_menus"):  # conversations: search, import, export
+            self.chat.install_menus(file_menu)
         file_menu.addSeparator()
         file_menu.addAction("Quit", self.close, "Ctrl+Q")
         view_menu = self.menuBar().addMenu("&View")

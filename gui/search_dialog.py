@@ -1,0 +1,70 @@
+"""Search every stored message (SQLite FTS5) and jump to the hit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
+
+HitRole = Qt.ItemDataRole.UserRole + 1
+
+
+class SearchDialog(QDialog):
+    hit_chosen = Signal(int, int)  # conversation id, message id
+
+    def __init__(self, history, parent=None) -> None:
+        super().__init__(parent)
+        self.history = history
+        self.setWindowTitle("Search conversations")
+        self.resize(640, 460)
+        self.query = QLineEdit()
+        self.query.setPlaceholderText("Words to find in any message (all must occur)")
+        self.query.setClearButtonEnabled(True)
+        self.results = QListWidget()
+        self.results.setWordWrap(True)
+        self.results.setAlternatingRowColors(True)
+        self.status = QLabel("")
+        self.status.setStyleSheet("color: #777")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.query)
+        layout.addWidget(self.results, 1)
+        layout.addWidget(self.status)
+        self._timer = QTimer(self, singleShot=True, interval=200, timeout=self.run_search)
+        self.query.textChanged.connect(lambda _: self._timer.start())
+        self.query.returnPressed.connect(self._open_first)
+        self.results.itemActivated.connect(self._choose)
+
+    def run_search(self) -> None:
+        self.results.clear()
+        text = self.query.text().strip()
+        if not text:
+            self.status.setText("")
+            return
+        store = self.history.store
+        hits = self.history.safely(store.search, text, limit=200, default=[]) if store is not None else []
+        for hit in hits:
+            when = dt.datetime.fromtimestamp(hit.created_at).strftime("%Y-%m-%d")
+            who = "You" if hit.role == "user" else hit.role.capitalize()
+            item = QListWidgetItem(f"{hit.conversation_title or 'New chat'}  ·  {when}\n{who}: {hit.snippet}")
+            item.setToolTip(html.escape(hit.snippet))
+            item.setData(HitRole, (hit.conversation_id, hit.message_id))
+            self.results.addItem(item)
+        self.status.setText(f"{len(hits)} message(s)" + (" (first 200)" if len(hits) == 200 else "")
+                            if hits else "No message contains all of these words.")
+        if hits:
+            self.results.setCurrentRow(0)
+
+    def _open_first(self) -> None:
+        self._timer.stop()
+        if self.results.count() == 0:
+            self.run_search()
+        item = self.results.currentItem() or self.results.item(0)
+        if item is not None:
+            self._choose(item)
+
+    def _choose(self, item: QListWidgetItem) -> None:
+        conversation_id, message_id = item.data(HitRole)
+        self.hit_chosen.emit(conversation_id, message_id)
+        self.accept()
