@@ -126,6 +126,9 @@ class MainWindow(QMainWindow):
             self.chat.install_menus(file_menu)
         file_menu.addSeparator()
         file_menu.addAction("Quit", self.close, "Ctrl+Q")
+        from gui.device_menu import DeviceMenu
+
+        self.device_menu = DeviceMenu(self, self.menuBar().addMenu("&Model"))
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.sampling_dock.toggleViewAction())
         self.view_menu = view_menu
@@ -164,7 +167,10 @@ class MainWindow(QMainWindow):
         self.load_progress.setFormat("Loading…")
         self.load_progress.show()
         self.status_model.setText("Loading model…")
-        self._load_task = self.client.submit(load_job, config=LoadConfig(path=path))
+        from gui.device_menu import DeviceMenu
+
+        config = LoadConfig(path=path, device=DeviceMenu.value("device"), dtype=DeviceMenu.value("dtype"))
+        self._load_task = self.client.submit(load_job, config=config)
         return self._load_task
 
     def _on_progress(self, task_id: int, fraction: float, message: str) -> None:

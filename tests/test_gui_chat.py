@@ -172,3 +172,19 @@ def test_closing_mid_reply_stops_generation(qtbot, window):
     qtbot.waitUntil(lambda: chat.model.items[-1].content != "", timeout=5000)
     window.close()
     assert not window.client.thread.isRunning()
+
+
+def test_device_and_precision_choices_reload_the_model_with_them(qtbot, window, monkeypatch):
+    import engine.jobs
+
+    seen = []
+
+    def recording_load(session, *, on_text=None, on_progress=None, cancel=None, config=None):
+        seen.append(config)
+        return dict(INFO)
+
+    monkeypatch.setattr(engine.jobs, "load_job", recording_load)
+    bf16 = [a for a in window.device_menu.groups["dtype"].actions() if a.data() == "bfloat16"][0]
+    bf16.trigger()
+    qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+    assert seen[-1].dtype == "bfloat16" and seen[-1].device == "auto"
