@@ -62,8 +62,8 @@ class ChatView(QWidget):
         window.model_changed.connect(lambda info: self._update_buttons())
         window.sampling_panel.changed.connect(self._on_settings_edited)
         self._update_buttons()
-        if self.saved.error:
-            window.show_error(self.saved.error)
+        if self.saved.error:  # a notice, not an error: loading the model clears errors, and the chat still works
+            window.show_notice(self.saved.error)
         elif self.saved.notice:
             window.show_notice(self.saved.notice)
 

@@ -75,6 +75,8 @@ class ConversationSidebar(QWidget):
         layout.addWidget(self.tree, 1)
         self.setEnabled(history.store is not None)
         self.refresh()
+        if history.store is None:
+            QTreeWidgetItem(self.tree, ["Chat history is off"]).setToolTip(0, history.error)
 
     @property
     def store(self):
