@@ -234,7 +234,9 @@ def _train(trainer, checkpoint: Path | None, log: RunLog, job: JobConfig, batch:
 
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    except StopTraining:
+    except StopTraining:  # stopped during an evaluation: keep a last checkpoint of the finished steps
+        if trainer.state.global_step > (_step_of(checkpoint) if checkpoint else 0):
+            trainer._save_checkpoint(trainer.model, trial=None)
         return "stopped"
     except (torch.OutOfMemoryError, MemoryError) as exc:
         _fail(log, "out of memory")
