@@ -186,3 +186,46 @@ def export_task(session, *, on_text=None, on_progress=None, cancel=None, run_dir
 
 def history(folder: Path | str) -> list[dict]:
     return read_events(Path(folder))
+
+
+def tuned_model(session, path: str) -> Any:
+    """A LoadedModel for a run's result: an adapter merged into its base in memory, or a model folder."""
+    cache = session.state.setdefault("finetune_tuned", {})
+    if path in cache:
+        return cache[path]
+    if (Path(path) / "adapter_config.json").is_file():
+        import torch
+
+        from engine.finetune.merge import adapter_base, load_merged
+        from engine.loader import LoadedModel, context_length_of
+
+        device = session.model.device if session.model is not None else "cpu"
+        model, tokenizer = load_merged(path, device=str(device))
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        from engine.chat_generation import ensure_chat_template
+
+        ensure_chat_template(tokenizer)
+        run = Path(path).parent
+        lm = LoadedModel(model=model, tokenizer=tokenizer, device=torch.device(str(device)), dtype=torch.float32,
+                         context_length=context_length_of(model.config, tokenizer), name=f"{run.name} (LoRA)",
+                         path=Path(path), extras={"base": adapter_base(path)})
+    else:
+        from engine.config import LoadConfig
+        from engine.loader import load_model
+
+        lm = load_model(LoadConfig(path=path, device="cpu" if session.model is None else str(session.model.device)))
+    cache.clear()  # one fine-tuned model at a time: they are as big as the base
+    cache[path] = lm
+    return lm
+
+
+def tuned_chat_task(session, *, on_text=None, on_progress=None, cancel=None, path: str, messages, sampling=None,
+                    system_prompt: str = ""):
+    """Chat with a run's result (the Compare view's right-hand side)."""
+    from engine.chat_generation import chat
+
+    if on_progress is not None:
+        on_progress(0.0, "Loading the fine-tuned model…")
+    lm = tuned_model(session, path)
+    return chat(lm, list(messages), sampling, system_prompt=system_prompt, on_text=on_text, cancel=cancel)
