@@ -163,5 +163,10 @@ def load_folder(folder: Path, config: LoadConfig, *, on_progress: ProgressFn,
     from engine.default_model import DEFAULT_MODEL_NAME, default_model_dir
 
     name = DEFAULT_MODEL_NAME if folder.name == DEFAULT_MODEL_NAME else folder.name
-    return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype,
-                       context_length=context_length_of(model.config, tokenizer), name=name, path=folder)
+    lm = LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype,
+                     context_length=context_length_of(model.config, tokenizer), name=name, path=folder)
+    if config.fast:  # the fast decode path (engine/fastpath); prepared lazily, never blocks loading
+        from engine.fastpath import attach
+
+        attach(lm, config)
+    return lm
