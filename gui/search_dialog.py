@@ -9,6 +9,12 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
 
 HitRole = Qt.ItemDataRole.UserRole + 1
+START, END = "\x02", "\x03"  # match markers: characters no message contains
+
+
+def highlighted(snippet: str) -> str:
+    """A search snippet as HTML, the matched words in bold."""
+    return html.escape(snippet).replace(START, "<b style='background:#fff3b0'>").replace(END, "</b>")
 
 
 class SearchDialog(QDialog):
@@ -43,14 +49,23 @@ class SearchDialog(QDialog):
             self.status.setText("")
             return
         store = self.history.store
-        hits = self.history.safely(store.search, text, limit=200, default=[]) if store is not None else []
+        hits = self.history.safely(store.search, text, limit=200, marks=(START, END),
+                                   default=[]) if store is not None else []
         for hit in hits:
             when = dt.datetime.fromtimestamp(hit.created_at).strftime("%Y-%m-%d")
             who = "You" if hit.role == "user" else hit.role.capitalize()
-            item = QListWidgetItem(f"{hit.conversation_title or 'New chat'}  ·  {when}\n{who}: {hit.snippet}")
-            item.setToolTip(html.escape(hit.snippet))
+            plain = hit.snippet.replace(START, "").replace(END, "")
+            item = QListWidgetItem()  # the label below paints it; the plain text is the tooltip
+            item.setToolTip(f"{hit.conversation_title or 'New chat'}  ·  {when}\n{who}: {plain}")
             item.setData(HitRole, (hit.conversation_id, hit.message_id))
+            label = QLabel(f"<b>{html.escape(hit.conversation_title or 'New chat')}</b>"
+                           f" <span style='color:#777'>· {when}</span><br>{who}: {highlighted(hit.snippet)}")
+            label.setWordWrap(True)
+            label.setContentsMargins(6, 3, 6, 3)
+            label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            item.setSizeHint(label.sizeHint())
             self.results.addItem(item)
+            self.results.setItemWidget(item, label)
         self.status.setText(f"{len(hits)} message(s)" + (" (first 200)" if len(hits) == 200 else "")
                             if hits else "No message contains all of these words.")
         if hits:

@@ -204,7 +204,9 @@ def test_search_jumps_to_a_hit_deep_in_a_long_conversation(qtbot, window):
     dialog.hit_chosen.connect(lambda c, m: window.chat.open_conversation(c, reveal=m))
     dialog.query.setText("pomegran")
     dialog.run_search()
-    assert dialog.results.count() == 1 and "[pomegranate]" in dialog.results.item(0).text()
+    assert dialog.results.count() == 1 and "secret word is pomegranate" in dialog.results.item(0).toolTip()
+    label = dialog.results.itemWidget(dialog.results.item(0))
+    assert ">pomegranate</b>" in label.text()  # the match is highlighted
     dialog._choose(dialog.results.item(0))
     chat = window.chat
     row = chat.model.row_of(target)

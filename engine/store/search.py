@@ -24,16 +24,17 @@ def fts_query(text: str) -> str:
 
 
 class SearchMixin:
-    def search(self, text: str, *, limit: int = 100, conversation_id: int | None = None) -> list[SearchHit]:
-        """Messages containing every word of ``text``, best matches first."""
+    def search(self, text: str, *, limit: int = 100, conversation_id: int | None = None,
+               marks: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
+        """Messages containing every word of ``text``, best matches first; ``marks`` wrap matched words."""
         query = fts_query(text)
         if not query:
             return []
         sql = ("SELECT m.id AS message_id, m.conversation_id, m.role, m.created_at, c.title, "
-               "snippet(messages_fts, 0, '[', ']', '…', 16) AS snippet "
+               "snippet(messages_fts, 0, ?, ?, '…', 16) AS snippet "
                "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
                "JOIN conversations c ON c.id = m.conversation_id WHERE messages_fts MATCH ?")
-        params: list = [query]
+        params: list = [*marks, query]
         if conversation_id is not None:
             sql += " AND m.conversation_id = ?"
             params.append(conversation_id)
