@@ -1,0 +1,459 @@
+"""The fine-tuning studio: drop files, check the dataset, train, watch the losses, keep the result.
+
+Training runs on a worker of its own (``EngineClient`` with its own QThread), so
+the window stays responsive and chat keeps working; the dataset preview and the
+estimate run on a second one. The engine reports losses as event dicts; they
+cross to the GUI thread through a queued signal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMessageBox,
+                               QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
+
+from engine.errors import HearthError
+from engine.finetune import jobs as ft_jobs
+from engine.finetune.config import JobConfig
+from gui.dataset_preview import DatasetPreview, FileDropList
+from gui.finetune_form import FinetuneForm
+from gui.loss_plot import LossPlot
+from gui.worker import EngineClient
+
+
+class _Events(QObject):
+    received = Signal(object)  # emitted on the training thread, delivered queued on the GUI thread
+
+
+class FinetuneView(QWidget):
+    def __init__(self, window) -> None:
+        super().__init__()
+        self.window = window
+        self.train_client = EngineClient(self, name="hearth-training")
+        self.prep_client = EngineClient(self, name="hearth-finetune-prep")
+        self.events = _Events()
+        self.events.received.connect(self._on_event)
+        self.train_task: int | None = None
+        self.preview_task: int | None = None
+        self.estimate_task: int | None = None
+        self.export_task: int | None = None
+        self.running_job: JobConfig | None = None
+        self.stats: dict | None = None
+        self.user_edited = False
+        self.base_model: str | None = None
+        self._build()
+        self._connect()
+        self._on_model_changed(getattr(window, "model_info", None))
+        self.refresh_runs(announce=True)
+
+    # -- construction -------------------------------------------------------------
+    def _build(self) -> None:
+        self.base_label = QLabel()
+        self.runs = QComboBox()
+        self.runs.setMinimumContentsLength(30)
+        self.runs.setToolTip("Earlier runs: select one to see its curves; Resume continues an interrupted one")
+        self.resume_button = QPushButton("Resume")
+        top = QHBoxLayout()
+        top.addWidget(self.base_label, 1)
+        top.addWidget(QLabel("Runs:"))
+        top.addWidget(self.runs)
+        top.addWidget(self.resume_button)
+
+        self.files = FileDropList()
+        self.preview = DatasetPreview()
+        data_tab = QWidget()
+        data_layout = QVBoxLayout(data_tab)
+        data_split = QSplitter(Qt.Orientation.Vertical)
+        data_split.addWidget(self.files)
+        data_split.addWidget(self.preview)
+        data_split.setSizes([140, 400])
+        data_layout.addWidget(data_split)
+        self.form = FinetuneForm()
+        scroll = QScrollArea()
+        scroll.setWidget(self.form)
+        scroll.setWidgetResizable(True)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(data_tab, "Data")
+        self.tabs.addTab(scroll, "Settings")
+
+        self.start_button = QPushButton("Start training")
+        self.start_button.setDefault(True)
+        self.stop_button = QPushButton("Stop")
+        self.export_button = QPushButton("Export job…")
+        self.save_button = QPushButton("Save as model…")
+        self.compare_button = QPushButton("Compare…")
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.stop_button, self.export_button, self.save_button, self.compare_button):
+            buttons.addWidget(b)
+        self.estimate_label = QLabel("Add files to see an estimate.")
+        self.estimate_label.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.status = QLabel("Idle.")
+        self.status.setWordWrap(True)
+        self.plot = LossPlot()
+        self.samples = QPlainTextEdit()
+        self.samples.setReadOnly(True)
+        self.samples.setPlaceholderText("Answers to the sample prompts appear here at each evaluation.")
+        self.result_label = QLabel("")
+        self.result_label.setWordWrap(True)
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.addLayout(buttons)
+        column.addWidget(self.estimate_label)
+        column.addWidget(self.progress)
+        column.addWidget(self.status)
+        column.addWidget(self.result_label)
+        watch = QSplitter(Qt.Orientation.Vertical)
+        watch.addWidget(self.plot)
+        watch.addWidget(self.samples)
+        watch.setSizes([360, 140])
+        column.addWidget(watch, 1)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.tabs)
+        split.addWidget(right)
+        split.setSizes([460, 560])
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+        self.preview_timer = QTimer(self, singleShot=True, interval=400)
+        self.estimate_timer = QTimer(self, singleShot=True, interval=400)
+        self._set_running(False)
+
+    def _connect(self) -> None:
+        self.files.changed.connect(self.preview_timer.start)
+        self.form.changed.connect(self._on_form_changed)
+        self.preview_timer.timeout.connect(self.refresh_preview)
+        self.estimate_timer.timeout.connect(self.refresh_estimate)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.resume_button.clicked.connect(self.resume)
+        self.export_button.clicked.connect(self.export_job)
+        self.save_button.clicked.connect(self.save_as_model)
+        self.compare_button.clicked.connect(self.open_compare)
+        self.runs.currentIndexChanged.connect(self._on_run_selected)
+        for client in (self.train_client, self.prep_client):
+            client.finished.connect(self._on_finished)
+            client.failed.connect(self._on_failed)
+            client.cancelled.connect(self._on_cancelled)
+        self.train_client.progress_changed.connect(self._on_progress)
+        self.train_client.chunk_received.connect(self._on_text)
+        if hasattr(self.window, "model_changed"):
+            self.window.model_changed.connect(self._on_model_changed)
+
+    # -- state --------------------------------------------------------------------
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running and self.base_model is not None)
+        self.stop_button.setEnabled(running)
+        self.files.setEnabled(True)
+        self.runs.setEnabled(not running)
+        self._update_run_buttons()
+
+    def _update_run_buttons(self) -> None:
+        info = self.selected_run()
+        idle = self.train_task is None
+        self.resume_button.setEnabled(idle and info is not None and info.resumable)
+        self.save_button.setEnabled(idle and info is not None and info.output is not None)
+        self.compare_button.setEnabled(info is not None and info.output is not None)
+
+    def _on_model_changed(self, info) -> None:
+        self.base_model = info.get("path") if info else None
+        name = info.get("name") if info else None
+        self.base_label.setText(f"Base model: <b>{name}</b>" if name else "Base model: load a model first")
+        if self.train_task is not None and self.running_job and self.base_model != self.running_job.base_model:
+            self._notice(f"Training goes on with its own copy of {Path(self.running_job.base_model).name}; "
+                         f"the new model is for chat and the next run.")
+        self._set_running(self.train_task is not None)
+        if self.files.paths():
+            self.preview_timer.start()
+
+    def _on_form_changed(self) -> None:
+        self.user_edited = True
+        data_keys = (self.form.seq_len.value(), self.form.val_fraction.value(), self.form.dedupe.isChecked(),
+                     self.form.random_offset.isChecked())
+        if getattr(self, "_data_keys", None) != data_keys:
+            self._data_keys = data_keys
+            if self.files.paths():
+                self.preview_timer.start()
+                return
+        self.estimate_timer.start()
+
+    # -- dataset preview and estimate ----------------------------------------------
+    def refresh_preview(self) -> None:
+        paths = self.files.paths()
+        if not paths:
+            self.preview.show_message("No dataset yet.")
+            self.stats = None
+            return
+        if self.base_model is None:
+            self.preview.show_message("Load a model first: its tokenizer counts the tokens.")
+            return
+        if self.preview_task is not None:
+            self.prep_client.cancel(self.preview_task)
+        self.preview.show_message("Reading the files…")
+        try:
+            data = self.form.data_config(paths)
+        except HearthError as exc:
+            self.preview.show_message(str(exc))
+            return
+        self.preview_task = self.prep_client.submit(ft_jobs.preview_task, data=data, base_model=self.base_model)
+
+    def refresh_estimate(self) -> None:
+        if self.stats is None or self.base_model is None:
+            return
+        try:
+            job = self.make_job()
+        except HearthError as exc:
+            self.estimate_label.setText(f"<span style='color:#b00'>{exc}</span>")
+            return
+        self.estimate_task = self.prep_client.submit(ft_jobs.estimate_task, job=job, stats=self.stats)
+
+    def make_job(self, out_dir: str | None = None) -> JobConfig:
+        if self.base_model is None:
+            raise HearthError("Load a model first: it is the base that is fine-tuned.")
+        out = out_dir or str(ft_jobs.new_run_dir(Path(self.base_model).name))
+        return JobConfig(base_model=self.base_model, out_dir=out, data=self.form.data_config(self.files.paths()),
+                         train=self.form.train_config())
+
+    # -- training -----------------------------------------------------------------
+    def start(self) -> None:
+        if not self.files.paths():
+            self._error("Add files or folders to train on first (drop them on the Data tab).")
+            return
+        try:
+            job = self.make_job()
+        except HearthError as exc:
+            self._error(str(exc))
+            return
+        self.plot.clear_data()
+        self.samples.clear()
+        self.result_label.clear()
+        self._submit_training(job, resume=False)
+
+    def resume(self) -> None:
+        info = self.selected_run()
+        if info is None or not info.resumable:
+            return
+        try:
+            job = JobConfig.load(info.folder)
+        except HearthError as exc:
+            self._error(str(exc))
+            return
+        self.plot.load_events(ft_jobs.history(info.folder))
+        self._submit_training(job, resume=True)
+
+    def _submit_training(self, job: JobConfig, resume: bool) -> None:
+        self.running_job = job
+        self.train_task = self.train_client.submit(ft_jobs.train_task, job=job, resume=resume,
+                                                   on_event=self.events.received.emit)
+        self.progress.setValue(0)
+        self.status.setText(("Resuming " if resume else "Starting ") + f"{job.name}…")
+        self._set_running(True)
+
+    def stop(self) -> None:
+        if self.train_task is not None:
+            self.train_client.cancel(self.train_task)
+            self.status.setText("Stopping after this step; the best and the last checkpoints are kept…")
+            self.stop_button.setEnabled(False)
+
+    def _on_event(self, event: dict) -> None:
+        kind = event.get("type")
+        if kind in ("train", "eval"):
+            self.plot.add_event(event)
+        elif kind == "samples":
+            lines = [f"— step {event['step']} —"] + [f"{p}\n  → {a}" for p, a in event["samples"]]
+            self.samples.appendPlainText("\n".join(lines))
+        elif kind == "start":
+            for notice in event.get("notices", []):
+                self._notice(notice)
+
+    def _on_progress(self, task_id: int, fraction: float, message: str) -> None:
+        if task_id == self.train_task:
+            self.progress.setValue(int(fraction * 1000))
+            self.status.setText(message)
+
+    def _on_text(self, task_id: int, text: str) -> None:
+        if task_id == self.train_task and text.strip():
+            self._notice(text.strip())
+
+    # -- results ------------------------------------------------------------------
+    def _on_finished(self, task_id: int, result) -> None:
+        if task_id == self.train_task:
+            self._training_ended()
+            self.progress.setValue(1000 if result.state == "finished" else self.progress.value())
+            words = {"finished": "Finished", "early_stopped": "Stopped early (validation loss stopped improving)",
+                     "stopped": "Stopped"}
+            self.status.setText(f"{words.get(result.state, result.state)} at step {result.step}/{result.max_steps}. "
+                                f"Saved in {result.output}")
+            self.result_label.setText(_perplexity_text(result.ppl_before, result.ppl_after))
+            self.refresh_runs(select=result.run_dir)
+        elif task_id == self.preview_task:
+            self.preview_task = None
+            self.preview.show_dataset(result)
+            self.stats = result.stats
+            self._suggest()
+            self.refresh_estimate()
+        elif task_id == self.estimate_task:
+            self.estimate_task = None
+            warnings = "".join(f"<br><span style='color:#b00'>{w}</span>" for w in result.warnings)
+            self.estimate_label.setText("Estimate: " + result.summary() + warnings)
+        elif task_id == self.export_task:
+            self.export_task = None
+            picker = getattr(self.window, "model_picker", None)
+            if picker is not None:
+                picker.refresh()
+            self._notice(f"Saved as model {Path(result).name}: choose it in the Model box, or in Compare.")
+            self.status.setText(f"Saved {result}")
+            self._update_run_buttons()
+
+    def _suggest(self) -> None:
+        if self.user_edited or not self.stats:
+            return
+        from engine.finetune.defaults import suggest
+
+        try:
+            train = self.form.train_config()
+        except HearthError:
+            return
+        self.form.apply(suggest(train, self.stats, gpu=False))
+        self.user_edited = False
+
+    def _on_failed(self, task_id: int, message: str, error_type: str) -> None:
+        if task_id == self.train_task:
+            self._training_ended()
+            self.status.setText("Training failed.")
+            self._error(message)
+            self.refresh_runs()
+        elif task_id == self.preview_task:
+            self.preview_task = None
+            self.stats = None
+            self.preview.show_message(message)
+            self.estimate_label.setText("")
+        elif task_id == self.estimate_task:
+            self.estimate_task = None
+            self.estimate_label.setText(f"No estimate: {message}")
+        elif task_id == self.export_task:
+            self.export_task = None
+            self._error(message)
+            self._update_run_buttons()
+
+    def _on_cancelled(self, task_id: int, result) -> None:
+        if task_id == self.train_task:
+            self._training_ended()
+            self.status.setText("Stopped before training began.")
+            self.refresh_runs()
+        elif task_id == self.preview_task:
+            self.preview_task = None
+
+    def _training_ended(self) -> None:
+        self.train_task = None
+        self.running_job = None
+        self._set_running(False)
+
+    # -- runs ---------------------------------------------------------------------
+    def refresh_runs(self, select: str | None = None, announce: bool = False) -> None:
+        current = select or (self.selected_run().folder if self.selected_run() else None)
+        try:
+            runs = ft_jobs.list_runs()
+        except HearthError:
+            runs = []
+        self.runs.blockSignals(True)
+        self.runs.clear()
+        self.runs.addItem("(new run)", None)
+        for info in runs:
+            self.runs.addItem(info.label(), info)
+            if info.folder == current:
+                self.runs.setCurrentIndex(self.runs.count() - 1)
+        self.runs.blockSignals(False)
+        self._update_run_buttons()
+        interrupted = [r for r in runs if r.state == "interrupted" and r.resumable]
+        if announce and interrupted:
+            self._notice(f"The fine-tuning run {interrupted[0].name} was interrupted at step {interrupted[0].step}. "
+                         "Select it under Runs and press Resume to continue from its last checkpoint.")
+
+    def selected_run(self):
+        return self.runs.currentData() if hasattr(self, "runs") else None
+
+    def _on_run_selected(self) -> None:
+        info = self.selected_run()
+        self._update_run_buttons()
+        if info is None or self.train_task is not None:
+            return
+        self.plot.load_events(ft_jobs.history(info.folder))
+        samples = [e for e in ft_jobs.history(info.folder) if e["type"] == "samples"]
+        self.samples.setPlainText("" if not samples else "\n".join(
+            [f"— step {samples[-1]['step']} —"] + [f"{p}\n  → {a}" for p, a in samples[-1]["samples"]]))
+        self.result_label.setText(_perplexity_text(info.ppl_before, info.ppl_after))
+        self.status.setText(f"{info.label()}{' · ' + info.message if info.message else ''}")
+
+    def save_as_model(self) -> None:
+        info = self.selected_run()
+        if info is None or info.output is None:
+            return
+        name, ok = QInputDialog.getText(self, "Save as model", "Model name:", text=info.name)
+        if ok and name.strip():
+            self.status.setText(f"Saving {name.strip()}…")
+            self.save_button.setEnabled(False)
+            self.export_task = self.prep_client.submit(ft_jobs.export_task, run_dir=info.folder, name=name.strip())
+
+    def export_job(self) -> None:
+        from engine.finetune.export import export_job
+
+        try:
+            job = self.make_job()
+        except HearthError as exc:
+            self._error(str(exc))
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Export the job to a folder")
+        if not folder:
+            return
+        try:
+            path, script = export_job(job, folder)
+        except OSError as exc:
+            self._error(f"Could not write to {folder}: {exc.strerror or exc}")
+            return
+        self.show_export(path, script)
+
+    def show_export(self, path: Path, script: str) -> None:
+        commands = [line for line in script.splitlines() if line.startswith(("torchrun", "accelerate"))]
+        QGuiApplication.clipboard().setText(commands[0] if commands else script)
+        box = QMessageBox(QMessageBox.Icon.Information, "Job exported",
+                          f"Wrote {path} and run.sh. The torchrun command is on the clipboard.", parent=self)
+        box.setDetailedText(script)
+        box.open()
+
+    def open_compare(self) -> None:
+        info = self.selected_run()
+        compare = getattr(self.window, "views", {}).get("Compare")
+        if compare is None or info is None:
+            return
+        compare.select_output(info.output)
+        self.window.show_view("Compare")
+
+    # -- messages and closing ----------------------------------------------------
+    def _error(self, text: str) -> None:
+        show = getattr(self.window, "show_error", None)
+        show(text) if show else QMessageBox.warning(self, "Fine-tuning", text)
+
+    def _notice(self, text: str) -> None:
+        show = getattr(self.window, "show_notice", None)
+        if show:
+            show(text)
+
+    def on_window_closing(self) -> None:
+        """Stop training so it saves a last checkpoint; Resume continues it next time."""
+        self.train_client.shutdown(timeout_ms=30000)
+        self.prep_client.shutdown(timeout_ms=3000)
+
+
+def _perplexity_text(before, after) -> str:
+    if before and after:
+        return f"Validation perplexity: <b>{before:.2f}</b> before → <b>{after:.2f}</b> after"
+    if after:
+        return f"Validation perplexity after: <b>{after:.2f}</b>"
+    return ""
