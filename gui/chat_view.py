@@ -61,6 +61,8 @@ class ChatView(QWidget):
         self.client.failed.connect(self._on_failed)
         window.model_changed.connect(lambda info: self._update_buttons())
         window.sampling_panel.changed.connect(self._on_settings_edited)
+        if hasattr(window, "installEventFilter"):
+            window.installEventFilter(self)  # coming back to the window: show chats another instance saved
         self._update_buttons()
         if self.saved.error:  # a notice, not an error: loading the model clears errors, and the chat still works
             window.show_notice(self.saved.error)
@@ -477,6 +479,8 @@ class ChatView(QWidget):
 
     # -- mouse and context menu ---------------------------------------------------
     def eventFilter(self, watched, event) -> bool:
+        if watched is self.window and event.type() == QEvent.Type.WindowActivate and not self.busy:
+            self.sidebar.refresh()
         if watched is self.list.viewport() and event.type() == QEvent.Type.MouseButtonRelease:
             pos = event.position().toPoint()
             index = self.list.indexAt(pos)

@@ -303,3 +303,31 @@ def test_a_database_from_a_newer_hearth_turns_history_off_with_a_message(qtbot, 
     assert win.notice_banner.isVisible() and "newer version" in win.notice_banner.text()
     send(qtbot, win, "works unsaved")
     assert shown(win) == [("user", "works unsaved"), ("assistant", "reply 1")]
+
+
+def test_delete_a_reply_after_confirming_shows_its_alternative(qtbot, window, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    REPLIES.extend(["kept", "deleted"])
+    send(qtbot, window, "Q")
+    with qtbot.waitSignal(window.chat.reply_finished, timeout=5000):
+        window.chat.regenerate_button.click()
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Cancel)
+    window.chat.delete_message(1)
+    assert shown(window)[-1] == ("assistant", "deleted")
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.chat.delete_message(1)
+    assert shown(window) == [("user", "Q"), ("assistant", "kept")]
+    assert window.chat.model.items[1].meta["alternatives"] == 1
+    assert stored_thread(window.chat.saved.conversation_id)[-1][1] == "kept"
+
+
+def test_closing_the_window_mid_reply_keeps_the_partial_reply_interrupted(qtbot, window):
+    chat = window.chat
+    chat.input.setPlainText("long")
+    qtbot.keyClick(chat.input, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: chat.model.items[-1].content.count("w") >= 3, timeout=5000)
+    conversation_id = chat.saved.conversation_id
+    window.close()
+    role, content, status = stored_thread(conversation_id)[-1]
+    assert role == "assistant" and status == "interrupted" and content.startswith("w0 w1 w2 ")
