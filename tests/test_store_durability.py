@@ -157,3 +157,19 @@ def test_two_processes_writing_at_once_lose_nothing(data_dir):
     with Store() as store:
         counts = {c.title: c.message_count for c in store.list_conversations()}
     assert counts == {"left": 150, "right": 150}
+
+
+def test_lock_files_of_dead_processes_are_swept_and_live_ones_kept(data_dir):
+    from engine.store.owner import WriterLock
+
+    locks = data_dir / "locks"
+    locks.mkdir()
+    (locks / "deadbeef.lock").write_text("")  # a process that died while idle left this
+    live = WriterLock(locks)
+    try:
+        with Store():
+            pass
+        assert sorted(p.name for p in locks.iterdir()) == [live.path.name]
+    finally:
+        live.release()
+    assert list(locks.iterdir()) == []

@@ -184,6 +184,7 @@ class Database:
         """Mark replies whose writer died (crash, kill -9) as interrupted. Returns how many."""
         rows = self.query("SELECT DISTINCT writer FROM messages WHERE status = ?", (STREAMING,))
         dead = [r["writer"] for r in rows if not writer_alive(self._locks_dir(), r["writer"])]
+        self._sweep_locks()
         if not dead:
             return 0
         with self.write() as conn:
@@ -191,6 +192,13 @@ class Database:
             cur = conn.execute(f"UPDATE messages SET status = ?, writer = NULL WHERE status = ? AND "
                                f"(writer IS NULL OR writer IN ({marks}))", (INTERRUPTED, STREAMING, *dead))
             return cur.rowcount
+
+    def _sweep_locks(self) -> None:
+        """Remove lock files left by processes that died while idle (``writer_alive`` deletes dead ones)."""
+        folder = self._locks_dir()
+        if folder.is_dir():
+            for path in folder.glob("*.lock"):
+                writer_alive(folder, path.stem)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -16,6 +16,8 @@ from pathlib import Path
 try:
     import fcntl
 
+    RENAME_LOCKED = True  # POSIX lets a locked, open file be renamed
+
     def _try_lock(fd: int) -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -24,6 +26,8 @@ try:
             return False
 except ImportError:  # Windows
     import msvcrt
+
+    RENAME_LOCKED = False
 
     def _try_lock(fd: int) -> bool:
         try:
@@ -40,10 +44,15 @@ class WriterLock:
         folder.mkdir(parents=True, exist_ok=True)
         self.token = uuid.uuid4().hex
         self.path = folder / f"{self.token}.lock"
-        self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        # Lock under a temporary name, then rename: a sweep by another process never sees the
+        # file unlocked (it would take it for a dead writer's and delete it).
+        pending = folder / f"{self.token}.pending" if RENAME_LOCKED else self.path
+        self._fd = os.open(pending, os.O_CREAT | os.O_RDWR, 0o644)
         if not _try_lock(self._fd):  # a fresh random name: cannot happen unless the OS refuses locks
             os.close(self._fd)
-            raise OSError(f"cannot lock {self.path}")
+            raise OSError(f"cannot lock {pending}")
+        if pending != self.path:
+            os.replace(pending, self.path)
 
     def release(self) -> None:
         if self._fd is not None:
