@@ -13,6 +13,7 @@ is told why.
 from __future__ import annotations
 
 from engine.config import ChatMessage, SamplingConfig
+from engine.errors import HearthError
 from engine.store import Message, ReplyRecorder, Store, StoreError
 from engine.store.messages import LEAF
 from gui.chat_model import ChatItem
@@ -43,7 +44,7 @@ class ChatHistory:
         self.recorder: ReplyRecorder | None = None
         try:
             self.store = Store()
-        except StoreError as exc:  # the chat works without history; say why
+        except HearthError as exc:  # a StoreError, or an unusable data folder: the chat works without history
             self.error = f"Chat history is off: {exc}"
 
     @property

@@ -124,3 +124,11 @@ def test_without_a_database_the_sidebar_is_disabled_not_broken(qtbot, data_dir):
     qtbot.addWidget(sidebar)
     assert not sidebar.isEnabled() and titles(sidebar) == []
     assert sidebar.tree.topLevelItem(0).text(0) == "Chat history is off"
+
+
+def test_an_unusable_data_folder_turns_history_off_with_a_reason(qtbot, tmp_path, monkeypatch):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    monkeypatch.setenv("HEARTH_DATA_DIR", str(not_a_folder))
+    h = ChatHistory(lambda text: None)
+    assert h.store is None and "is a file" in h.error

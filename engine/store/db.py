@@ -174,7 +174,11 @@ class Database:
     def writer_token(self) -> str:
         """This process's streaming-owner token (its lock is held until close)."""
         if self._writer_lock is None:
-            self._writer_lock = WriterLock(self._locks_dir())
+            try:
+                self._writer_lock = WriterLock(self._locks_dir())
+            except OSError as exc:
+                raise StoreError(f"Cannot create a lock file in {self._locks_dir()}: {exc.strerror or exc}. "
+                                 "Check that the data folder is writable.") from exc
         return self._writer_lock.token
 
     def _locks_dir(self) -> Path:
