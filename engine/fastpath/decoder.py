@@ -201,15 +201,22 @@ class FastDecoder:
         fwd, device = prepared.forward, lm.device
         eos = lm.eos_token_ids
         fwd.reserve(len(input_ids) + sampling.max_new_tokens)
-        pos = _common_prefix(self._cached_ids, input_ids, limit=len(input_ids) - 1)
+        # The prompt but its last token runs in chunks; the last token always takes the one-token route,
+        # so the first reply token's logits do not depend on how much of the prompt was already cached
+        # (with int8 weights the two routes round differently): a seed gives the same reply again.
+        last = len(input_ids) - 1
+        pos = _common_prefix(self._cached_ids, input_ids, limit=last)
         self._cached_ids = input_ids[:pos]
-        while pos < len(input_ids):
-            chunk = input_ids[pos:pos + PREFILL_CHUNK]
-            logits = fwd.forward(torch.tensor(chunk, device=device), pos)
+        while pos < last:
+            chunk = input_ids[pos:min(last, pos + PREFILL_CHUNK)]
+            fwd.forward(torch.tensor(chunk, device=device), pos, logits=False)
             pos += len(chunk)
             self._cached_ids = input_ids[:pos]
             if should_stop():
                 return []
+        logits = fwd.forward(torch.tensor(input_ids[last:], device=device), last)
+        pos += 1
+        self._cached_ids = list(input_ids)
         sampler = Sampler(sampling, prepared.spec.vocab, input_ids, device)
         out: list[int] = []
         while True:

@@ -52,8 +52,11 @@ class LeanForward:
         self.cache = self.freqs = None
 
     @torch.inference_mode()
-    def forward(self, ids: torch.Tensor, start: int) -> torch.Tensor:
-        """Run ``ids`` ([S] long) at positions start..start+S-1; return the last position's logits [V] fp32."""
+    def forward(self, ids: torch.Tensor, start: int, logits: bool = True) -> torch.Tensor | None:
+        """Run ``ids`` ([S] long) at positions start..start+S-1, filling the KV cache.
+
+        Returns the last position's logits [V] fp32, or None when ``logits`` is False (prompt chunks).
+        """
         s, w = self.spec, self.w
         S, H, KV, Dh, D = ids.shape[0], s.heads, s.kv_heads, s.head_dim, s.hidden
         end = start + S
@@ -88,5 +91,7 @@ class LeanForward:
             act = F.silu(gate_up[:, :s.intermediate])
             act.mul_(gate_up[:, s.intermediate:])
             x.add_(layer.down(act))
+        if not logits:
+            return None
         last = F.rms_norm(x[-1:], (D,), w.final_norm, s.eps)
         return w.lm_head(last)[0].float()

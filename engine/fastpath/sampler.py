@@ -25,23 +25,31 @@ class Sampler:
                 self.seen[torch.tensor(prompt_ids, device=device)] = True
 
     def __call__(self, logits: torch.Tensor) -> int:
-        """``logits``: [V] fp32, may be changed in place. Returns the token id."""
-        if self.seen is not None:
-            penalised = torch.where(logits < 0, logits * self.penalty, logits / self.penalty)
-            logits = torch.where(self.seen, penalised, logits)
+        """``logits``: [V] fp32. Returns the token id, and remembers it for the repetition penalty."""
+        logits = self.penalised(logits)
         if self.cfg.greedy:
             token = int(logits.argmax())
         else:
-            token = self._draw(logits)
+            logits, candidates = self.warped(logits)
+            index = int(torch.multinomial(logits.softmax(-1), 1))
+            token = int(candidates[index]) if candidates is not None else index
         if self.seen is not None:
             self.seen[token] = True
         return token
 
-    def _draw(self, logits: torch.Tensor) -> int:
+    def penalised(self, logits: torch.Tensor) -> torch.Tensor:
+        """The repetition penalty: divide positive logits of seen tokens by it, multiply negative ones."""
+        if self.seen is None:
+            return logits
+        penalised = torch.where(logits < 0, logits * self.penalty, logits / self.penalty)
+        return torch.where(self.seen, penalised, logits)
+
+    def warped(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Temperature, top-k, top-p, min-p. Returns (logits, the token id of each entry or None for all)."""
         cfg = self.cfg
         if cfg.temperature != 1.0:
             logits = logits / cfg.temperature
-        candidates = None  # token ids of the entries of `logits`, when narrowed to the top k
+        candidates = None
         if cfg.top_k and cfg.top_k < logits.shape[0]:
             logits, candidates = torch.topk(logits, cfg.top_k)  # sorted, largest first
         if cfg.top_p < 1.0:
@@ -49,9 +57,7 @@ class Sampler:
         if cfg.min_p > 0.0:
             probs = logits.softmax(-1)
             logits = logits.masked_fill(probs < cfg.min_p * probs.max(), float("-inf"))
-        probs = logits.softmax(-1)
-        index = int(torch.multinomial(probs, 1))
-        return int(candidates[index]) if candidates is not None else index
+        return logits, candidates
 
 
 def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
