@@ -11,4 +11,5 @@ Modules are imported when the window is built, so keep torch out of them.
 
 VIEWS: list[tuple[str, str]] = [
     ("Chat", "gui.chat_view:ChatView"),
+    ("Lab", "gui.lab_view:LabView"),
 ]
