@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from engine.errors import InvalidConfigError
-from engine.lab.model import OBJECTIVES
 from engine.lab.tokenizer import TOKENIZER_KINDS
+
+OBJECTIVES = ("clm", "mlm")  # causal next-token prediction, masked language modelling
 
 
 @dataclass(frozen=True)

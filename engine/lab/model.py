@@ -27,7 +27,7 @@ from torch import nn
 
 from engine.errors import InvalidConfigError
 
-OBJECTIVES = ("clm", "mlm")  # causal next-token prediction, masked language modelling
+from engine.lab.config import OBJECTIVES
 
 
 @dataclass(frozen=True)
