@@ -11,5 +11,9 @@ Modules are imported when the window is built, so keep torch out of them.
 
 VIEWS: list[tuple[str, str]] = [
     ("Chat", "gui.chat_view:ChatView"),
+    ("Summarize", "gui.summarize_view:SummarizeView"),
+    ("Code", "gui.code_view:CodeView"),
+    ("Translate", "gui.translate_view:TranslateView"),
+    ("Notebook", "gui.notebook_view:NotebookView"),
     ("Lab", "gui.lab_view:LabView"),
 ]
