@@ -84,12 +84,17 @@ class CompareView(QWidget):
         self.tuned.currentIndexChanged.connect(self._on_selected)
         self.send_button.clicked.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
-        for client in (window.client, self.client):
-            client.chunk_received.connect(self._on_chunk)
-            client.progress_changed.connect(self._on_progress)
-            client.finished.connect(self._on_done)
-            client.cancelled.connect(self._on_done)
-            client.failed.connect(self._on_failed)
+        # One set of slots per worker: both count task ids from 1, so the ids alone are ambiguous.
+        window.client.chunk_received.connect(self._base_chunk)
+        window.client.progress_changed.connect(self._base_progress)
+        for signal in (window.client.finished, window.client.cancelled):
+            signal.connect(self._base_done)
+        window.client.failed.connect(self._base_failed)
+        self.client.chunk_received.connect(self._tuned_chunk)
+        self.client.progress_changed.connect(self._tuned_progress)
+        for signal in (self.client.finished, self.client.cancelled):
+            signal.connect(self._tuned_done)
+        self.client.failed.connect(self._tuned_failed)
         if hasattr(window, "model_changed"):
             window.model_changed.connect(lambda _info: self._on_selected())
         self.refresh()
@@ -170,40 +175,47 @@ class CompareView(QWidget):
         if self.tuned_task is not None:
             self.client.cancel(self.tuned_task)
 
-    def _box(self, task_id: int) -> QPlainTextEdit | None:
-        sender = self.sender()
-        if task_id == self.base_task and sender is self.window.client.worker:
-            return self.base_out
-        if task_id == self.tuned_task and sender is self.client.worker:
-            return self.tuned_out
-        return None
+    def _base_chunk(self, task_id: int, text: str) -> None:
+        if task_id == self.base_task:
+            _append(self.base_out, text)
 
-    def _on_chunk(self, task_id: int, text: str) -> None:
-        box = self._box(task_id)
-        if box is not None:
-            box.moveCursor(box.textCursor().MoveOperation.End)
-            box.insertPlainText(text)
+    def _tuned_chunk(self, task_id: int, text: str) -> None:
+        if task_id == self.tuned_task:
+            _append(self.tuned_out, text)
 
-    def _on_progress(self, task_id: int, fraction: float, message: str) -> None:
-        box = self._box(task_id)
-        if box is not None and message and not box.toPlainText():
-            box.setPlaceholderText(message)
+    def _base_progress(self, task_id: int, fraction: float, message: str) -> None:
+        if task_id == self.base_task and message:
+            self.base_out.setPlaceholderText(message)
 
-    def _on_done(self, task_id: int, result) -> None:
-        box = self._box(task_id)
-        if box is None:
-            return
-        if box is self.base_out:
+    def _tuned_progress(self, task_id: int, fraction: float, message: str) -> None:
+        if task_id == self.tuned_task and message:
+            self.tuned_out.setPlaceholderText(message)
+
+    def _base_done(self, task_id: int, result=None) -> None:
+        if task_id == self.base_task:
             self.base_task = None
-        else:
-            self.tuned_task = None
-        self._set_busy(self.base_task is not None or self.tuned_task is not None)
+            self._set_busy(self.tuned_task is not None)
 
-    def _on_failed(self, task_id: int, message: str, error_type: str) -> None:
-        box = self._box(task_id)
-        if box is not None:
-            box.appendPlainText(f"\n[{message}]")
-            self._on_done(task_id, None)
+    def _tuned_done(self, task_id: int, result=None) -> None:
+        if task_id == self.tuned_task:
+            self.tuned_task = None
+            self._set_busy(self.base_task is not None)
+
+    def _base_failed(self, task_id: int, message: str, error_type: str) -> None:
+        if task_id == self.base_task:
+            self.base_out.appendPlainText(f"\n[{message}]")
+            self._base_done(task_id)
+
+    def _tuned_failed(self, task_id: int, message: str, error_type: str) -> None:
+        if task_id == self.tuned_task:
+            self.tuned_out.appendPlainText(f"\n[{message}]")
+            self._tuned_done(task_id)
 
     def on_window_closing(self) -> None:
         self.client.shutdown(timeout_ms=3000)
+
+
+def _append(box: QPlainTextEdit, text: str) -> None:
+    cursor = box.textCursor()
+    cursor.movePosition(cursor.MoveOperation.End)
+    cursor.insertText(text)

@@ -66,7 +66,7 @@ class FinetuneForm(QWidget):
         self.prompts.setMaximumHeight(60)
         self._lay_out()
         self.method.currentIndexChanged.connect(self._method_changed)
-        for w in self.findChildren((QSpinBox, QDoubleSpinBox)):
+        for w in self.findChildren(QSpinBox) + self.findChildren(QDoubleSpinBox):
             w.valueChanged.connect(self.changed)
         for w in (self.random_offset, self.dedupe):
             w.toggled.connect(self.changed)
@@ -146,4 +146,5 @@ class FinetuneForm(QWidget):
         self.changed.emit()
 
     def set_context_limit(self, context: int) -> None:
+        """Sequences cannot be longer than the model's context (the spin box clamps the value)."""
         self.seq_len.setMaximum(max(16, context))

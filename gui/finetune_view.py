@@ -165,6 +165,8 @@ class FinetuneView(QWidget):
         self.base_model = info.get("path") if info else None
         name = info.get("name") if info else None
         self.base_label.setText(f"Base model: <b>{name}</b>" if name else "Base model: load a model first")
+        if info and info.get("context_length"):
+            self.form.set_context_limit(int(info["context_length"]))
         if self.train_task is not None and self.running_job and self.base_model != self.running_job.base_model:
             self._notice(f"Training goes on with its own copy of {Path(self.running_job.base_model).name}; "
                          f"the new model is for chat and the next run.")

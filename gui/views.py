@@ -11,6 +11,8 @@ Modules are imported when the window is built, so keep torch out of them.
 
 VIEWS: list[tuple[str, str]] = [
     ("Chat", "gui.chat_view:ChatView"),
+    ("Fine-tune", "gui.finetune_view:FinetuneView"),
+    ("Compare", "gui.compare_view:CompareView"),
     ("Summarize", "gui.summarize_view:SummarizeView"),
     ("Code", "gui.code_view:CodeView"),
     ("Translate", "gui.translate_view:TranslateView"),

@@ -36,12 +36,16 @@ class Estimate:
     def summary(self) -> str:
         from engine.finetune.callbacks import format_duration
 
-        return (f"{self.trainable / 1e6:,.2f} M of {self.params / 1e6:,.0f} M weights trained · "
+        return (f"{_count(self.trainable)} of {_count(self.params)} weights trained · "
                 f"{self.steps} steps, {self.tokens:,} tokens · memory ≈ {_gb(self.memory_bytes)} · "
                 f"time ≈ {format_duration(self.seconds)} on {self.device} · disk ≈ {_gb(self.disk_bytes)}")
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k"
 
 
 def _gb(n: float) -> str:

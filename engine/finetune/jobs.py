@@ -115,8 +115,14 @@ def new_run_dir(base_name: str) -> Path:
 
 def train_task(session, *, on_text=None, on_progress=None, cancel=None, job: JobConfig, resume: bool = False,
                on_event: Callable[[dict], None] | None = None):
+    import gc
+
     from engine.finetune.train import run_training
 
+    # Libraries call gc.collect() during training (accelerate's free_memory); a full collection over
+    # every object of torch and transformers holds the GIL for ~0.3 s and freezes the window. Objects
+    # alive now are long-lived: moving them out of the collector's sight keeps each collection short.
+    gc.freeze()
     ACTIVE.add(str(Path(job.out_dir)))
     try:
         return run_training(job, resume=resume, on_text=on_text, on_progress=on_progress, on_event=on_event,
@@ -145,7 +151,20 @@ def preview_task(session, *, on_text=None, on_progress=None, cancel=None, data: 
     from engine.finetune.data import build_dataset
 
     tokenizer, context = load_tokenizer(session, base_model)
+    _warm_up_imports()
     return build_dataset(data, tokenizer, max_context=context, on_progress=on_progress, cancel=cancel)
+
+
+def _warm_up_imports() -> None:
+    """Import the training libraries now, on this worker, while the user reads the preview.
+
+    Importing holds the interpreter lock in long stretches; done here, it does not
+    stall the window at the moment training starts.
+    """
+    import peft  # noqa: F401
+    import transformers.trainer  # noqa: F401
+
+    import engine.finetune.train  # noqa: F401
 
 
 def load_tokenizer(session, base_model: str) -> tuple[Any, int]:
