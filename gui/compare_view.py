@@ -43,7 +43,7 @@ class CompareView(QWidget):
     def __init__(self, window) -> None:
         super().__init__()
         self.window = window
-        self.client = EngineClient(self, name="hearth-compare")
+        self._client: EngineClient | None = None  # made on first Send
         self.base_task: int | None = None
         self.tuned_task: int | None = None
         self.tuned = QComboBox()
@@ -90,15 +90,22 @@ class CompareView(QWidget):
         for signal in (window.client.finished, window.client.cancelled):
             signal.connect(self._base_done)
         window.client.failed.connect(self._base_failed)
-        self.client.chunk_received.connect(self._tuned_chunk)
-        self.client.progress_changed.connect(self._tuned_progress)
-        for signal in (self.client.finished, self.client.cancelled):
-            signal.connect(self._tuned_done)
-        self.client.failed.connect(self._tuned_failed)
         if hasattr(window, "model_changed"):
             window.model_changed.connect(lambda _info: self._on_selected())
         self.refresh()
         self._set_busy(False)
+
+    @property
+    def client(self) -> EngineClient:
+        """The fine-tuned model's worker, so both answers stream at the same time."""
+        if self._client is None:
+            self._client = EngineClient(self, name="hearth-compare")
+            self._client.chunk_received.connect(self._tuned_chunk)
+            self._client.progress_changed.connect(self._tuned_progress)
+            for signal in (self._client.finished, self._client.cancelled):
+                signal.connect(self._tuned_done)
+            self._client.failed.connect(self._tuned_failed)
+        return self._client
 
     def refresh(self) -> None:
         current = self.tuned.currentData()
@@ -111,6 +118,11 @@ class CompareView(QWidget):
             self.select_output(current)
         self.tuned.blockSignals(False)
         self._on_selected()
+
+    def showEvent(self, event) -> None:
+        if self.base_task is None and self.tuned_task is None:
+            self.refresh()  # runs may have finished since the view was last shown
+        super().showEvent(event)
 
     def select_output(self, path: str | None) -> None:
         index = self.tuned.findData(path)
@@ -172,8 +184,8 @@ class CompareView(QWidget):
     def stop(self) -> None:
         if self.base_task is not None:
             self.window.client.cancel(self.base_task)
-        if self.tuned_task is not None:
-            self.client.cancel(self.tuned_task)
+        if self.tuned_task is not None and self._client is not None:
+            self._client.cancel(self.tuned_task)
 
     def _base_chunk(self, task_id: int, text: str) -> None:
         if task_id == self.base_task:
@@ -212,7 +224,9 @@ class CompareView(QWidget):
             self._tuned_done(task_id)
 
     def on_window_closing(self) -> None:
-        self.client.shutdown(timeout_ms=3000)
+        if self._client is not None:
+            self._client.shutdown(timeout_ms=3000)
+            self._client = None
 
 
 def _append(box: QPlainTextEdit, text: str) -> None:

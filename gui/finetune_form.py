@@ -147,4 +147,6 @@ class FinetuneForm(QWidget):
 
     def set_context_limit(self, context: int) -> None:
         """Sequences cannot be longer than the model's context (the spin box clamps the value)."""
+        self.seq_len.blockSignals(True)  # not an edit by the user: suggestions still apply
         self.seq_len.setMaximum(max(16, context))
+        self.seq_len.blockSignals(False)

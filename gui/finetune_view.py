@@ -33,8 +33,7 @@ class FinetuneView(QWidget):
     def __init__(self, window) -> None:
         super().__init__()
         self.window = window
-        self.train_client = EngineClient(self, name="hearth-training")
-        self.prep_client = EngineClient(self, name="hearth-finetune-prep")
+        self._clients: dict[str, EngineClient] = {}  # made on first use: no idle threads in windows that never train
         self.events = _Events()
         self.events.received.connect(self._on_event)
         self.train_task: int | None = None
@@ -137,14 +136,30 @@ class FinetuneView(QWidget):
         self.save_button.clicked.connect(self.save_as_model)
         self.compare_button.clicked.connect(self.open_compare)
         self.runs.currentIndexChanged.connect(self._on_run_selected)
-        for client in (self.train_client, self.prep_client):
+        if hasattr(self.window, "model_changed"):
+            self.window.model_changed.connect(self._on_model_changed)
+
+    def _client(self, name: str) -> EngineClient:
+        if name not in self._clients:
+            client = EngineClient(self, name=f"hearth-{name}")
             client.finished.connect(self._on_finished)
             client.failed.connect(self._on_failed)
             client.cancelled.connect(self._on_cancelled)
-        self.train_client.progress_changed.connect(self._on_progress)
-        self.train_client.chunk_received.connect(self._on_text)
-        if hasattr(self.window, "model_changed"):
-            self.window.model_changed.connect(self._on_model_changed)
+            if name == "training":
+                client.progress_changed.connect(self._on_progress)
+                client.chunk_received.connect(self._on_text)
+            self._clients[name] = client
+        return self._clients[name]
+
+    @property
+    def train_client(self) -> EngineClient:
+        """The training worker: its own thread, so chat and the window stay responsive."""
+        return self._client("training")
+
+    @property
+    def prep_client(self) -> EngineClient:
+        """Dataset preview, estimate and saving models: quick jobs that must not wait behind training."""
+        return self._client("finetune-prep")
 
     # -- state --------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
@@ -449,8 +464,9 @@ class FinetuneView(QWidget):
 
     def on_window_closing(self) -> None:
         """Stop training so it saves a last checkpoint; Resume continues it next time."""
-        self.train_client.shutdown(timeout_ms=30000)
-        self.prep_client.shutdown(timeout_ms=3000)
+        for name, client in self._clients.items():
+            client.shutdown(timeout_ms=30000 if name == "training" else 3000)
+        self._clients.clear()
 
 
 def _perplexity_text(before, after) -> str:

@@ -1,0 +1,203 @@
+"""The fine-tuning view and the Compare view with pytest-qt, on the tiny model and a fake window."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PySide6.QtCore import QObject, Signal
+
+from engine.config import SamplingConfig
+
+PARAGRAPH = "The sea is wide and the waves are high. Ships sail over the sea at night.\n"
+
+
+class _Panel:
+    def config(self) -> SamplingConfig:
+        return SamplingConfig(temperature=0.0, max_new_tokens=6)
+
+
+class _Picker:
+    def __init__(self) -> None:
+        self.refreshed = 0
+
+    def refresh(self) -> None:
+        self.refreshed += 1
+
+
+class FakeWindow(QObject):
+    """What a view needs of the main window."""
+
+    model_changed = Signal(object)
+
+    def __init__(self, client, info) -> None:
+        super().__init__()
+        self.client, self.model_info, self.sampling_panel = client, info, _Panel()
+        self.model_picker = _Picker()
+        self.errors: list[str] = []
+        self.notices: list[str] = []
+        self.views: dict = {}
+        self.shown = None
+
+    def show_error(self, text: str) -> None:
+        self.errors.append(text)
+
+    def show_notice(self, text: str) -> None:
+        self.notices.append(text)
+
+    def show_view(self, title: str) -> None:
+        self.shown = title
+
+
+@pytest.fixture
+def window(qtbot, tiny_model_dir):
+    from engine.config import LoadConfig
+    from engine.jobs import load_job
+    from gui.worker import EngineClient
+
+    client = EngineClient()
+    with qtbot.waitSignal(client.finished, timeout=60_000):
+        client.submit(load_job, config=LoadConfig(path=str(tiny_model_dir), device="cpu"))
+    win = FakeWindow(client, {"path": str(tiny_model_dir), "name": "tiny", "context_length": 256})
+    yield win
+    for view in win.views.values():
+        view.on_window_closing()
+    client.shutdown()
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    for i in range(4):
+        (tmp_path / f"part{i}.txt").write_text(f"Part {i}. " + PARAGRAPH * 6, encoding="utf-8")
+    (tmp_path / "qa.jsonl").write_text(json.dumps({"prompt": "Where?", "completion": "At sea."}) + "\n{oops\n")
+    (tmp_path / "image.bin").write_bytes(bytes(range(256)) * 4)
+    return tmp_path
+
+
+def make_view(qtbot, window):
+    from gui.finetune_view import FinetuneView
+
+    view = FinetuneView(window)
+    window.views["Fine-tune"] = view
+    qtbot.addWidget(view)
+    view.resize(1100, 760)
+    view.show()
+    return view
+
+
+def wait_preview(qtbot, view):
+    qtbot.waitUntil(lambda: view.stats is not None and view.preview_task is None, timeout=60_000)
+    qtbot.waitUntil(lambda: view.estimate_label.text().startswith("Estimate"), timeout=60_000)
+
+
+def short_run(view, steps=4):
+    form = view.form
+    form.seq_len.setValue(32)
+    form.max_steps.setValue(steps)
+    form.eval_steps.setValue(2)
+    form.save_steps.setValue(2)
+    form.batch.setValue(2)
+    form.lr.setValue(0.005)
+    form.prompts.setPlainText("Where do ships sail?")
+
+
+def test_preview_lists_examples_skips_and_totals(qtbot, window, corpus):
+    view = make_view(qtbot, window)
+    assert view.form.seq_len.maximum() == 256  # capped to the model's context
+    view.files.add_paths([str(corpus)])
+    wait_preview(qtbot, view)
+    model = view.preview.model
+    sources = {model.data(model.index(r, 0)) for r in range(model.rowCount())}
+    assert "qa.jsonl:1" in sources and any(s.startswith("part") for s in sources)
+    skipped = [view.preview.skipped.item(i).text() for i in range(view.preview.skipped.count())]
+    assert any("image.bin" in s and "binary" in s for s in skipped)
+    assert any("qa.jsonl" in s and "2 (not valid JSON)" in s for s in skipped)
+    assert "training and" in view.preview.totals.text() and "weights trained" in view.estimate_label.text()
+    assert view.form.max_steps.value() > 0  # settings suggested from the data size
+
+
+def test_empty_folder_shows_a_clear_message(qtbot, window, tmp_path):
+    view = make_view(qtbot, window)
+    (tmp_path / "empty").mkdir()
+    view.files.add_paths([str(tmp_path / "empty")])
+    qtbot.waitUntil(lambda: "No files found" in view.preview.totals.text(), timeout=30_000)
+    view.start()
+    assert window.errors == [] or "No files" in window.errors[-1]
+
+
+def test_train_watch_save_and_compare(qtbot, window, corpus, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    from engine.paths import models_dir
+    from gui.compare_view import CompareView
+
+    view = make_view(qtbot, window)
+    view.files.add_paths([str(corpus)])
+    wait_preview(qtbot, view)
+    short_run(view)
+    view.start()
+    assert view.stop_button.isEnabled() and not view.start_button.isEnabled()
+    qtbot.waitUntil(lambda: view.train_task is None, timeout=180_000)
+    assert window.errors == []
+    assert view.status.text().startswith("Finished at step 4/4")
+    assert view.plot.train_steps == [1, 2, 3, 4] and view.plot.val_steps == [0, 2, 4]
+    assert "before" in view.result_label.text() and "step 4" in view.samples.toPlainText()
+    run = view.selected_run()
+    assert run is not None and run.state == "finished" and view.save_button.isEnabled()
+
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("my-tuned", True))
+    view.save_as_model()
+    qtbot.waitUntil(lambda: view.export_task is None, timeout=60_000)
+    assert (models_dir() / "my-tuned" / "config.json").is_file() and window.model_picker.refreshed == 1
+
+    compare = CompareView(window)
+    window.views["Compare"] = compare
+    qtbot.addWidget(compare)
+    view.open_compare()
+    assert window.shown == "Compare" and compare.tuned.currentData() == run.output
+    compare.prompt.setPlainText("Where do ships sail?")
+    compare.send()
+    qtbot.waitUntil(lambda: compare.base_task is None and compare.tuned_task is None, timeout=60_000)
+    assert compare.base_out.toPlainText() and compare.tuned_out.toPlainText()
+    assert "[" not in compare.tuned_out.toPlainText()[:1]  # not an error message
+    labels = [compare.tuned.itemText(i) for i in range(compare.tuned.count())]
+    assert any("my-tuned (saved model)" in label for label in labels)
+
+
+def test_stop_then_resume_from_the_runs_list(qtbot, window, corpus):
+    view = make_view(qtbot, window)
+    view.files.add_paths([str(corpus)])
+    wait_preview(qtbot, view)
+    short_run(view, steps=40)
+    view.start()
+    qtbot.waitUntil(lambda: len(view.plot.train_steps) >= 1, timeout=120_000)
+    view.stop()
+    qtbot.waitUntil(lambda: view.train_task is None, timeout=120_000)
+    assert view.status.text().startswith("Stopped at step")
+    run = view.selected_run()
+    assert run.state == "stopped" and run.resumable and view.resume_button.isEnabled()
+    stopped_at = run.step
+    view.resume()
+    qtbot.waitUntil(lambda: view.plot.train_steps and view.plot.train_steps[-1] > stopped_at + 1, timeout=120_000)
+    view.stop()
+    qtbot.waitUntil(lambda: view.train_task is None, timeout=120_000)
+    assert view.selected_run().step > stopped_at
+    assert window.errors == []
+
+
+def test_export_job_writes_config_and_commands(qtbot, window, corpus, tmp_path, monkeypatch):
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    view = make_view(qtbot, window)
+    view.files.add_paths([str(corpus)])
+    out = tmp_path / "export"
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
+    monkeypatch.setattr(QMessageBox, "open", lambda self: None)
+    view.export_job()
+    job = json.loads((out / "job.json").read_text())
+    assert job["data"]["paths"] == [str(corpus)] and job["base_model"] == window.model_info["path"]
+    script = (out / "run.sh").read_text()
+    assert "torchrun --nproc_per_node=2 -m engine.cli finetune --config job.json" in script
+    assert "accelerate launch" in script
+    assert QGuiApplication.clipboard().text().startswith("torchrun")
