@@ -98,17 +98,22 @@ def _pack(counter: TokenCounter, units: list[str], budget: int, overlap: int, se
     chunks: list[str] = []
     current: list[str] = []
     carried = 0  # how many of current's units are overlap from the previous chunk
+
+    def fits(candidate: list[str]) -> bool:
+        # The sum of the parts is a close estimate; tokenize the joined text only near the limit.
+        estimate = sum(counter(u) for u in candidate) + len(candidate) - 1
+        return estimate <= budget * 0.9 or counter(sep.join(candidate)) <= budget
+
     for unit in units:
-        candidate = current + [unit]
-        if counter(sep.join(candidate)) <= budget:
-            current = candidate
+        if fits(current + [unit]):
+            current.append(unit)
             continue
         if len(current) > carried:
             chunks.append(sep.join(current))
         tail = _overlap_tail(counter, current, overlap) if len(current) > carried else []
         current = tail + [unit]
         carried = len(tail)
-        if counter(sep.join(current)) > budget:  # no room for the overlap next to this unit
+        if not fits(current):  # no room for the overlap next to this unit
             current, carried = [unit], 0
     if len(current) > carried:
         chunks.append(sep.join(current))
