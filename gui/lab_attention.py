@@ -41,7 +41,7 @@ class HeatmapWidget(QWidget):
         return min(140, max([fm.horizontalAdvance(t[:18]) for t in self.tokens] + [20]) + 8)
 
     def _cell(self) -> int:
-        return max(6, min(28, 900 // max(1, len(self.tokens))))
+        return max(6, min(40, 900 // max(1, len(self.tokens))))
 
     def _origin(self) -> QPoint:
         return QPoint(self._label_width(), self._label_width() + 22)
@@ -49,7 +49,7 @@ class HeatmapWidget(QWidget):
     def sizeHint(self) -> QSize:
         n = len(self.tokens)
         o = self._origin()
-        return QSize(o.x() + n * self._cell() + 12, o.y() + n * self._cell() + 12)
+        return QSize(o.x() + n * self._cell() + 90, max(o.y() + n * self._cell() + 12, 220))
 
     def minimumSizeHint(self) -> QSize:
         return self.sizeHint()
@@ -67,6 +67,7 @@ class HeatmapWidget(QWidget):
             for j in range(n):
                 p.fillRect(o.x() + j * cell, o.y() + i * cell, cell, cell, viridis_color(self.matrix[i, j] / peak))
         p.setPen(Qt.GlobalColor.black)
+        self._paint_scale(p, o.x() + n * cell + 16, o.y(), peak)
         if cell >= 8:  # labels only where they can be read
             lw = self._label_width()
             for i, token in enumerate(self.tokens):
@@ -79,6 +80,15 @@ class HeatmapWidget(QWidget):
                 p.drawText(QRect(0, j * cell, lw - 4, cell), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                            token[:18])
             p.restore()
+
+    def _paint_scale(self, p: QPainter, x: int, y: int, peak: float) -> None:
+        """A colour bar: what the darkest and brightest cells mean."""
+        height = 160
+        for k in range(height):
+            p.fillRect(x, y + k, 14, 1, viridis_color(1 - k / (height - 1)))
+        p.drawRect(x, y, 14, height)
+        p.drawText(x + 18, y + 10, f"{peak:.2f}")
+        p.drawText(x + 18, y + height, "0")
 
     def cell_at(self, pos: QPoint) -> tuple[int, int] | None:
         o, cell, n = self._origin(), self._cell(), len(self.tokens)
@@ -166,6 +176,8 @@ class AttentionPanel(QWidget):
         self.layer = QSpinBox()
         self.layer.setPrefix("layer ")
         self.head = QComboBox()
+        self.head.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.head.addItem("mean of heads")
         self.grid_mode = QCheckBox("All heads of the layer")
         self.export_button = QPushButton("Export PNG…")
         self.notice = QLabel("")

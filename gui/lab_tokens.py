@@ -17,11 +17,13 @@ class TokenStrip(QWidget):
     """Tokens laid out like text, each on a background coloured by its probability."""
 
     PAD, LINE = 2, 22
+    token_clicked = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.tokens = []  # TokenProbability items
         self.boxes: list[QRectF] = []
+        self.selected: int | None = None
         self.setMouseTracking(True)
         self._font = QFont("monospace")
         self._font.setStyleHint(QFont.StyleHint.Monospace)
@@ -29,6 +31,7 @@ class TokenStrip(QWidget):
 
     def set_tokens(self, tokens) -> None:
         self.tokens = list(tokens)
+        self.selected = None
         self._layout(self._width)
         self.update()
 
@@ -65,6 +68,9 @@ class TokenStrip(QWidget):
                 p.fillRect(box, probability_color(t.prob))
             p.setPen(Qt.GlobalColor.black)
             p.drawText(box, Qt.AlignmentFlag.AlignCenter, t.text.replace("\n", "↵").replace("\t", "    ") or "∅")
+        if self.selected is not None and self.selected < len(self.boxes):
+            p.setPen(Qt.GlobalColor.blue)
+            p.drawRect(self.boxes[self.selected].adjusted(0, 0, -1, -1))
 
     def index_at(self, pos) -> int | None:
         for i, box in enumerate(self.boxes):
@@ -87,6 +93,13 @@ class TokenStrip(QWidget):
         else:
             QToolTip.showText(event.globalPosition().toPoint(), self.tooltip_for(i), self)
 
+    def mousePressEvent(self, event) -> None:
+        i = self.index_at(event.position())
+        if i is not None:
+            self.selected = i
+            self.update()
+            self.token_clicked.emit(i)
+
 
 class TokenPanel(QWidget):
     def __init__(self, lab, parent: QWidget | None = None) -> None:
@@ -104,19 +117,28 @@ class TokenPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(self.strip)
         scroll.setWidgetResizable(True)
+        self.details = QLabel("Click a token to keep its alternatives here.")
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.details.setMinimumWidth(230)
+        self.details.setStyleSheet("font-family: monospace; padding: 6px; background: white;")
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.strip.token_clicked.connect(lambda i: self.details.setText(self.strip.tooltip_for(i)))
+        body = QHBoxLayout()
+        body.addWidget(scroll, 1)
+        body.addWidget(self.details)
         row = QHBoxLayout()
         row.addWidget(self.score_button)
         row.addStretch(1)
         row.addWidget(self.export_button)
         legend = QLabel("Colour: red = the model found the token unlikely, green = likely; grey = context. "
-                        "Hover a token for the 5 tokens the model expected there.")
+                        "Hover or click a token for the 5 tokens the model expected there.")
         legend.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.text)
         layout.addLayout(row)
         layout.addWidget(legend)
         layout.addWidget(self.summary)
-        layout.addWidget(scroll, 1)
+        layout.addLayout(body, 1)
         self.score_button.clicked.connect(self.run)
         self.export_button.clicked.connect(self._export)
 

@@ -74,6 +74,8 @@ def test_token_probabilities_colour_and_tooltip(lab, qtbot):
     tip = panel.strip.tooltip_for(2)
     assert "Top 5" in tip and tip.count("%") == 6
     assert panel.strip.index_at(panel.strip.boxes[2].center()) == 2
+    qtbot.mouseClick(panel.strip, Qt.MouseButton.LeftButton, pos=panel.strip.boxes[2].center().toPoint())
+    assert panel.details.text() == tip  # the alternatives stay in view after a click
 
 
 def test_next_token_click_appends(lab, qtbot):

@@ -84,6 +84,8 @@ def train_lab(config: LabTrainConfig, *, on_text: Callable[[str], None] | None =
     run = _prepare(config, on_progress)
     config = run.config
     total = config.effective_steps
+    for event in run.history:  # resuming: show the curve so far first
+        on_event(event)
     on_text(f"Training {sum(p.numel() for p in run.model.parameters()):,} parameters on "
             f"{run.train_ids.numel():,} tokens ({run.val_ids.numel():,} held out), from step {run.step} to {total}.\n")
     start = time.perf_counter()
