@@ -168,6 +168,11 @@ class TrainPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
+    def showEvent(self, event) -> None:
+        if not self.estimate_label.text():  # the first time the panel is seen: estimate the default size
+            self._estimate_timer.start()
+        super().showEvent(event)
+
     # -- worker -------------------------------------------------------------------
     def runner(self) -> TaskRunner:
         if self._runner is None:
