@@ -11,11 +11,11 @@ Modules are imported when the window is built, so keep torch out of them.
 
 VIEWS: list[tuple[str, str]] = [
     ("Chat", "gui.chat_view:ChatView"),
-    ("Fine-tune", "gui.finetune_view:FinetuneView"),
-    ("Compare", "gui.compare_view:CompareView"),
     ("Summarize", "gui.summarize_view:SummarizeView"),
     ("Code", "gui.code_view:CodeView"),
     ("Translate", "gui.translate_view:TranslateView"),
     ("Notebook", "gui.notebook_view:NotebookView"),
+    ("Fine-tune", "gui.finetune_view:FinetuneView"),
+    ("Compare", "gui.compare_view:CompareView"),
     ("Lab", "gui.lab_view:LabView"),
 ]
