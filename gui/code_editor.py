@@ -55,7 +55,9 @@ class CodeEditor(QPlainTextEdit):
         self.numbers = _LineNumbers(self)
         self.blockCountChanged.connect(self._update_margin)
         self.updateRequest.connect(self._scroll_numbers)
-        self.document().contentsChanged.connect(self._on_changed)
+        self.edit_count = 0  # real edits so far: tells whether a completion still fits the text
+        # contentsChange, not contentsChanged: re-highlighting emits the latter with no text changed.
+        self.document().contentsChange.connect(self._on_changed)
         self._update_margin()
 
     # -- ghost text ------------------------------------------------------------------
@@ -150,8 +152,9 @@ class CodeEditor(QPlainTextEdit):
             self.highlighter.rehighlightBlock(block)
             block = block.next()
 
-    def _on_changed(self) -> None:
-        if not self._internal:
+    def _on_changed(self, position: int, removed: int, added: int) -> None:
+        if not self._internal and (removed or added):
+            self.edit_count += 1
             self.user_edited.emit()
 
     # -- keys ------------------------------------------------------------------------

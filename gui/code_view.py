@@ -33,7 +33,7 @@ class CodeView(QWidget):
         self.window_ = window
         self.path: str | None = None
         self.encoding = "utf-8"
-        self._request_state: tuple[int, int] | None = None  # (document revision, cursor) when asked
+        self._request_state: tuple[int, int] | None = None  # (edit count, cursor) when asked
         self.task = TextTask(window.client, self)
         self.editor = CodeEditor()
         self._build()
@@ -187,12 +187,12 @@ class CodeView(QWidget):
         pos = cursor.position()
         request = CompletionRequest(prefix=text[:pos], suffix=text[pos:], language=self.language_name,
                                     max_lines=self.max_lines.value())
-        self._request_state = (self.editor.document().revision(), pos)
+        self._request_state = (self.editor.edit_count, pos)
         self._set_status("Completing…")
         self.task.start(complete_job, request=request)
 
     def _on_completion(self, result) -> None:
-        state = (self.editor.document().revision(), self.editor.textCursor().position())
+        state = (self.editor.edit_count, self.editor.textCursor().position())
         if state != self._request_state or self.editor.textCursor().hasSelection():
             self._set_status("")  # the text moved on while the model was thinking
             return

@@ -107,7 +107,10 @@ def test_ctrl_space_shows_ghost_from_the_worker(view, qtbot):
     view.editor.setPlainText(BEFORE)
     view.editor.moveCursor(view.editor.textCursor().MoveOperation.End)
     view.editor.setFocus()
+    view.fake.release.clear()
     qtbot.keyClick(view.editor, Qt.Key.Key_Space, Qt.KeyboardModifier.ControlModifier)
+    view.editor.highlighter.relex()  # re-highlighting while the model thinks is not an edit
+    view.fake.release.set()
     qtbot.waitUntil(view.editor.has_ghost, timeout=10000)
     request = view.fake.requests[0]
     assert request.prefix == BEFORE and request.suffix == "" and request.language == "python"
