@@ -7,7 +7,7 @@ order, separated by blank lines, so the layout of the original survives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from engine.cancel import CancelToken
@@ -16,6 +16,7 @@ from engine.config import ChatMessage, SamplingConfig
 from engine.errors import HearthError, InvalidConfigError
 from engine.language_detect import LANGUAGES, detect_language, language_name
 
+DEFAULT_SAMPLING = SamplingConfig(temperature=0.2, top_p=0.9, repetition_penalty=1.1, max_new_tokens=1024)
 SYSTEM = "You are a professional translator. You translate faithfully and reply with the translation only."
 
 
@@ -28,8 +29,7 @@ class TranslateRequest:
     text: str
     target: str  # a language name or code: "French", "fr"
     source: str = ""  # "" = detect
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
-        temperature=0.2, top_p=0.9, repetition_penalty=1.1, max_new_tokens=1024))
+    sampling: SamplingConfig = DEFAULT_SAMPLING
 
     def __post_init__(self) -> None:
         if not self.target.strip():

@@ -72,7 +72,7 @@ class TranslateView(QWidget):
 
     def translate(self) -> None:
         from engine.errors import InvalidConfigError
-        from engine.translate import TranslateRequest
+        from engine.translate import DEFAULT_SAMPLING, TranslateRequest
 
         text = self.input.toPlainText()
         if not text.strip():
@@ -84,7 +84,7 @@ class TranslateView(QWidget):
         source = "" if self.source.currentText() == DETECT else self.source.currentText()
         try:
             request = TranslateRequest(text=text, target=self.target.currentText(), source=source,
-                                       sampling=TranslateRequest(text="", target="x").sampling.with_(
+                                       sampling=DEFAULT_SAMPLING.with_(
                                            max_new_tokens=self.window_.sampling_panel.config().max_new_tokens))
         except InvalidConfigError as exc:
             self.window_.show_error(str(exc))

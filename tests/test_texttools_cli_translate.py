@@ -8,7 +8,7 @@ from engine.cli import main
 from engine.cli.texttools import split_at
 from engine.errors import InvalidConfigError
 from engine.language_detect import detect_language, language_name
-from engine.translate import NothingToTranslateError, TranslateRequest, translate
+from engine.translate import DEFAULT_SAMPLING, NothingToTranslateError, TranslateRequest, translate
 
 
 @pytest.mark.parametrize("text,code", [
@@ -33,8 +33,8 @@ def test_language_names():
 def test_translate_streams_pieces_in_order(tiny_lm):
     streamed, progress = [], []
     text = "\n\n".join(["The sea is wide and the waves are high. Ships sail over the sea at night."] * 12)
-    request = TranslateRequest(text=text, target="fr", sampling=TranslateRequest(text="x", target="fr").sampling
-                               .with_(max_new_tokens=4, temperature=0.0))
+    request = TranslateRequest(text=text, target="fr", sampling=DEFAULT_SAMPLING.with_(max_new_tokens=4,
+                                                                                         temperature=0.0))
     result = translate(tiny_lm, request, on_text=streamed.append, on_progress=lambda f, m: progress.append(m))
     assert result.source == "English" and result.detected and result.target == "French"
     assert result.parts >= 2 and f"Translating part 2 of {result.parts}" in progress
