@@ -267,7 +267,8 @@ class FinetuneView(QWidget):
     def _submit_training(self, job: JobConfig, resume: bool) -> None:
         self.running_job = job
         self.train_task = self.train_client.submit(ft_jobs.train_task, job=job, resume=resume,
-                                                   on_event=self.events.received.emit)
+                                                   on_event=self.events.received.emit,
+                                                   threads=ft_jobs.gui_threads())
         self.progress.setValue(0)
         self.status.setText(("Resuming " if resume else "Starting ") + f"{job.name}…")
         self._set_running(True)

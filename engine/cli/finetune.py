@@ -51,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", action="append", default=None, help="sample prompt at each evaluation (repeatable)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=t.seed)
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: every core)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.set_defaults(handler=run_finetune)
 
@@ -87,9 +88,10 @@ def _say(text: str) -> None:
 
 
 def _default_model() -> str:
+    from engine.cancel import CancelToken
     from engine.convert import ensure_default_model
 
-    return str(ensure_default_model(on_progress=lambda f, m: _say(f"[{f * 100:5.1f}%] {m}")))
+    return str(ensure_default_model(on_progress=lambda f, m: _say(f"[{f * 100:5.1f}%] {m}"), cancel=CancelToken()))
 
 
 def job_from_args(args: argparse.Namespace):
@@ -148,7 +150,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         return _print_estimate(job)
     _say(f"Run folder: {job.out_dir}")
     result = run_training(job, resume=args.resume, on_event=_print_event, on_text=lambda t: _say(t.rstrip()),
-                          cancel=cancel_on_interrupt())
+                          cancel=cancel_on_interrupt(), threads=args.threads)
     if not _main():
         return 0
     ppl = ""

@@ -113,8 +113,17 @@ def new_run_dir(base_name: str) -> Path:
 
 # --- worker tasks -----------------------------------------------------------------------------------
 
+def gui_threads() -> int:
+    """CPU threads for training inside the window: one core is left for the window itself.
+
+    On a busy machine this is also faster: torch's threads spin-wait for each other,
+    and a thread the system puts aside stalls all the others.
+    """
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def train_task(session, *, on_text=None, on_progress=None, cancel=None, job: JobConfig, resume: bool = False,
-               on_event: Callable[[dict], None] | None = None):
+               on_event: Callable[[dict], None] | None = None, threads: int | None = None):
     import gc
 
     from engine.finetune.train import run_training
@@ -126,7 +135,7 @@ def train_task(session, *, on_text=None, on_progress=None, cancel=None, job: Job
     ACTIVE.add(str(Path(job.out_dir)))
     try:
         return run_training(job, resume=resume, on_text=on_text, on_progress=on_progress, on_event=on_event,
-                            cancel=cancel)
+                            cancel=cancel, threads=threads)
     except BaseException as exc:
         _mark_failed(job, exc)
         raise

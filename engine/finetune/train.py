@@ -52,8 +52,22 @@ def world_size() -> int:
 
 def run_training(job: JobConfig, *, resume: bool = False, on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[float, str], None] | None = None,
-                 on_event: Callable[[dict], None] | None = None, cancel: CancelToken | None = None) -> TrainResult:
-    """Train ``job`` (or continue it from its last checkpoint); return where the result is."""
+                 on_event: Callable[[dict], None] | None = None, cancel: CancelToken | None = None,
+                 threads: int | None = None) -> TrainResult:
+    """Train ``job`` (or continue it from its last checkpoint); return where the result is.
+
+    ``threads``: CPU threads for torch during the run (None: torch's default, every core).
+    """
+    if threads:
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return run_training(job, resume=resume, on_text=on_text, on_progress=on_progress, on_event=on_event,
+                                cancel=cancel)
+        finally:
+            torch.set_num_threads(previous)
     on_progress = on_progress or (lambda f, m: None)
     cancel = cancel or CancelToken()
     run_dir = Path(job.out_dir)
