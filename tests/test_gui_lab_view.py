@@ -28,12 +28,21 @@ class FakeWindow(QObject):
         self.loaded.append(path)
 
 
+def one_thread(session, **kwargs):
+    """A task that makes its worker thread use one torch thread: far faster on a shared CPU."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def lab(qtbot, tiny_model_dir):
     from gui.lab_view import LabView
 
     window = FakeWindow()
+    window.client.submit(one_thread)
     view = LabView(window)
+    view.train.runner().client.submit(one_thread)
     qtbot.addWidget(view)
     view.resize(1100, 800)
     view.add_model_folder(str(tiny_model_dir))

@@ -5,6 +5,17 @@ import pytest
 from engine.cli import main
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small matrices: one thread is as fast, and far faster when other processes share the CPU."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab-cli")

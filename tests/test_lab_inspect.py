@@ -11,6 +11,17 @@ from engine.lab.errors import AttentionUnavailableError
 from engine.lab.inspect import attention_maps, encode, next_tokens, token_probabilities
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small matrices: one thread is as fast, and far faster when other processes share the CPU."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def test_attention_maps_of_a_transformers_model(tiny_lm):
     before = tiny_lm.model.config._attn_implementation
     maps = attention_maps(tiny_lm, "The sea is wide and the waves are high.")
