@@ -10,6 +10,7 @@ character index to cut at, or None to keep going. Rules, in order:
   the cursor is in - the block is finished;
 * brace languages: a ``}`` that closes a block opened before the cursor; it is
   kept when the code after the cursor does not close it already;
+* a substantial line the completion already wrote (small models loop);
 * two blank lines in a row, or more than ``max_lines`` lines.
 """
 
@@ -68,6 +69,7 @@ class Boundary:
         depth = self._depth(lines[0])
         opened = depth > 0
         blank_run = 0
+        seen = {lines[0].strip()}
         for i in range(1, complete):
             line = lines[i]
             if i >= self.max_lines:
@@ -81,6 +83,9 @@ class Boundary:
             blank_run = 0
             if self.suffix_first and line.strip() == self.suffix_first:
                 return offset - 1
+            if len(line.strip()) >= 10 and line.strip() in seen:  # the model is going round in circles
+                return offset - 1
+            seen.add(line.strip())
             if self.language in INDENT_LANGUAGES and _indent(line) < self.min_indent:
                 return offset - 1
             if self.language in BRACE_LANGUAGES:

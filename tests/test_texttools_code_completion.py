@@ -37,6 +37,13 @@ def test_suffix_repeat_line_limit_blank_lines_single_line():
     assert cut(Boundary("f(", ")\n"), "a, b)\nmore") == "a, b)"
 
 
+def test_a_repeated_line_ends_the_completion():
+    b = Boundary("def f(s):\n    ", language="python")
+    text = "s = s.strip()\n    s = s.lower()\n    s = s.strip()\n    s = s.lower()\n"
+    assert cut(b, text) == "s = s.strip()\n    s = s.lower()"
+    assert cut(b, "i += 1\n    i += 1\n    return i") == "i += 1\n    i += 1\n    return i"  # short lines may repeat
+
+
 def test_a_growing_last_line_is_not_judged_early():
     b = Boundary("def f():\n    ", language="python")
     assert b.find_cut("x = 1\ny", final=False) is None  # 'y' may still become '    y'
