@@ -261,7 +261,7 @@ class TrainPanel(QWidget):
         self.stop_button.setEnabled(running)
         done = not running and self._out is not None and (Path(self._out) / "config.json").is_file()
         self.use_button.setEnabled(done)
-        self.chat_button.setEnabled(done)
+        self.chat_button.setEnabled(done and _objective(self._out) == "clm")  # a masked model cannot chat
 
     # -- results ------------------------------------------------------------------
     def _on_progress(self, task_id: int, fraction: float, message: str) -> None:
@@ -310,3 +310,12 @@ class TrainPanel(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Save the model in")
         if folder:
             self.out_dir.setText(folder)
+
+
+def _objective(folder: str) -> str:
+    import json
+
+    try:
+        return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("objective", "clm")
+    except (OSError, ValueError):
+        return ""

@@ -89,6 +89,7 @@ def train_lab(config: LabTrainConfig, *, on_text: Callable[[str], None] | None =
     on_text(f"Training {sum(p.numel() for p in run.model.parameters()):,} parameters on "
             f"{run.train_ids.numel():,} tokens ({run.val_ids.numel():,} held out), from step {run.step} to {total}.\n")
     start = time.perf_counter()
+    first_step = run.step
     reason, evaluated_at = FINISHED, -1
     while run.step < total:
         if cancel.cancelled:
@@ -100,7 +101,8 @@ def train_lab(config: LabTrainConfig, *, on_text: Callable[[str], None] | None =
         run.last_loss = _train_step(run)
         event = {"kind": "train", "step": run.step, "loss": run.last_loss, "lr": run.scheduler.get_last_lr()[0]}
         _log(run, event, on_event)
-        on_progress(run.step / total, f"step {run.step}/{total} · loss {run.last_loss:.3f}")
+        on_progress(run.step / total, f"step {run.step}/{total} · loss {run.last_loss:.3f}"
+                                      f"{_time_left(start, first_step, run.step, total, config.max_minutes)}")
         if run.step % config.eval_every == 0 or run.step == total:
             evaluated_at = run.step
             if _evaluate(run, on_text, on_event):
@@ -114,6 +116,18 @@ def train_lab(config: LabTrainConfig, *, on_text: Callable[[str], None] | None =
                           elapsed_s=time.perf_counter() - start,
                           parameters=sum(p.numel() for p in run.model.parameters()),
                           notice=" ".join(run.notices), history=run.history)
+
+
+def _time_left(start: float, first_step: int, step: int, total: int, max_minutes: float) -> str:
+    """ " · about 3 min left", from this run's own speed so far (and the time limit, if sooner)."""
+    done = step - first_step
+    elapsed = time.perf_counter() - start
+    if done < 5:
+        return ""
+    left = elapsed / done * (total - step)
+    if max_minutes:
+        left = min(left, max(0.0, max_minutes * 60 - elapsed))
+    return f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {left:.0f} s left"
 
 
 def _prepare(config: LabTrainConfig, on_progress) -> _Run:
