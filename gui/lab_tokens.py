@@ -227,6 +227,7 @@ class NextTokenPanel(QWidget):
         super().__init__(parent)
         self.lab = lab
         self.candidates = []
+        self._masked = self._generating = False
         self.prefix = QPlainTextEdit("Permission is hereby")
         self.prefix.setMaximumHeight(90)
         self.predict_button = QPushButton("Next token")
@@ -268,7 +269,8 @@ class NextTokenPanel(QWidget):
 
     def set_masked(self, masked: bool) -> None:
         """Masked models predict a blank at the end; they cannot generate, but they fill blanks."""
-        self.generate_button.setEnabled(not masked)
+        self._masked = masked
+        self.generate_button.setEnabled(not masked and not self._generating)
         self.fill_box.setVisible(masked)
 
     def run(self) -> None:
@@ -279,8 +281,10 @@ class NextTokenPanel(QWidget):
                             prefix=self.prefix.toPlainText(), model_path=self.lab.model_path(), k=20)
 
     def _failed(self, message: str) -> None:
-        for b in (self.predict_button, self.generate_button, self.fill_button):
+        self._generating = False
+        for b in (self.predict_button, self.fill_button):
             b.setEnabled(True)
+        self.generate_button.setEnabled(not self._masked)
         self.lab.window.show_error(message)
 
     def show_result(self, result) -> None:
@@ -301,13 +305,15 @@ class NextTokenPanel(QWidget):
         from engine.lab.jobs import lab_generate_job
 
         sampling = self.lab.window.sampling_panel.config().with_(max_new_tokens=50)
+        self._generating = True
         self.generate_button.setEnabled(False)
         cursor = self.prefix.textCursor()
         cursor.movePosition(cursor.MoveOperation.End)
         self.prefix.setTextCursor(cursor)
 
         def done(result) -> None:
-            self.generate_button.setEnabled(True)
+            self._generating = False
+            self.generate_button.setEnabled(not self._masked)
             if getattr(result, "notice", ""):
                 self.lab.window.show_notice(result.notice)
             self.run()

@@ -128,3 +128,29 @@ def test_training_shows_loss_and_offers_the_model(lab, qtbot, tmp_path):
     assert panel.chat_button.isEnabled()
     panel.chat_button.click()
     assert lab.window.loaded == [str(tmp_path / "model")]
+
+
+def test_generate_appends_to_the_prefix(lab, qtbot):
+    panel = lab.next
+    panel.prefix.setPlainText("The sea")
+    panel.generate()
+    qtbot.waitUntil(lambda: not panel._generating, timeout=60000)
+    assert not lab.window.errors
+    assert panel.prefix.toPlainText().startswith("The sea") and len(panel.prefix.toPlainText()) > len("The sea")
+
+
+def test_masked_lab_model_fills_blanks(lab, qtbot, tmp_path):
+    from engine.lab.config import LabTrainConfig
+    from engine.lab.train import train_lab
+
+    (tmp_path / "c.txt").write_text("abcdefgh" * 200, encoding="utf-8")
+    folder = train_lab(LabTrainConfig(files=(str(tmp_path / "c.txt"),), out_dir=str(tmp_path / "mlm"), size="tiny",
+                                      objective="mlm", context=16, batch_size=8, max_steps=4, eval_every=4,
+                                      eval_batches=1, sample_tokens=4)).out_dir
+    lab.add_model_folder(folder)
+    qtbot.waitUntil(lambda: "fills in blanks" in lab.info.text(), timeout=30000)
+    assert not lab.next.fill_box.isHidden() and not lab.next.generate_button.isEnabled()
+    lab.next.mask_input.setText("abc<mask>efgh")
+    lab.next.fill()
+    qtbot.waitUntil(lambda: lab.next.fill_button.isEnabled() and bool(lab.next.fill_result.text()), timeout=30000)
+    assert lab.next.fill_result.text().startswith("Best guess: abc") and "blank 1:" in lab.next.fill_result.text()
