@@ -11,6 +11,7 @@ to ``on_text``; the result is Markdown.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -148,7 +149,7 @@ def summarize(lm: Any, text: str, config: SummaryConfig | None = None, *,
         progress(0.0, "Summarizing")
         result = run(final_messages(text, config, False), final_max, True)
         progress(1.0, "Done")
-        return SummaryResult(_tidy(result.text), 1, 0, calls[0], input_tokens, result.finish_reason)
+        return SummaryResult(to_markdown(result.text, config.form), 1, 0, calls[0], input_tokens, result.finish_reason)
 
     part_max = min(PART_MAX_NEW, max(32, final_max))
     budget = plan.piece_budget(lambda t: part_messages(t, config, 99, 99, False), part_max)
@@ -165,7 +166,7 @@ def summarize(lm: Any, text: str, config: SummaryConfig | None = None, *,
     result = run(final_messages("\n\n".join(notes), config, True), final_max, True)
     progress(1.0, "Done")
     notice = f"The model wrote nothing for {empty} of the parts; they are missing from the summary." if empty else ""
-    return SummaryResult(_tidy(result.text), len(pieces), rounds + 1, calls[0], input_tokens,
+    return SummaryResult(to_markdown(result.text, config.form), len(pieces), rounds + 1, calls[0], input_tokens,
                          result.finish_reason, notice)
 
 
@@ -208,7 +209,38 @@ def _generate(lm: Any, messages: list[ChatMessage], sampling: SamplingConfig, on
 
 
 def _tidy(text: str) -> str:
-    """Model output -> clean Markdown: no surrounding blank lines, '•' bullets as '-'."""
-    lines = [("- " + line.lstrip()[1:].lstrip()) if line.lstrip().startswith("•") else line.rstrip()
-             for line in text.strip().splitlines()]
+    """Model output -> clean Markdown: no surrounding blank lines, '•' and '*' bullets as '-'."""
+    lines = []
+    for line in text.strip().splitlines():
+        stripped = line.lstrip()
+        if stripped[:1] in ("•", "*", "–") and stripped[1:2] == " ":
+            line = line[:len(line) - len(stripped)] + "- " + stripped[2:].lstrip()
+        lines.append(line.rstrip())
     return "\n".join(lines).strip()
+
+
+BLOCK_START = re.compile(r"^\s*([-+*]\s|\d+[.)]\s|#|>|\|)")  # lines Markdown keeps apart anyway
+LIST_ITEM = re.compile(r"^\s*([-+*]|\d+[.)])\s")
+
+
+def to_markdown(text: str, form: str) -> str:
+    """The final summary as Markdown in the form asked for, whatever the model did.
+
+    Models write one sentence or point per line, which Markdown would run into
+    one paragraph: plain lines become paragraphs. With ``bullets``, a summary
+    written as prose is turned into one bullet per line (or per sentence).
+    """
+    text = _tidy(text)
+    lines = text.splitlines()
+    if form == "bullets" and not any(LIST_ITEM.match(line) for line in lines):
+        items = [line.strip() for line in lines if line.strip()]
+        if len(items) == 1:
+            items = [s for s in re.split(r"(?<=[.!?])\s+", items[0]) if s]
+        return "\n".join(f"- {item}" for item in items)
+    out: list[str] = []
+    for line in lines:
+        if out and out[-1].strip() and line.strip() and not BLOCK_START.match(line) \
+                and not BLOCK_START.match(out[-1]):
+            out.append("")  # a plain line after a plain line: a new paragraph
+        out.append(line)
+    return "\n".join(out)

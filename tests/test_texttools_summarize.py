@@ -144,3 +144,13 @@ def test_tiny_model_end_to_end(tiny_lm_1k):
     result = summarize(tiny_lm, TEXT[:1500], config, on_text=streamed.append)
     assert result.parts >= 2 and result.calls >= 3
     assert "".join(streamed).strip() == result.text
+
+
+def test_final_markdown_matches_the_form_asked_for():
+    from engine.summarize import to_markdown
+
+    prose = "The licence grants rights. It asks for notices.\nIt has no warranty."
+    assert to_markdown(prose, "prose") == "The licence grants rights. It asks for notices.\n\nIt has no warranty."
+    assert to_markdown("One. Two!", "bullets") == "- One.\n- Two!"
+    assert to_markdown("Intro\n• a\n* b", "bullets") == "Intro\n- a\n- b"
+    assert to_markdown("- a\n- b", "prose") == "- a\n- b"
