@@ -214,7 +214,9 @@ class CodeView(QWidget):
             self._auto_timer.start(self.delay.value())
 
     def _auto_complete(self) -> None:
-        if self.editor.hasFocus() and not self.editor.has_ghost() and self.window_.model_info is not None:
+        # Not while the worker is busy with something else (a long summary): the answer would come too late.
+        if self.editor.hasFocus() and not self.editor.has_ghost() and self.window_.model_info is not None \
+                and not self.window_.client.is_busy():
             self.request_completion()
 
     def _set_status(self, text: str) -> None:
