@@ -124,3 +124,16 @@ def test_masked_lab_folder_refuses_chat_with_a_reason(lab_models):
 
     with pytest.raises(ModelLoadError, match="fill in the blank"):
         load_model(LoadConfig(path=lab_models["mlm"], device="cpu"))
+
+
+@pytest.mark.integration
+def test_default_model_attention_and_probabilities(default_lm):
+    before = default_lm.model.config._attn_implementation
+    maps = attention_maps(default_lm, "The capital of France is Paris.")
+    assert maps.weights.shape[:2] == (30, 9)  # SmolLM2-135M: 30 layers × 9 heads
+    assert np.allclose(maps.weights.sum(-1), 1.0, atol=1e-3)
+    assert default_lm.model.config._attn_implementation == before
+    probs = token_probabilities(default_lm, "The capital of France is Paris.")
+    paris = [t for t in probs.tokens if t.text == " Paris"][0]
+    assert paris.prob > 0.3 and paris.top[0][0] == " Paris"  # the model knows this one
+    assert 1.0 < probs.perplexity < 1000
