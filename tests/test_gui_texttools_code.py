@@ -140,3 +140,20 @@ def test_open_and_save_keep_encoding(view, tmp_path):
     assert path.read_bytes().decode("cp1252").endswith("y = 2")
     assert not view.title.text().startswith("●")
     assert not view.open_file(str(tmp_path / "missing.py")) and "no such file" in view.window_.errors[-1]
+
+
+def test_complete_while_typing_after_a_pause(view, qtbot):
+    view.auto.setChecked(True)
+    view.delay.setValue(200)
+    view.activateWindow()
+    view.editor.setFocus()
+    qtbot.waitUntil(view.editor.hasFocus, timeout=5000)
+    qtbot.keyClicks(view.editor, "def add(a, b):")
+    qtbot.keyClick(view.editor, Qt.Key.Key_Return)
+    qtbot.keyClicks(view.editor, "ret")
+    qtbot.waitUntil(view.editor.has_ghost, timeout=10000)
+    assert view.fake.requests[-1].prefix == BEFORE
+    view.auto.setChecked(False)  # the setting is remembered
+    from PySide6.QtCore import QSettings
+
+    assert QSettings().value("code/auto_complete", type=bool) is False
