@@ -297,7 +297,7 @@ def _load_state(run: _Run, path: Path) -> None:
         run.model.load_state_dict(state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
-        run.generator.set_state(state["generator"])
+        run.generator.set_state(state["generator"].cpu())  # map_location moved it; generators live on the CPU
     except (OSError, RuntimeError, KeyError, ValueError) as exc:
         raise LabRunError(f"The checkpoint {path} cannot be resumed ({exc}).") from exc
     run.step, run.best_val, run.bad_evals = state["step"], state["best_val"], 0
