@@ -29,7 +29,7 @@ LENGTH_SPEC = {
     "long": ("in several paragraphs that cover every main point", "as 10 to 20 bullet points, grouped under "
              "short headings if that helps", 800),
 }
-PART_MAX_NEW = 300  # a partial summary: enough for the key points of one piece
+PART_MAX_NEW = 200  # a partial summary: the key points of one piece; 27 of them still fit 8k tokens
 SYSTEM = "You are a careful assistant that writes faithful, concise summaries. Do not add facts."
 MAX_ROUNDS = 8
 
