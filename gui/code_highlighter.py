@@ -13,6 +13,9 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat
 
 
+WHOLE_FILE_LIMIT = 400_000  # characters; bigger files are coloured line by line
+
+
 def lexer_for(filename: str = "", language: str = "", sample: str = ""):
     from pygments.lexers import get_lexer_by_name, get_lexer_for_filename, guess_lexer
     from pygments.lexers.special import TextLexer
@@ -62,6 +65,9 @@ class PygmentsHighlighter(QSyntaxHighlighter):
         if doc is None:
             return
         text = doc.toPlainText()
+        if len(text) > WHOLE_FILE_LIMIT:  # lexing it all after every pause would freeze the window
+            self._spans = {}
+            return
         spans: dict[int, list] = {}
         line = col = 0
         for _, ttype, value in self.lexer.get_tokens_unprocessed(text):  # contiguous tokens over the text
