@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -26,6 +27,7 @@ from engine.config import SamplingConfig
 from engine.fastpath import weights as W
 from engine.fastpath.forward import LeanForward
 from engine.fastpath.sampler import Sampler
+from engine.fastpath.threads import ThreadChooser
 from engine.fastpath.spec import ArchSpec, UnsupportedModelError, base_model, describe
 
 PREFILL_CHUNK = 512  # prompt tokens per forward: bounds memory, and cancel is checked between chunks
@@ -74,6 +76,7 @@ class FastDecoder:
         self._thread: threading.Thread | None = None
         self._background = False  # prepare_in_background was asked for: never block a decode on it
         self._cached_ids: list[int] = []  # tokens whose keys/values are in the KV cache
+        self.threads = ThreadChooser()  # intra-op threads per decode step, chosen by measuring
 
     # -- preparation ---------------------------------------------------------------
     def prepare(self) -> bool:
@@ -219,15 +222,30 @@ class FastDecoder:
         self._cached_ids = list(input_ids)
         sampler = Sampler(sampling, prepared.spec.vocab, input_ids, device)
         out: list[int] = []
-        while True:
-            token = sampler(logits)
-            out.append(token)
-            on_tokens([token])
-            if token in eos or len(out) >= sampling.max_new_tokens or should_stop():
-                return out
-            logits = fwd.forward(torch.tensor([token], device=device), pos)
-            pos += 1
-            self._cached_ids.append(token)
+        threads = torch.get_num_threads()
+        try:
+            while True:
+                token = sampler(logits)
+                out.append(token)
+                on_tokens([token])
+                if token in eos or len(out) >= sampling.max_new_tokens or should_stop():
+                    return out
+                logits = self._step(fwd, token, pos, device)
+                pos += 1
+                self._cached_ids.append(token)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _step(self, fwd: LeanForward, token: int, pos: int, device: torch.device) -> torch.Tensor:
+        """One token through the model, with the thread count the chooser picks (CPU only)."""
+        if device.type != "cpu":
+            return fwd.forward(torch.tensor([token], device=device), pos)
+        n = self.threads.pick()
+        torch.set_num_threads(n)
+        start = time.perf_counter()
+        logits = fwd.forward(torch.tensor([token]), pos)
+        self.threads.record(n, time.perf_counter() - start)
+        return logits
 
 
 def _common_prefix(a: list[int], b: list[int], limit: int) -> int:

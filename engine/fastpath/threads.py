@@ -1,0 +1,47 @@
+"""Pick the number of intra-op threads for decode steps by measuring, as the loop runs.
+
+A decode step is ~150 small ops plus a few memory-bound matmuls. Every op that
+torch parallelises waits at a barrier for all its threads; when the CPU is
+shared (other programs, other engineers' builds), one descheduled thread stalls
+every op, and one thread becomes several times faster than two (measured: from
+0.4 to 90 ms per step on the tiny model, bench/README.md). On an idle machine
+more threads pull more memory bandwidth for the matmuls. Neither choice is
+right everywhere, so the decoder times both and keeps the faster, re-checking
+now and then because the load changes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+EXPLORE_EVERY = 48  # steps between two trial steps of the option currently losing
+SMOOTHING = 0.2  # weight of a new measurement in the running estimate
+
+
+class ThreadChooser:
+    def __init__(self, most: int | None = None) -> None:
+        most = most or torch.get_num_threads()
+        self.options = sorted({1, most})
+        self.cost: dict[int, float | None] = {n: None for n in self.options}  # seconds per step
+        self.steps = 0
+
+    def pick(self) -> int:
+        """The thread count for the next step."""
+        self.steps += 1
+        if len(self.options) == 1:
+            return self.options[0]
+        untried = [n for n in self.options if self.cost[n] is None]
+        if untried:
+            return untried[0]
+        best = min(self.options, key=lambda n: self.cost[n])
+        if self.steps % EXPLORE_EVERY == 0:
+            return next(n for n in self.options if n != best)
+        return best
+
+    def record(self, threads: int, seconds: float) -> None:
+        old = self.cost[threads]
+        self.cost[threads] = seconds if old is None else (1 - SMOOTHING) * old + SMOOTHING * seconds
+
+    def best(self) -> int:
+        known = [n for n in self.options if self.cost[n] is not None]
+        return min(known, key=lambda n: self.cost[n]) if known else self.options[-1]
