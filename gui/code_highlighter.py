@@ -57,7 +57,12 @@ class PygmentsHighlighter(QSyntaxHighlighter):
 
     def set_lexer(self, lexer) -> None:
         self.lexer = lexer
-        self.relex()
+        self._spans = {}
+        doc = self.document()
+        if doc is not None and doc.characterCount() > WHOLE_FILE_LIMIT:
+            self.rehighlight()  # once, line by line, in the new language
+        else:
+            self.relex()
 
     def relex(self) -> None:
         """Lex the whole document once and store each block's spans."""
