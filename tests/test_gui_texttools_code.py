@@ -157,3 +157,26 @@ def test_complete_while_typing_after_a_pause(view, qtbot):
     from PySide6.QtCore import QSettings
 
     assert QSettings().value("code/auto_complete", type=bool) is False
+
+
+def test_highlighting_follows_the_whole_file(qtbot):
+    from gui.code_highlighter import lexer_for
+
+    e = CodeEditor()
+    qtbot.addWidget(e)
+    e.resize(400, 200)
+    e.show()
+    e.setPlainText('def f():\n    """Doc\n    still the docstring\n    """\n    return 1\n')
+    e.highlighter.set_lexer(lexer_for("x.py"))
+    assert e.highlighter.language == "Python"
+
+    def colour(line: int, column: int):
+        block = e.document().findBlockByNumber(line)
+        for r in block.layout().formats():
+            if r.start <= column < r.start + r.length:
+                return r.format.foreground().color().name()
+        return None
+
+    assert colour(2, 6) == colour(1, 6) is not None  # line 3 is inside the docstring: coloured as a string
+    assert colour(0, 0) != colour(1, 6)  # 'def' is a keyword, not a string
+    assert e.line_number_width() > 0 and e.numbers.width() == e.line_number_width()
