@@ -1,7 +1,7 @@
 """The lab view with pytest-qt: attention maps, token probabilities, next tokens, training, bad input."""
 
 import pytest
-from PySide6.QtCore import QObject, QPoint, QPointF, Qt, Signal
+from PySide6.QtCore import QObject, QPoint, Qt, Signal
 
 from engine.config import SamplingConfig
 
