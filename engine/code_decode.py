@@ -10,25 +10,11 @@ from typing import Any, Callable
 
 from engine.cancel import CancelToken
 from engine.code_boundary import Boundary
+from engine.loop_guard import LinkedCancel
 
 
 # How whitespace looks inside raw token strings: byte-level BPE (space, newline, tab, CR), SentencePiece.
 SPACE_MARKS = set("ĠĊĉč▁ \n\t")
-
-
-class _LinkedCancel(CancelToken):
-    """Cancelled when the caller cancels, or when we decide the completion is done."""
-
-    def __init__(self, outer: CancelToken) -> None:
-        super().__init__()
-        self.outer = outer
-
-    @property
-    def cancelled(self) -> bool:
-        return self.outer.cancelled or self._event.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        self.outer.raise_if_cancelled()
 
 
 class _WithStops:
@@ -78,7 +64,7 @@ def decode_completion(lm: Any, ids: list[int], healed: str, request: Any, bounda
 
     emit = on_text or (lambda chunk: None)
     state = {"text": "", "emitted": 0, "cut": None}
-    inner = _LinkedCancel(cancel)
+    inner = LinkedCancel(cancel)
     ids = list(ids)
     if healed:
         first = healed_first_token(lm, ids, healed, request.sampling)

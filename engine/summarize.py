@@ -19,6 +19,7 @@ from engine.cancel import CancelToken
 from engine.chunking import TokenCounter, chunk_text
 from engine.config import ChatMessage, SamplingConfig
 from engine.errors import CancelledError, GenerationError, HearthError, InvalidConfigError
+from engine.loop_guard import LoopGuard
 
 LENGTHS = ("short", "medium", "long")
 FORMS = ("prose", "bullets")
@@ -138,10 +139,13 @@ def summarize(lm: Any, text: str, config: SummaryConfig | None = None, *,
     def run(messages: list[ChatMessage], max_new: int, stream: bool) -> Any:
         cancel.raise_if_cancelled()
         calls[0] += 1
-        result = _generate(lm, messages, config.sampling.with_(max_new_tokens=max_new),
-                           on_text if stream else None, cancel)
-        if not stream and result.finish_reason == "cancelled":
+        guard = LoopGuard(on_text if stream else None, cancel)  # stops a model going round in circles
+        result = _generate(lm, messages, config.sampling.with_(max_new_tokens=max_new), guard, guard.token)
+        result.text = guard.finish()
+        if cancel.cancelled and not stream:
             raise CancelledError()
+        if guard.looped and not cancel.cancelled:
+            result.finish_reason = "stop"
         return result
 
     input_tokens = plan.counter(text)

@@ -15,6 +15,7 @@ from engine.chunking import TokenCounter, chunk_text
 from engine.config import ChatMessage, SamplingConfig
 from engine.errors import HearthError, InvalidConfigError
 from engine.language_detect import LANGUAGES, detect_language, language_name
+from engine.loop_guard import LoopGuard
 
 DEFAULT_SAMPLING = SamplingConfig(temperature=0.2, top_p=0.9, repetition_penalty=1.1, max_new_tokens=1024)
 SYSTEM = "You are a professional translator. You translate faithfully and reply with the translation only."
@@ -84,11 +85,12 @@ def translate(lm: Any, request: TranslateRequest, *, on_text: Callable[[str], No
         progress((i - 1) / len(pieces), f"Translating part {i} of {len(pieces)}" if len(pieces) > 1 else "Translating")
         if out:
             emit("\n\n")
+        guard = LoopGuard(emit, cancel)  # small models can fall into repeating one line
         result = chat(lm, messages_for(piece, source, request.target), request.sampling.with_(
             max_new_tokens=min(request.sampling.max_new_tokens, budget * 2)), system_prompt=SYSTEM,
-            on_text=emit, cancel=cancel)
-        out.append(result.text.strip())
-        reason = result.finish_reason
+            on_text=guard, cancel=guard.token)
+        out.append(guard.finish().strip())
+        reason = "cancelled" if cancel.cancelled else ("stop" if guard.looped else result.finish_reason)
         if reason == "cancelled":
             break
     progress(1.0, "Done")

@@ -58,9 +58,9 @@ def test_one_token_over_goes_through_parts(fake_lm, monkeypatch):
     fake = FakeModel()
     monkeypatch.setattr(sm, "_generate", fake)
     n = prompt_tokens(fake_lm, TEXT, SummaryConfig())
-    progress = []
+    progress, streamed = [], []
     result = summarize(fake_lm, TEXT, SummaryConfig(max_new_tokens=fake_lm.context_length - n + 1),
-                       on_progress=lambda f, m: progress.append((f, m)), on_text=lambda t: None)
+                       on_progress=lambda f, m: progress.append((f, m)), on_text=streamed.append)
     assert result.parts >= 2 and result.calls == result.parts + 1
     assert any(m == f"Summarizing part 2 of {result.parts}" for _, m in progress)
     assert "Combining" in progress[-2][1] and progress[-1] == (1.0, "Done")
@@ -68,7 +68,7 @@ def test_one_token_over_goes_through_parts(fake_lm, monkeypatch):
     # Every paragraph reached the model in some part prompt.
     seen = "\n".join(p for p, _ in fake.prompts[:-1])
     assert all(f"Paragraph {i}." in seen for i in range(40))
-    assert "Notes:" in fake.prompts[-1][0] and fake.streamed == ["- a point"]
+    assert "Notes:" in fake.prompts[-1][0] and streamed == ["- a point"]  # only the final summary streams
 
 
 def test_long_text_combines_in_rounds(fake_lm, monkeypatch):
@@ -154,3 +154,12 @@ def test_final_markdown_matches_the_form_asked_for():
     assert to_markdown("One. Two!", "bullets") == "- One.\n- Two!"
     assert to_markdown("Intro\n• a\n* b", "bullets") == "Intro\n- a\n- b"
     assert to_markdown("- a\n- b", "prose") == "- a\n- b"
+
+
+def test_a_looping_model_is_stopped_and_cut(fake_lm, monkeypatch):
+    answer = "- The licence grants rights.\n" + "- What you need to know about it.\n" * 5
+    monkeypatch.setattr(sm, "_generate", FakeModel(answer))
+    streamed = []
+    result = summarize(fake_lm, "A short text.", SummaryConfig(form="bullets"), on_text=streamed.append)
+    assert result.text == "- The licence grants rights.\n- What you need to know about it."
+    assert "".join(streamed).strip() == result.text and result.finish_reason == "stop"
