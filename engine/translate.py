@@ -77,8 +77,9 @@ def translate(lm: Any, request: TranslateRequest, *, on_text: Callable[[str], No
     ensure_chat_template(lm.tokenizer)
     overhead = len(render(lm.tokenizer, [{"role": "system", "content": SYSTEM}]
                           + [m.to_dict() for m in messages_for("", source, request.target)]))
-    # A translation is about as long as its source: give each piece as much room to answer as it takes.
-    budget = max(32, min(1024, (lm.context_length - overhead) // 2 - 8))
+    # A translation can take more tokens than its source (other scripts, accents): a piece gets one third
+    # of the room, its answer up to two thirds.
+    budget = max(32, min(1024, (lm.context_length - overhead) // 3 - 8))
     pieces = chunk_text(TokenCounter(lm.tokenizer), request.text, budget)
     out, reason = [], "eos"
     for i, piece in enumerate(pieces, 1):
