@@ -107,14 +107,14 @@ def run_bench(config: BenchConfig, *, on_progress: Callable[[float, str], None] 
                     first_round[name].append(result.token_ids)
                 done += 1
                 on_progress(0.05 + 0.6 * done / runs, f"decoding: {name}, round {round_ + 1}")
-    long_ids = _long_prompt(lm.tokenizer, config.long_prompt_tokens)
+    long_ids = _long_prompt(lm.tokenizer, min(config.long_prompt_tokens, lm.context_length - 2))
     ttft = {name: [] for name in paths}
     for _ in range(config.repeats):
         for name, decoder in paths.items():
             cancel.raise_if_cancelled()
             ttft[name].append(_timed_run(lm, decoder, long_ids, greedy.with_(max_new_tokens=1), cancel).ttft_s)
     on_progress(0.75, "perplexity")
-    text_ids = _held_out_ids(lm.tokenizer, config.perplexity_tokens)
+    text_ids = _held_out_ids(lm.tokenizer, min(config.perplexity_tokens, lm.context_length))
     ppl = {"baseline": _hf_perplexity(lm, text_ids)}
     for name, decoder in paths.items():
         if decoder is not None:

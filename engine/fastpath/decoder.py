@@ -77,6 +77,7 @@ class FastDecoder:
         self._background = False  # prepare_in_background was asked for: never block a decode on it
         self._cached_ids: list[int] = []  # tokens whose keys/values are in the KV cache
         self.threads = ThreadChooser()  # intra-op threads per decode step, chosen by measuring
+        self.prefill_threads = ThreadChooser(explore_every=4)  # per prompt token, for prompt chunks
 
     # -- preparation ---------------------------------------------------------------
     def prepare(self) -> bool:
@@ -196,8 +197,12 @@ class FastDecoder:
             from engine.generation import hf_decode
 
             return hf_decode(lm, input_ids, sampling, on_tokens=on_tokens, should_stop=should_stop)
-        with self._decode_lock, torch.inference_mode():
-            return self._decode(prepared, lm, input_ids, sampling, on_tokens, should_stop)
+        threads = torch.get_num_threads()
+        try:
+            with self._decode_lock, torch.inference_mode():
+                return self._decode(prepared, lm, input_ids, sampling, on_tokens, should_stop)
+        finally:
+            torch.set_num_threads(threads)  # the choosers change it per step
 
     def _decode(self, prepared: Prepared, lm: Any, input_ids: list[int], sampling: SamplingConfig,
                 on_tokens: Callable[[list[int]], None], should_stop: Callable[[], bool]) -> list[int]:
@@ -212,29 +217,35 @@ class FastDecoder:
         self._cached_ids = input_ids[:pos]
         while pos < last:
             chunk = input_ids[pos:min(last, pos + PREFILL_CHUNK)]
-            fwd.forward(torch.tensor(chunk, device=device), pos, logits=False)
+            self._prefill(fwd, chunk, pos, device)
             pos += len(chunk)
             self._cached_ids = input_ids[:pos]
             if should_stop():
                 return []
-        logits = fwd.forward(torch.tensor(input_ids[last:], device=device), last)
+        logits = self._step(fwd, input_ids[last], last, device)
         pos += 1
         self._cached_ids = list(input_ids)
         sampler = Sampler(sampling, prepared.spec.vocab, input_ids, device)
         out: list[int] = []
-        threads = torch.get_num_threads()
-        try:
-            while True:
-                token = sampler(logits)
-                out.append(token)
-                on_tokens([token])
-                if token in eos or len(out) >= sampling.max_new_tokens or should_stop():
-                    return out
-                logits = self._step(fwd, token, pos, device)
-                pos += 1
-                self._cached_ids.append(token)
-        finally:
-            torch.set_num_threads(threads)
+        while True:
+            token = sampler(logits)
+            out.append(token)
+            on_tokens([token])
+            if token in eos or len(out) >= sampling.max_new_tokens or should_stop():
+                return out
+            logits = self._step(fwd, token, pos, device)
+            pos += 1
+            self._cached_ids.append(token)
+
+    def _prefill(self, fwd: LeanForward, chunk: list[int], pos: int, device: torch.device) -> None:
+        if device.type != "cpu":
+            fwd.forward(torch.tensor(chunk, device=device), pos, logits=False)
+            return
+        n = self.prefill_threads.pick()
+        torch.set_num_threads(n)
+        start = time.perf_counter()
+        fwd.forward(torch.tensor(chunk), pos, logits=False)
+        self.prefill_threads.record(n, (time.perf_counter() - start) / len(chunk))
 
     def _step(self, fwd: LeanForward, token: int, pos: int, device: torch.device) -> torch.Tensor:
         """One token through the model, with the thread count the chooser picks (CPU only)."""

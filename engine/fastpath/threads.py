@@ -19,8 +19,9 @@ SMOOTHING = 0.2  # weight of a new measurement in the running estimate
 
 
 class ThreadChooser:
-    def __init__(self, most: int | None = None) -> None:
+    def __init__(self, most: int | None = None, explore_every: int = EXPLORE_EVERY) -> None:
         most = most or torch.get_num_threads()
+        self.explore_every = explore_every
         self.options = sorted({1, most})
         self.cost: dict[int, float | None] = {n: None for n in self.options}  # seconds per step
         self.steps = 0
@@ -34,11 +35,12 @@ class ThreadChooser:
         if untried:
             return untried[0]
         best = min(self.options, key=lambda n: self.cost[n])
-        if self.steps % EXPLORE_EVERY == 0:
+        if self.steps % self.explore_every == 0:
             return next(n for n in self.options if n != best)
         return best
 
     def record(self, threads: int, seconds: float) -> None:
+        """``seconds`` per unit of work (a step, or a prompt token)."""
         old = self.cost[threads]
         self.cost[threads] = seconds if old is None else (1 - SMOOTHING) * old + SMOOTHING * seconds
 
