@@ -86,6 +86,18 @@ class ReportCallback(TrainerCallback):
                          f"Step {state.global_step}/{state.max_steps} · epoch {state.epoch or 0:.2f} · "
                          f"{tok_s:,.0f} tok/s · {format_duration(left)} left")
 
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        self.eval_batches = getattr(self, "eval_batches", 0) + 1
+        total = len(eval_dataloader) if eval_dataloader is not None else 0
+        what = "before training" if state.global_step == 0 else f"at step {state.global_step}"
+        self.on_progress(state.global_step / max(1, state.max_steps),
+                         f"Measuring the validation loss {what}: batch {self.eval_batches}/{total}")
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.eval_batches = 0
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
