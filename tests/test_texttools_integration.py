@@ -22,7 +22,7 @@ def test_summarize_in_parts_with_the_default_model(default_lm):
     from engine.summarize import SummaryConfig, summarize
 
     progress = []
-    config = SummaryConfig(length="short", max_chunk_tokens=120, max_new_tokens=60)
+    config = SummaryConfig(length="short", max_chunk_tokens=120, max_new_tokens=40)
     result = summarize(default_lm, LICENCE_PART, config, on_progress=lambda f, m: progress.append(m))
     assert result.parts >= 2 and result.text.strip()
     assert "Summarizing part 1 of" in progress[0] and any(m.startswith("Combining") for m in progress)
