@@ -14,12 +14,14 @@ coloured by the highlighter; the caret stays in front of it.
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QPainter, QTextCursor, QTextDocument
+from PySide6.QtGui import QColor, QFontDatabase, QKeySequence, QPainter, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
 from gui.code_highlighter import PygmentsHighlighter
 
 INDENT = "    "
+MODIFIER_KEYS = {Qt.Key.Key_Shift, Qt.Key.Key_Control, Qt.Key.Key_Alt, Qt.Key.Key_Meta, Qt.Key.Key_AltGr,
+                 Qt.Key.Key_CapsLock}
 
 
 class _LineNumbers(QWidget):
@@ -164,6 +166,12 @@ class CodeEditor(QPlainTextEdit):
             self.completion_requested.emit()
             return
         if self._ghost is not None:
+            if key in MODIFIER_KEYS:  # Shift on its way to a capital letter must not dismiss
+                super().keyPressEvent(event)
+                return
+            if event.matches(QKeySequence.StandardKey.Undo):  # undo the suggestion, not the typing before it
+                self.dismiss_ghost()
+                return
             if key == Qt.Key.Key_Tab and not mods & Qt.KeyboardModifier.ShiftModifier:
                 self.accept_ghost()
                 return

@@ -55,6 +55,18 @@ def test_typing_the_ghost_refines_it(editor, qtbot):
     assert editor.toPlainText() == BEFORE + "urn a + b"
 
 
+def test_shift_for_a_capital_keeps_the_ghost_and_ctrl_z_only_dismisses(editor, qtbot):
+    editor.show_ghost("urn Point(a)")
+    qtbot.keyClicks(editor, "urn ")
+    qtbot.keyPress(editor, Qt.Key.Key_Shift)
+    assert editor.ghost_text == "Point(a)"
+    qtbot.keyClicks(editor, "P")
+    qtbot.keyRelease(editor, Qt.Key.Key_Shift)
+    assert editor.ghost_text == "oint(a)"
+    qtbot.keyClick(editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not editor.has_ghost() and editor.toPlainText() == BEFORE + "urn P"
+
+
 def test_typing_something_else_dismisses(editor, qtbot):
     editor.show_ghost("urn a + b")
     qtbot.keyClicks(editor, "x")
