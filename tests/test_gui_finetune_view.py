@@ -171,6 +171,10 @@ def test_stop_then_resume_from_the_runs_list(qtbot, window, corpus):
     short_run(view, steps=40)
     view.start()
     qtbot.waitUntil(lambda: len(view.plot.train_steps) >= 1, timeout=120_000)
+    window.model_changed.emit({"path": "/elsewhere/other-model", "name": "other", "context_length": 256})
+    assert any("Training goes on with its own copy" in n for n in window.notices)
+    assert "other" in view.base_label.text()  # the next run uses the new model
+    window.model_changed.emit(window.model_info)
     view.stop()
     qtbot.waitUntil(lambda: view.train_task is None, timeout=120_000)
     assert view.status.text().startswith("Stopped at step")
