@@ -3,11 +3,17 @@
 Modules, one job each:
 
 * ``config``     — ``DataConfig``, ``TrainConfig``, ``JobConfig`` (validated, saved as ``job.json``)
-* ``data``       — files → examples → token blocks (text packed, chat/pairs masked), split, preview
+* ``sources``    — files and folders → examples (``Record``), with what was skipped and why
+* ``data``       — examples → token sequences (text packed, chat/pairs masked), dedupe, split, preview
+* ``defaults``   — settings that follow the data size and the hardware
 * ``estimate``   — memory, time and disk before starting
-* ``callbacks``  — cancel, progress/loss events, samples at evaluation, status file
+* ``trainer``    — ``HearthTrainer`` (Trainer + optional L1 penalty)
+* ``callbacks``  — cancel, progress/loss events, samples at evaluation
+* ``runlog``     — a run folder's ``status.json`` and ``events.jsonl``
 * ``train``      — ``run_training(job, ...)``: the one entry point (GUI, CLI, torchrun)
 * ``merge``      — adapter + base → a full model folder
 * ``perplexity`` — perplexity of a model on text
+* ``export``     — a job as ``job.json`` plus torchrun / accelerate commands
 * ``jobs``       — the runs on disk (for Resume), and the GUI worker tasks
+* ``errors``     — ``DatasetError``, ``TrainingError``, ``RunNotFoundError``
 """

@@ -227,7 +227,9 @@ def tuned_model(session, path: str) -> Any:
         from engine.finetune.merge import adapter_base, load_merged
         from engine.loader import LoadedModel, context_length_of
 
-        device = session.model.device if session.model is not None else "cpu"
+        from engine.device import pick_device
+
+        device = session.model.device if session.model is not None else pick_device("auto")
         model, tokenizer = load_merged(path, device=str(device))
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -242,7 +244,7 @@ def tuned_model(session, path: str) -> Any:
         from engine.config import LoadConfig
         from engine.loader import load_model
 
-        lm = load_model(LoadConfig(path=path, device="cpu" if session.model is None else str(session.model.device)))
+        lm = load_model(LoadConfig(path=path, device="auto" if session.model is None else str(session.model.device)))
     cache.clear()  # one fine-tuned model at a time: they are as big as the base
     cache[path] = lm
     return lm
