@@ -53,24 +53,50 @@ def _gb(n: float) -> str:
 
 
 def count_parameters(job: JobConfig) -> tuple[int, int, dict]:
-    """(all parameters, trainable parameters, model config dict) without loading weights."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    """(all parameters, trainable parameters, model config dict), from the weight files' headers.
 
-    config = AutoConfig.from_pretrained(job.base_model, local_files_only=True)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
-    total = sum(p.numel() for p in model.parameters())
-    trainable = total
-    if job.train.method == "lora":
-        from peft import LoraConfig, get_peft_model
+    No model is built: reading the safetensors headers takes milliseconds and never
+    holds the interpreter lock for long (building even a "meta" model froze the window).
+    LoRA adds ``rank * (rows + cols)`` per adapted matrix; "all-linear" means every
+    2-D weight except the embeddings and the output layer (as in peft).
+    """
+    folder = Path(job.base_model)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    shapes = _weight_shapes(folder)
+    total = sum(_numel(shape) for shape in shapes.values())
+    if job.train.method == "full":
+        return total, total, config
+    targets = job.train.target_modules
+    trainable = 0
+    for name, shape in shapes.items():
+        if len(shape) != 2 or not name.endswith(".weight") or "embed" in name or "lm_head" in name:
+            continue
+        module = name[: -len(".weight")].rsplit(".", 1)[-1]
+        if targets == ("all-linear",) or module in targets:
+            trainable += job.train.lora_rank * (shape[0] + shape[1])
+    return total, trainable, config
 
-        t = job.train
-        targets = "all-linear" if t.target_modules == ("all-linear",) else list(t.target_modules)
-        model = get_peft_model(model, LoraConfig(r=t.lora_rank, lora_alpha=t.lora_alpha, target_modules=targets,
-                                                 task_type="CAUSAL_LM"))
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return total, trainable, json.loads((Path(job.base_model) / "config.json").read_text(encoding="utf-8"))
+
+def _weight_shapes(folder: Path) -> dict[str, list[int]]:
+    import struct
+
+    shapes: dict[str, list[int]] = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        with path.open("rb") as fh:
+            header = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
+        shapes.update({k: v["shape"] for k, v in header.items() if k != "__metadata__"})
+    if not shapes:
+        from engine.finetune.errors import TrainingError
+
+        raise TrainingError(f"{folder}: no .safetensors weights to count (a .bin-only model cannot be estimated).")
+    return shapes
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 _MEASURED: list[float] = []
