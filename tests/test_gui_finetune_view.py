@@ -205,3 +205,17 @@ def test_export_job_writes_config_and_commands(qtbot, window, corpus, tmp_path, 
     assert "torchrun --nproc_per_node=2 -m engine.cli finetune --config job.json" in script
     assert "accelerate launch" in script
     assert QGuiApplication.clipboard().text().startswith("torchrun")
+
+
+def test_closing_the_window_mid_training_keeps_a_resumable_run(qtbot, window, corpus):
+    from engine.finetune.jobs import list_runs
+
+    view = make_view(qtbot, window)
+    view.files.add_paths([str(corpus)])
+    wait_preview(qtbot, view)
+    short_run(view, steps=40)
+    view.start()
+    qtbot.waitUntil(lambda: len(view.plot.train_steps) >= 1, timeout=120_000)
+    view.on_window_closing()  # what MainWindow.closeEvent calls
+    (run,) = list_runs()
+    assert run.state == "stopped" and run.resumable and 0 < run.step < 40
