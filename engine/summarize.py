@@ -25,13 +25,12 @@ LENGTHS = ("short", "medium", "long")
 FORMS = ("prose", "bullets")
 # (what to ask for in prose, in bullets, max new tokens of the final summary)
 LENGTH_SPEC = {
-    "short": ("in two or three sentences", "as 3 to 5 short bullet points", 160),
-    "medium": ("in one paragraph of five to eight sentences", "as 5 to 10 bullet points", 360),
-    "long": ("in several paragraphs that cover every main point", "as 10 to 20 bullet points, grouped under "
-             "short headings if that helps", 800),
+    "short": ("in up to three sentences", "a bulleted list of at most 5 short points", 160),
+    "medium": ("in one paragraph of five to eight sentences", "a bulleted list of 5 to 10 points", 360),
+    "long": ("in several paragraphs that cover every main point", "a bulleted list of 10 to 20 points, grouped "
+             "under short headings if that helps", 800),
 }
 PART_MAX_NEW = 200  # a partial summary: the key points of one piece; 27 of them still fit 8k tokens
-SYSTEM = "You are a careful assistant that writes faithful, concise summaries. Do not add facts."
 MAX_ROUNDS = 8
 
 
@@ -47,8 +46,9 @@ class SummaryConfig:
     overlap_tokens: int = 64
     max_chunk_tokens: int = 3072  # smaller pieces than the context allows: small models summarize them better
     max_new_tokens: int = 0  # 0: from the length
+    # Greedy: the same text gets the same summary; the penalty and LoopGuard keep small models from looping.
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
-        temperature=0.2, top_p=0.9, top_k=40, repetition_penalty=1.15))
+        temperature=0.0, repetition_penalty=1.15))
 
     def __post_init__(self) -> None:
         if self.length not in LENGTHS:
@@ -74,25 +74,34 @@ class SummaryResult:
     notice: str = ""
 
 
+# Prompts in the form small instruct models were tuned on (SmolTalk's summaries, for one): the instruction
+# is the system prompt and the text alone is the user's message. Tried on SmolLM2-135M, this form keeps to
+# the text, where an instruction wrapped around the text in one message made it invent facts.
+ASSISTANT = "You are an AI assistant."
+
+
 def final_messages(text: str, config: SummaryConfig, combining: bool) -> list[ChatMessage]:
+    """[system instruction, user text] for the summary the user sees."""
     prose, bullets, _ = LENGTH_SPEC[config.length]
-    how = bullets if config.form == "bullets" else prose
     focus = f" Focus on: {config.focus.strip()}." if config.focus.strip() else ""
-    if combining:
-        ask = (f"The notes below summarize consecutive parts of one document. Write one summary of the whole "
-               f"document {how}, using only these notes.{focus}")
-        label = "Notes"
+    source = ("The input is a set of notes on consecutive parts of one document. " if combining else "")
+    whole = "the whole document" if combining else "the input text"
+    if config.form == "bullets":
+        ask = f"Summarize the key points of {whole} as {bullets}, using only the input."
     else:
-        ask = f"Summarize the text below {how}.{focus}"
-        label = "Text"
-    return [ChatMessage("user", f"{ask}\n\n{label}:\n\"\"\"\n{text}\n\"\"\"\n\n{ask}")]
+        ask = f"Provide a concise, objective summary of {whole} {prose}, focusing on the key points."
+    return [ChatMessage("system", f"{ASSISTANT} {source}{ask}{focus}"), ChatMessage("user", text)]
 
 
 def part_messages(text: str, config: SummaryConfig, index: int, total: int, combining: bool) -> list[ChatMessage]:
+    """[system instruction, user text] for a partial summary (a piece, or a group of notes)."""
     focus = f" Pay most attention to: {config.focus.strip()}." if config.focus.strip() else ""
-    what = "these notes about part of a document" if combining else f"part {index} of {total} of a longer document"
-    ask = f"List the key points of {what} as short bullet points, keeping names, numbers and conclusions.{focus}"
-    return [ChatMessage("user", f"{ask}\n\nText:\n\"\"\"\n{text}\n\"\"\"\n\n{ask}")]
+    what = ("The input is notes on parts of a longer document. Merge them into a bulleted list of at most 8 key "
+            "points" if combining else
+            f"Summarize the key points of the input text (part {index} of {total} of a longer document) as a "
+            f"bulleted list of at most 6 short points")
+    return [ChatMessage("system", f"{ASSISTANT} {what}, keeping names, numbers and conclusions.{focus}"),
+            ChatMessage("user", text)]
 
 
 class _Planner:
@@ -107,8 +116,7 @@ class _Planner:
         self.context = lm.context_length
 
     def prompt_len(self, messages: list[ChatMessage]) -> int:
-        system = [{"role": "system", "content": SYSTEM}]
-        return len(self._render(self.lm.tokenizer, system + [m.to_dict() for m in messages]))
+        return len(self._render(self.lm.tokenizer, [m.to_dict() for m in messages]))
 
     def fits(self, messages: list[ChatMessage], max_new: int) -> bool:
         return self.prompt_len(messages) + max_new <= self.context
@@ -207,9 +215,10 @@ def _keep_fitting(plan: _Planner, config: SummaryConfig, notes: list[str], final
 
 
 def _generate(lm: Any, messages: list[ChatMessage], sampling: SamplingConfig, on_text, cancel) -> Any:
+    """``messages`` is [system instruction, user text], as built above."""
     from engine.chat_generation import chat
 
-    return chat(lm, messages, sampling, system_prompt=SYSTEM, on_text=on_text, cancel=cancel)
+    return chat(lm, messages[1:], sampling, system_prompt=messages[0].content, on_text=on_text, cancel=cancel)
 
 
 def _tidy(text: str) -> str:

@@ -30,7 +30,7 @@ class FakeModel:
         self.prompts, self.streamed, self.answer, self.empty_calls = [], [], answer, set(empty_calls)
 
     def __call__(self, lm, messages, sampling, on_text, cancel):
-        self.prompts.append((messages[-1].content, sampling.max_new_tokens))
+        self.prompts.append((messages[0].content + "\n" + messages[-1].content, sampling.max_new_tokens))
         text = "" if len(self.prompts) in self.empty_calls else self.answer
         if on_text is not None:
             self.streamed.append(text)
@@ -68,7 +68,7 @@ def test_one_token_over_goes_through_parts(fake_lm, monkeypatch):
     # Every paragraph reached the model in some part prompt.
     seen = "\n".join(p for p, _ in fake.prompts[:-1])
     assert all(f"Paragraph {i}." in seen for i in range(40))
-    assert "Notes:" in fake.prompts[-1][0] and streamed == ["- a point"]  # only the final summary streams
+    assert "notes on consecutive parts" in fake.prompts[-1][0] and streamed == ["- a point"]  # only the final summary streams
 
 
 def test_long_text_combines_in_rounds(fake_lm, monkeypatch):
@@ -108,7 +108,7 @@ def test_empty_text_and_bad_options(fake_lm):
 def test_length_and_form_reach_the_prompt():
     bullets = final_messages("x", SummaryConfig(length="short", form="bullets", focus="costs"), False)[0].content
     prose = final_messages("x", SummaryConfig(length="long"), False)[0].content
-    assert "bullet points" in bullets and "costs" in bullets
+    assert "bulleted list of at most 5" in bullets and "costs" in bullets
     assert "several paragraphs" in prose and "bullet" not in prose
 
 
