@@ -22,7 +22,10 @@ from engine.finetune.config import JobConfig
 from gui.dataset_preview import DatasetPreview, FileDropList
 from gui.finetune_form import FinetuneForm
 from gui.loss_plot import LossPlot
+from gui.training_process import TrainingProcess, can_use_child_process
 from gui.worker import EngineClient
+
+PROCESS_TASK = -1  # the task id of training in a child process (worker ids start at 1)
 
 
 class _Events(QObject):
@@ -30,6 +33,10 @@ class _Events(QObject):
 
 
 class FinetuneView(QWidget):
+    # Training runs in a child process when it can (the window never waits for the Trainer's
+    # interpreter lock); a packaged app trains on a worker thread of its own instead.
+    use_child_process = can_use_child_process()
+
     def __init__(self, window) -> None:
         super().__init__()
         self.window = window
@@ -41,6 +48,7 @@ class FinetuneView(QWidget):
         self.estimate_task: int | None = None
         self.export_task: int | None = None
         self.running_job: JobConfig | None = None
+        self.process: TrainingProcess | None = None
         self.stats: dict | None = None
         self.user_edited = False
         self.base_model: str | None = None
@@ -266,16 +274,27 @@ class FinetuneView(QWidget):
 
     def _submit_training(self, job: JobConfig, resume: bool) -> None:
         self.running_job = job
-        self.train_task = self.train_client.submit(ft_jobs.train_task, job=job, resume=resume,
-                                                   on_event=self.events.received.emit,
-                                                   threads=ft_jobs.gui_threads())
+        if self.use_child_process:
+            self.process = TrainingProcess(job, resume=resume, threads=ft_jobs.gui_threads(), parent=self)
+            self.process.event.connect(self._on_event)
+            self.process.progress.connect(self._on_process_progress)
+            self.process.finished.connect(self._on_process_finished)
+            self.process.failed.connect(self._on_process_failed)
+            self.train_task = PROCESS_TASK
+        else:
+            self.train_task = self.train_client.submit(ft_jobs.train_task, job=job, resume=resume,
+                                                       on_event=self.events.received.emit,
+                                                       threads=ft_jobs.gui_threads())
         self.progress.setValue(0)
         self.status.setText(("Resuming " if resume else "Starting ") + f"{job.name}…")
         self._set_running(True)
 
     def stop(self) -> None:
-        if self.train_task is not None:
+        if self.process is not None:
+            self.process.stop()
+        elif self.train_task is not None:
             self.train_client.cancel(self.train_task)
+        if self.train_task is not None:
             self.status.setText("Stopping after this step; the best and the last checkpoints are kept…")
             self.stop_button.setEnabled(False)
 
@@ -298,6 +317,22 @@ class FinetuneView(QWidget):
     def _on_text(self, task_id: int, text: str) -> None:
         if task_id == self.train_task and text.strip():
             self._notice(text.strip())
+
+    def _on_process_progress(self, fraction: float, message: str) -> None:
+        self._on_progress(PROCESS_TASK, fraction, message)
+
+    def _on_process_finished(self, result: dict) -> None:
+        from dataclasses import fields
+
+        from engine.finetune.train import TrainResult
+
+        self._on_finished(PROCESS_TASK, TrainResult(**{f.name: result.get(f.name) for f in fields(TrainResult)}))
+
+    def _on_process_failed(self, message: str, error_type: str) -> None:
+        if error_type == "CancelledError":
+            self._on_cancelled(PROCESS_TASK, None)
+        else:
+            self._on_failed(PROCESS_TASK, message, error_type)
 
     # -- results ------------------------------------------------------------------
     def _on_finished(self, task_id: int, result) -> None:
@@ -370,6 +405,9 @@ class FinetuneView(QWidget):
 
     def _training_ended(self) -> None:
         self.train_task = None
+        if self.process is not None:
+            self.process.deleteLater()
+            self.process = None
         self.running_job = None
         self._set_running(False)
 
@@ -465,6 +503,10 @@ class FinetuneView(QWidget):
 
     def on_window_closing(self) -> None:
         """Stop training so it saves a last checkpoint; Resume continues it next time."""
+        if self.process is not None:
+            self.process.stop()
+            if not self.process.wait(30000):  # stuck: end it; the run is listed as interrupted, ready to resume
+                self.process.process.kill()
         for name, client in self._clients.items():
             client.shutdown(timeout_ms=30000 if name == "training" else 3000)
         self._clients.clear()

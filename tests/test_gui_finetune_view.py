@@ -74,10 +74,12 @@ def corpus(tmp_path):
     return tmp_path
 
 
-def make_view(qtbot, window):
+def make_view(qtbot, window, child_process=False):
+    """The view; training in a child process (as in the app) or on a worker thread (as when packaged)."""
     from gui.finetune_view import FinetuneView
 
     view = FinetuneView(window)
+    view.use_child_process = child_process
     window.views["Fine-tune"] = view
     qtbot.addWidget(view)
     view.resize(1100, 760)
@@ -131,7 +133,7 @@ def test_train_watch_save_and_compare(qtbot, window, corpus, monkeypatch):
     from engine.paths import models_dir
     from gui.compare_view import CompareView
 
-    view = make_view(qtbot, window)
+    view = make_view(qtbot, window, child_process=True)
     view.files.add_paths([str(corpus)])
     wait_preview(qtbot, view)
     short_run(view)
@@ -165,7 +167,7 @@ def test_train_watch_save_and_compare(qtbot, window, corpus, monkeypatch):
 
 
 def test_stop_then_resume_from_the_runs_list(qtbot, window, corpus):
-    view = make_view(qtbot, window)
+    view = make_view(qtbot, window, child_process=True)
     view.files.add_paths([str(corpus)])
     wait_preview(qtbot, view)
     short_run(view, steps=40)

@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=t.seed)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: every core)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--events-json", action="store_true",
+                   help="print progress, losses, samples and the result (or the error) as JSON lines on stdout "
+                        "(what the window reads when it runs training in a child process)")
     p.set_defaults(handler=run_finetune)
 
     r = sub.add_parser("finetune-runs", help="list fine-tuning runs (and which can be resumed)")
@@ -138,7 +141,25 @@ def _print_event(event: dict) -> None:
              f"({s['train_tokens']:,} tokens), validating on {s['val_examples']}.")
 
 
+def _emit(obj: dict) -> None:
+    if _main():
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+
 def run_finetune(args: argparse.Namespace) -> int:
+    if not args.events_json:
+        return _run_finetune(args)
+    from engine.errors import HearthError
+
+    try:
+        return _run_finetune(args)
+    except HearthError as exc:
+        _emit({"type": "error", "message": str(exc), "error_type": type(exc).__name__})
+        return 1
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
     from engine.cli._common import cancel_on_interrupt
     from engine.finetune.train import run_training
 
@@ -149,8 +170,12 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.estimate:
         return _print_estimate(job)
     _say(f"Run folder: {job.out_dir}")
-    result = run_training(job, resume=args.resume, on_event=_print_event, on_text=lambda t: _say(t.rstrip()),
-                          cancel=cancel_on_interrupt(), threads=args.threads)
+    if args.events_json:
+        events = {"on_event": _emit, "on_text": lambda t: None,
+                  "on_progress": lambda f, m: _emit({"type": "progress", "fraction": f, "message": m})}
+    else:
+        events = {"on_event": _print_event, "on_text": lambda t: _say(t.rstrip())}
+    result = run_training(job, resume=args.resume, cancel=cancel_on_interrupt(), threads=args.threads, **events)
     if not _main():
         return 0
     ppl = ""
@@ -164,8 +189,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         from engine.finetune.merge import save_as_model
 
         _say(f"Saved model: {save_as_model(job.out_dir, name=args.merge)}")
-    if args.json:
-        print(json.dumps(result.to_dict()))
+    if args.json or args.events_json:
+        print(json.dumps({"type": "result", **result.to_dict()} if args.events_json else result.to_dict()))
     return 0
 
 

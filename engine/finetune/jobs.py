@@ -136,23 +136,8 @@ def train_task(session, *, on_text=None, on_progress=None, cancel=None, job: Job
     try:
         return run_training(job, resume=resume, on_text=on_text, on_progress=on_progress, on_event=on_event,
                             cancel=cancel, threads=threads)
-    except BaseException as exc:
-        _mark_failed(job, exc)
-        raise
     finally:
         ACTIVE.discard(str(Path(job.out_dir)))
-
-
-def _mark_failed(job: JobConfig, exc: BaseException) -> None:
-    """A run that ends with an error says so in its status (a cancel before training is 'stopped')."""
-    from engine.errors import CancelledError
-    from engine.finetune.runlog import RunLog
-
-    folder = Path(job.out_dir)
-    status = read_status(folder)
-    if not status or status.get("state") != "running":
-        return
-    RunLog(folder).update(state="stopped" if isinstance(exc, CancelledError) else "failed", message=str(exc))
 
 
 def preview_task(session, *, on_text=None, on_progress=None, cancel=None, data: DataConfig, base_model: str):

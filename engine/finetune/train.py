@@ -23,6 +23,7 @@ from engine.finetune.errors import RunNotFoundError, TrainingError
 from engine.finetune.runlog import RunLog
 
 CHECKPOINTS = "checkpoints"
+STOP_FILE = "STOP"  # created in a run folder, it stops the run like the Stop button (any process, any rank)
 
 
 @dataclass
@@ -72,6 +73,53 @@ def run_training(job: JobConfig, *, resume: bool = False, on_text: Callable[[str
     cancel = cancel or CancelToken()
     run_dir = Path(job.out_dir)
     checkpoint = _prepare_folder(run_dir, resume)
+    stop_file = run_dir / STOP_FILE
+    stop_file.unlink(missing_ok=True)
+    with _watch_stop_file(stop_file, cancel):
+        try:
+            return _run(job, checkpoint, on_text, on_progress, on_event, cancel)
+        except BaseException as exc:
+            _mark_ended(run_dir, exc)
+            raise
+
+
+def _mark_ended(run_dir: Path, exc: BaseException) -> None:
+    """A run that ends with an error says so in its status (stopped before training began: 'stopped')."""
+    from engine.finetune.runlog import read_status
+
+    if not is_main_process() or read_status(run_dir).get("state") != "running":
+        return
+    state = "stopped" if isinstance(exc, (CancelledError, KeyboardInterrupt)) else "failed"
+    RunLog(run_dir).update(state=state, message=str(exc) or type(exc).__name__)
+
+
+class _watch_stop_file:
+    """While training, a STOP file in the run folder sets the cancel token (polled twice a second)."""
+
+    def __init__(self, path: Path, cancel: CancelToken) -> None:
+        import threading
+
+        self.path, self.cancel, self.done = path, cancel, threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="hearth-stop-file", daemon=True)
+
+    def _poll(self) -> None:
+        while not self.done.wait(0.5):
+            if self.path.exists():
+                self.cancel.cancel()
+                return
+
+    def __enter__(self) -> "_watch_stop_file":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.path.unlink(missing_ok=True)
+
+
+def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event, cancel: CancelToken) -> TrainResult:
+    resume = checkpoint is not None
+    run_dir = Path(job.out_dir)
     log = RunLog(run_dir, on_event=on_event, main=is_main_process())
     if is_main_process():
         job.save()
