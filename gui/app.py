@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         app.setWindowIcon(QIcon(icon))
     from gui.main_window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(defer_views=True)
     window.show()
     startup = time.time() - process_start_time()
     if args.self_test:
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
         window._self_test = SelfTest(window, app, startup, screenshot=args.screenshot)
     window.load_model(args.model)
+    from PySide6.QtCore import QTimer
+
+    QTimer.singleShot(0, lambda: window.build_pending_views(one=True))
     code = app.exec()
     if window.property("worker_stuck"):
         os._exit(code)  # the worker is inside a call that cannot be interrupted; nothing unsaved is lost

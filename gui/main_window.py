@@ -24,8 +24,9 @@ from gui.worker import EngineClient
 class MainWindow(QMainWindow):
     model_changed = Signal(object)  # the new model_info dict
 
-    def __init__(self, client: EngineClient | None = None) -> None:
+    def __init__(self, client: EngineClient | None = None, defer_views: bool = False) -> None:
         super().__init__()
+        self._defer_views = defer_views
         self.setWindowTitle("Hearth")
         self.resize(1180, 780)
         self.client = client or EngineClient(self)
@@ -51,13 +52,16 @@ class MainWindow(QMainWindow):
         self.nav.setIconSize(QSize(20, 20))
         self.stack = QStackedWidget()
         self.views: dict[str, QWidget] = {}
-        for title, target in VIEWS:
-            module_name, class_name = target.split(":")
-            view = getattr(importlib.import_module(module_name), class_name)(self)
-            self.views[title] = view
-            self.stack.addWidget(view)
+        self._pending: list[tuple[int, str, str]] = []
+        for row, (title, target) in enumerate(VIEWS):
             self.nav.addItem(title)
-        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+            if self._defer_views and row > 0:
+                # Built right after the window is on screen (see build_pending_views).
+                self.stack.addWidget(QWidget())
+                self._pending.append((row, title, target))
+            else:
+                self.stack.addWidget(self._make_view(title, target))
+        self.nav.currentRowChanged.connect(self._select_view)
         self.nav.setCurrentRow(0)
         right = QWidget()
         column = QVBoxLayout(right)
@@ -78,12 +82,40 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.sampling_dock = dock
 
+    def _make_view(self, title: str, target: str) -> QWidget:
+        module_name, class_name = target.split(":")
+        view = getattr(importlib.import_module(module_name), class_name)(self)
+        self.views[title] = view
+        return view
+
+    def build_pending_views(self, one: bool = False) -> None:
+        """Build deferred views: one per event-loop turn after start-up, or all at once."""
+        while self._pending:
+            row, title, target = self._pending.pop(0)
+            placeholder = self.stack.widget(row)
+            current = self.stack.currentIndex()
+            self.stack.removeWidget(placeholder)
+            self.stack.insertWidget(row, self._make_view(title, target))
+            self.stack.setCurrentIndex(current)
+            placeholder.deleteLater()
+            if one:
+                break
+        if self._pending and one:
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, lambda: self.build_pending_views(one=True))
+
     @property
     def chat(self):
         return self.views.get("Chat")
 
+    def _select_view(self, row: int) -> None:
+        if any(pending_row == row for pending_row, _, _ in self._pending):
+            self.build_pending_views()
+        self.stack.setCurrentIndex(row)
+
     def show_view(self, title: str) -> None:
-        self.nav.setCurrentRow(list(self.views).index(title))
+        self.nav.setCurrentRow([t for t, _ in VIEWS].index(title))
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Model")
@@ -189,6 +221,7 @@ class MainWindow(QMainWindow):
         self._show_stats("", f"context {result['context_length']:,} tokens")
         self.model_picker.remember(self._load_path)
         self.error_banner.hide()
+        self.build_pending_views()  # every view must hear about the model
         self.model_changed.emit(result)
 
     def _on_failed(self, task_id: int, message: str, error_type: str) -> None:
