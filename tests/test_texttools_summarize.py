@@ -46,7 +46,7 @@ def test_exactly_the_context_is_one_call(fake_lm, monkeypatch):
     fake = FakeModel("The sea.")
     monkeypatch.setattr(sm, "_generate", fake)
     n = prompt_tokens(fake_lm, TEXT, SummaryConfig())
-    config = SummaryConfig(max_new_tokens=fake_lm.context_length - n)
+    config = SummaryConfig(max_new_tokens=fake_lm.context_length - n, max_chunk_tokens=4096)
     chunks = []
     result = summarize(fake_lm, TEXT, config, on_text=chunks.append)
     assert (result.parts, result.rounds, result.calls) == (1, 0, 1)
@@ -59,7 +59,8 @@ def test_one_token_over_goes_through_parts(fake_lm, monkeypatch):
     monkeypatch.setattr(sm, "_generate", fake)
     n = prompt_tokens(fake_lm, TEXT, SummaryConfig())
     progress, streamed = [], []
-    result = summarize(fake_lm, TEXT, SummaryConfig(max_new_tokens=fake_lm.context_length - n + 1),
+    result = summarize(fake_lm, TEXT, SummaryConfig(max_new_tokens=fake_lm.context_length - n + 1,
+                                                    max_chunk_tokens=4096),
                        on_progress=lambda f, m: progress.append((f, m)), on_text=streamed.append)
     assert result.parts >= 2 and result.calls == result.parts + 1
     assert any(m == f"Summarizing part 2 of {result.parts}" for _, m in progress)
@@ -94,6 +95,13 @@ def test_every_part_empty_is_an_error(fake_lm, monkeypatch):
     monkeypatch.setattr(sm, "_generate", FakeModel(""))
     with pytest.raises(GenerationError, match="nothing"):
         summarize(fake_lm, TEXT, SummaryConfig(max_chunk_tokens=200))
+
+
+def test_pieces_are_capped_by_model_size(fake_lm, monkeypatch):
+    fake = FakeModel()
+    monkeypatch.setattr(sm, "_generate", fake)
+    result = summarize(fake_lm, TEXT, SummaryConfig())  # 1842 tokens: over the 1024 a small model gets
+    assert result.parts == 2 and sm.auto_chunk_tokens(fake_lm) == 1024
 
 
 def test_empty_text_and_bad_options(fake_lm):

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--bullets", action="store_true", help="bullet points instead of prose")
     s.add_argument("--focus", default="", help="what the summary should pay most attention to")
     s.add_argument("--together", action="store_true", help="one summary of all files instead of one each")
-    s.add_argument("--chunk-tokens", type=int, default=3072, help="the largest piece summarized in one call")
+    s.add_argument("--chunk-tokens", type=int, default=0,
+                   help="the largest piece summarized in one call (default: by model size)")
     s.add_argument("--max-new-tokens", type=int, default=0, help="the summary's longest length (default: by --length)")
     add_model_options(s)
     s.set_defaults(handler=run_summarize)
