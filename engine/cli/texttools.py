@@ -88,9 +88,12 @@ def run_summarize(args: argparse.Namespace) -> int:
     for i, (title, text) in enumerate(inputs):
         if len(inputs) > 1:
             print(f"{'' if i == 0 else chr(10)}## {title}\n", flush=True)
-        result = summarize(lm, text, config, on_text=_stream, on_progress=_progress, cancel=cancel)
+        # On a terminal the summary streams; into a file or pipe goes the finished Markdown (its form enforced).
+        live = sys.stdout.isatty()
+        result = summarize(lm, text, config, on_text=_stream if live else None, on_progress=_progress,
+                           cancel=cancel)
         _end_progress()
-        print(flush=True)
+        print("" if live else result.text, flush=True)
         detail = f"{result.input_tokens} tokens in {result.parts} part(s), {result.calls} model call(s)"
         print(f"[{title}: {detail}{'; ' + result.notice if result.notice else ''}]", file=sys.stderr)
         if result.finish_reason == "cancelled":
