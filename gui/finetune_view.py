@@ -276,6 +276,8 @@ class FinetuneView(QWidget):
         self.running_job = job
         if self.use_child_process:
             self.process = TrainingProcess(job, resume=resume, threads=ft_jobs.gui_threads(), parent=self)
+            # The result arrives before the child has exited: delete the QProcess only once it has.
+            self.process.process.finished.connect(self.process.deleteLater)
             self.process.event.connect(self._on_event)
             self.process.progress.connect(self._on_process_progress)
             self.process.finished.connect(self._on_process_finished)
@@ -405,9 +407,7 @@ class FinetuneView(QWidget):
 
     def _training_ended(self) -> None:
         self.train_task = None
-        if self.process is not None:
-            self.process.deleteLater()
-            self.process = None
+        self.process = None
         self.running_job = None
         self._set_running(False)
 
