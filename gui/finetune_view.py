@@ -304,6 +304,9 @@ class FinetuneView(QWidget):
         kind = event.get("type")
         if kind in ("train", "eval"):
             self.plot.add_event(event)
+            if kind == "eval" and _rising(self.plot.val_losses):
+                self._notice("Validation loss has risen at the last evaluations while training goes on: the "
+                             "model may be memorising its data. Early stopping keeps the best checkpoint.")
         elif kind == "samples":
             lines = [f"— step {event['step']} —"] + [f"{p}\n  → {a}" for p, a in event["samples"]]
             self.samples.appendPlainText("\n".join(lines))
@@ -375,7 +378,7 @@ class FinetuneView(QWidget):
             train = self.form.train_config()
         except HearthError:
             return
-        self.form.apply(suggest(train, self.stats, gpu=False))
+        self.form.apply(suggest(train, self.stats, gpu=bool(self.stats.get("gpu"))))
         self.user_edited = False
 
     def _on_failed(self, task_id: int, message: str, error_type: str) -> None:
@@ -510,6 +513,12 @@ class FinetuneView(QWidget):
         for name, client in self._clients.items():
             client.shutdown(timeout_ms=30000 if name == "training" else 3000)
         self._clients.clear()
+
+
+def _rising(losses: list[float], evaluations: int = 2) -> bool:
+    """True when each of the last ``evaluations`` validation losses is higher than the one before."""
+    tail = losses[-(evaluations + 1):]
+    return len(tail) == evaluations + 1 and all(b > a for a, b in zip(tail, tail[1:]))
 
 
 def _perplexity_text(before, after) -> str:

@@ -221,3 +221,13 @@ def test_closing_the_window_mid_training_keeps_a_resumable_run(qtbot, window, co
     view.on_window_closing()  # what MainWindow.closeEvent calls
     (run,) = list_runs()
     assert run.state == "stopped" and run.resumable and 0 < run.step < 40
+
+
+def test_rising_validation_loss_is_pointed_out(qtbot, window):
+    view = make_view(qtbot, window)
+    for step, loss in ((0, 3.0), (5, 2.5), (10, 2.6)):
+        view._on_event({"type": "eval", "step": step, "loss": loss})
+    assert not window.notices
+    view._on_event({"type": "eval", "step": 15, "loss": 2.7})
+    assert "memorising" in window.notices[-1]
+    assert view.plot.val_steps == [0, 5, 10, 15]

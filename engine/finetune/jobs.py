@@ -144,9 +144,13 @@ def preview_task(session, *, on_text=None, on_progress=None, cancel=None, data: 
     """Build the dataset with the base model's tokenizer; return it for the preview table."""
     from engine.finetune.data import build_dataset
 
+    import torch
+
     tokenizer, context = load_tokenizer(session, base_model)
     _warm_up_imports()
-    return build_dataset(data, tokenizer, max_context=context, on_progress=on_progress, cancel=cancel)
+    built = build_dataset(data, tokenizer, max_context=context, on_progress=on_progress, cancel=cancel)
+    built.stats["gpu"] = torch.cuda.is_available()  # for the suggested settings
+    return built
 
 
 def _warm_up_imports() -> None:
