@@ -29,6 +29,9 @@ def attach(lm: Any, config: Any = None, *, mode: str | None = None) -> FastDecod
     if (config is not None and not getattr(config, "fast", True)) or mode == "off":
         lm.extras["fast_path_off"] = "switched off"
         return None
+    if getattr(lm.device, "type", "cpu") not in ("cpu", "cuda"):  # e.g. Apple MPS: complex RoPE untested there
+        lm.extras["fast_path_off"] = f"not available on {lm.device}"
+        return None
     try:
         describe(lm.model)
         decoder = FastDecoder(lm, mode)

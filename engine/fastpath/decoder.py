@@ -47,8 +47,15 @@ class Prepared:
 def fingerprint(model: Any) -> tuple:
     """Changes when any parameter is replaced or modified in place (``_version`` counts writes)."""
     params = list(model.parameters())
-    return (id(model), len(params), sum(p._version for p in params), hash(tuple(id(p) for p in params)),
+    return (id(model), len(params), sum(map(_version, params)), hash(tuple(id(p) for p in params)),
             str(params[0].device) if params else "")
+
+
+def _version(tensor: torch.Tensor) -> int:
+    try:
+        return tensor._version
+    except RuntimeError:  # an inference tensor keeps no version counter (and cannot be changed in place)
+        return 0
 
 
 def resolve_mode(mode: str, device: torch.device) -> str:
