@@ -246,6 +246,8 @@ def _tidy(text: str) -> str:
 
 
 BLOCK_START = re.compile(r"^\s*([-+*]\s|\d+[.)]\s|#|>|\|)")  # lines Markdown keeps apart anyway
+# "Here's a summary of the text:" and the like: chat habits, not summary.
+PREAMBLE = re.compile(r"\A(here('s| is| are)|sure|certainly|of course)\b[^\n]{0,120}:[ \t]*\n", re.IGNORECASE)
 LIST_ITEM = re.compile(r"^\s*([-+*]|\d+[.)])\s")
 
 
@@ -256,7 +258,7 @@ def to_markdown(text: str, form: str) -> str:
     one paragraph: plain lines become paragraphs. With ``bullets``, a summary
     written as prose is turned into one bullet per line (or per sentence).
     """
-    text = _tidy(text)
+    text = PREAMBLE.sub("", _tidy(text), count=1).strip()
     lines = text.splitlines()
     if form == "bullets" and not any(LIST_ITEM.match(line) for line in lines):
         items = [line.strip() for line in lines if line.strip()]

@@ -162,6 +162,8 @@ def test_final_markdown_matches_the_form_asked_for():
     assert to_markdown("One. Two!", "bullets") == "- One.\n- Two!"
     assert to_markdown("Intro\n• a\n* b", "bullets") == "Intro\n- a\n- b"
     assert to_markdown("- a\n- b", "prose") == "- a\n- b"
+    assert to_markdown("Here's a revised version of the text:\n\n1. Point.", "bullets") == "1. Point."
+    assert to_markdown("Here is why it matters: costs.\nMore.", "prose").startswith("Here is why")
 
 
 def test_a_looping_model_is_stopped_and_cut(fake_lm, monkeypatch):
