@@ -124,6 +124,17 @@ def job_from_args(args: argparse.Namespace):
     return JobConfig(base_model=model, out_dir=out, data=data, train=train)
 
 
+_last_phase = [""]
+
+
+def _print_phase(fraction: float, message: str) -> None:
+    """Loading, reading and validating take a while: say so once per phase (steps print their own lines)."""
+    phase = "Reading the files…" if message.startswith("Reading ") else message.split(":")[0]
+    if not message.startswith("Step") and phase != _last_phase[0]:
+        _last_phase[0] = phase
+        _say(phase)
+
+
 def _print_event(event: dict) -> None:
     kind = event["type"]
     if kind == "train":
@@ -174,7 +185,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
         events = {"on_event": _emit, "on_text": lambda t: None,
                   "on_progress": lambda f, m: _emit({"type": "progress", "fraction": f, "message": m})}
     else:
-        events = {"on_event": _print_event, "on_text": lambda t: _say(t.rstrip())}
+        events = {"on_event": _print_event, "on_text": lambda t: _say(t.rstrip()), "on_progress": _print_phase}
     result = run_training(job, resume=args.resume, cancel=cancel_on_interrupt(), threads=args.threads, **events)
     if not _main():
         return 0

@@ -139,10 +139,10 @@ def build_dataset(config: DataConfig, tokenizer: Any, *, max_context: int | None
     train_records, val_records = split(records, config.val_fraction, config.seed)
     notices = list(collected.notices)
     encoder = _Encoder(tokenizer, config.seq_len, notices)
-    progress(0.5, "Tokenizing…")
-    train, train_rows = encoder.encode(train_records, "train", config, cancel)
-    progress(0.75, "Tokenizing validation…")
-    val, val_rows = encoder.encode(val_records, "validation", config, cancel)
+    train, train_rows = encoder.encode(train_records, "train", config, cancel,
+                                       lambda f, m: progress(0.5 + 0.4 * f, m))
+    val, val_rows = encoder.encode(val_records, "validation", config, cancel,
+                                   lambda f, m: progress(0.9 + 0.1 * f, m))
     if sequences(train) == 0:
         raise DatasetError("The files hold too little text to make one training sequence "
                            f"of {config.seq_len} tokens. Add more text or lower the sequence length.")
@@ -247,13 +247,15 @@ class _Encoder:
         self.cut = 0
         self.unmasked = 0
 
-    def encode(self, records: list[Record], split_name: str, config: DataConfig,
-               cancel: CancelToken) -> tuple[Dataset | None, list[PreviewRow]]:
+    def encode(self, records: list[Record], split_name: str, config: DataConfig, cancel: CancelToken,
+               progress: Callable[[float, str], None]) -> tuple[Dataset | None, list[PreviewRow]]:
         stream: list[int] = []
         examples: list[tuple[list[int], list[int]]] = []
         rows: list[PreviewRow] = []
-        for r in records:
+        for n, r in enumerate(records):
             cancel.raise_if_cancelled()
+            if r.kind == "text" or n % 200 == 0:
+                progress(n / max(1, len(records)), f"Tokenizing the {split_name} set: {r.where.rsplit('/', 1)[-1]}")
             if r.kind == "text":
                 ids = self.text_ids(r.text, cancel) + ([self.eos] if self.eos is not None else [])
                 stream.extend(ids)
