@@ -174,7 +174,8 @@ def summarize(lm: Any, text: str, config: SummaryConfig | None = None, *,
         progress(0.0, "Summarizing")
         result = run(final_messages(text, config, False), final_max, True)
         progress(1.0, "Done")
-        return SummaryResult(to_markdown(result.text, config.form), 1, 0, calls[0], input_tokens, result.finish_reason)
+        return SummaryResult(to_markdown(result.text, config.form), 1, 0, calls[0], input_tokens,
+                             result.finish_reason)
 
     part_max = min(PART_MAX_NEW, max(32, final_max))
     budget = plan.piece_budget(lambda t: part_messages(t, config, 99, 99, False), part_max)

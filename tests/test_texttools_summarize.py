@@ -69,7 +69,8 @@ def test_one_token_over_goes_through_parts(fake_lm, monkeypatch):
     # Every paragraph reached the model in some part prompt.
     seen = "\n".join(p for p, _ in fake.prompts[:-1])
     assert all(f"Paragraph {i}." in seen for i in range(40))
-    assert "notes on consecutive parts" in fake.prompts[-1][0] and streamed == ["- a point"]  # only the final summary streams
+    assert "notes on consecutive parts" in fake.prompts[-1][0]
+    assert streamed == ["- a point"]  # only the final summary streams
 
 
 def test_long_text_combines_in_rounds(fake_lm, monkeypatch):
