@@ -152,3 +152,19 @@ def test_sampler_greedy_applies_the_repetition_penalty():
     logits = torch.tensor([0.0, 3.0, 2.0, -1.0])
     assert Sampler(sampling, 4, [1], torch.device("cpu"))(logits.clone()) == 2  # 3 / 2 < 2
     assert Sampler(sampling.with_(repetition_penalty=1.0), 4, [1], torch.device("cpu"))(logits.clone()) == 1
+
+
+def test_a_fault_in_the_fast_path_falls_back_before_the_reply_starts(own_lm):
+    decoder = FastDecoder(own_lm, "exact")
+    assert decoder.prepare()
+    own_lm.extras["decoder"] = None
+    expected = tokens(own_lm, "The sea")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    decoder._prepared.forward.forward = broken
+    own_lm.extras["decoder"] = decoder
+    assert tokens(own_lm, "The sea") == expected  # answered by the plain path
+    assert decoder.describe()["status"] == "off" and "boom" in decoder.describe()["reason"]
+    assert not decoder.supports(GREEDY)

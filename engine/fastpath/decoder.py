@@ -204,10 +204,26 @@ class FastDecoder:
             from engine.generation import hf_decode
 
             return hf_decode(lm, input_ids, sampling, on_tokens=on_tokens, should_stop=should_stop)
-        threads = torch.get_num_threads()
+        threads, streamed = torch.get_num_threads(), []
+
+        def stream(ids: list[int]) -> None:
+            streamed.extend(ids)
+            on_tokens(ids)
+
         try:
             with self._decode_lock, torch.inference_mode():
-                return self._decode(prepared, lm, input_ids, sampling, on_tokens, should_stop)
+                return self._decode(prepared, lm, input_ids, sampling, stream, should_stop)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:
+            if streamed:  # the reply has begun: it cannot be taken back, so the error stands
+                raise
+            # A fault of the fast path itself must not cost the user the reply: step aside for good.
+            self._set(OFF, f"decoding failed ({type(exc).__name__}: {exc})", None)
+            self._cached_ids = []
+            from engine.generation import hf_decode
+
+            return hf_decode(lm, input_ids, sampling, on_tokens=on_tokens, should_stop=should_stop)
         finally:
             torch.set_num_threads(threads)  # the choosers change it per step
 
