@@ -17,8 +17,7 @@ from engine.errors import HearthError, InvalidConfigError
 from engine.language_detect import LANGUAGES, detect_language, language_name
 from engine.loop_guard import LoopGuard
 
-DEFAULT_SAMPLING = SamplingConfig(temperature=0.2, top_p=0.9, repetition_penalty=1.1, max_new_tokens=1024)
-SYSTEM = "You are a professional translator. You translate faithfully and reply with the translation only."
+DEFAULT_SAMPLING = SamplingConfig(temperature=0.0, repetition_penalty=1.1, max_new_tokens=1024)  # greedy: stable
 
 
 class NothingToTranslateError(HearthError):
@@ -51,9 +50,12 @@ class TranslationResult:
 
 
 def messages_for(text: str, source: str, target: str) -> list[ChatMessage]:
+    """[system instruction, user text]: the form small instruct models follow best (see summarize)."""
     origin = f" from {source}" if source else ""
-    return [ChatMessage("user", f"Translate the following text{origin} into {target}. Keep the meaning, tone and "
-                                f"formatting. Reply with the {target} translation only.\n\n{text}")]
+    return [ChatMessage("system", f"You are an AI assistant. Translate the input text{origin} into {target}, "
+                                  f"keeping its meaning, tone and formatting. Reply with the {target} translation "
+                                  f"only."),
+            ChatMessage("user", text)]
 
 
 def translate(lm: Any, request: TranslateRequest, *, on_text: Callable[[str], None] | None = None,
@@ -75,8 +77,7 @@ def translate(lm: Any, request: TranslateRequest, *, on_text: Callable[[str], No
         return TranslationResult(request.text, source, request.target, detected, 0,
                                  notice=f"The text is already in {request.target}.")
     ensure_chat_template(lm.tokenizer)
-    overhead = len(render(lm.tokenizer, [{"role": "system", "content": SYSTEM}]
-                          + [m.to_dict() for m in messages_for("", source, request.target)]))
+    overhead = len(render(lm.tokenizer, [m.to_dict() for m in messages_for("", source, request.target)]))
     # A translation can take more tokens than its source (other scripts, accents): a piece gets one third
     # of the room, its answer up to two thirds.
     budget = max(32, min(1024, (lm.context_length - overhead) // 3 - 8))
@@ -87,8 +88,9 @@ def translate(lm: Any, request: TranslateRequest, *, on_text: Callable[[str], No
         if out:
             emit("\n\n")
         guard = LoopGuard(emit, cancel)  # small models can fall into repeating one line
-        result = chat(lm, messages_for(piece, source, request.target), request.sampling.with_(
-            max_new_tokens=min(request.sampling.max_new_tokens, budget * 2)), system_prompt=SYSTEM,
+        system, *messages = messages_for(piece, source, request.target)
+        result = chat(lm, messages, request.sampling.with_(
+            max_new_tokens=min(request.sampling.max_new_tokens, budget * 2)), system_prompt=system.content,
             on_text=guard, cancel=guard.token)
         out.append(guard.finish().strip())
         reason = "cancelled" if cancel.cancelled else ("stop" if guard.looped else result.finish_reason)

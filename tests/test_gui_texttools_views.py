@@ -68,24 +68,45 @@ def test_summarize_view_bad_input(window, qtbot, tmp_path):
     assert "no readable document" in window.errors[-1]
 
 
-def test_translate_view_streams_and_swaps(window, qtbot):
-    from gui.translate_view import TranslateView
+def fake_translate_job(session, *, on_text=None, on_progress=None, cancel=None, request):
+    from engine.translate import TranslationResult
 
-    view = TranslateView(window)
+    assert request.source == "" and request.target == "German"
+    for chunk in ("Das Meer ", "ist weit."):
+        on_text(chunk)
+    return TranslationResult("Das Meer ist weit.", "English", "German", True, 1)
+
+
+def test_translate_view_streams_and_swaps(window, qtbot, monkeypatch):
+    import gui.translate_view as tv
+
+    monkeypatch.setattr(tv, "translate_job", fake_translate_job)
+    view = tv.TranslateView(window)
     qtbot.addWidget(view)
     view.source.setCurrentText("Detect language")
     view.target.setCurrentText("German")
-    view.input.setPlainText("The sea is wide and the ships are high.")
+    view.input.setPlainText("The sea is wide.")
     chunks = []
     view.task.chunk.connect(chunks.append)
     view.translate()
     qtbot.waitUntil(lambda: "→" in view.status.text(), timeout=20000)
-    assert view.status.text().startswith("English (detected) → German")
-    assert chunks and view.output.toPlainText() == "".join(chunks).strip()
-    translated = view.output.toPlainText()
+    assert view.status.text() == "English (detected) → German"
+    assert chunks == ["Das Meer ", "ist weit."] and view.output.toPlainText() == "Das Meer ist weit."
     view.swap()
     assert view.source.currentText() == "German" and view.target.currentText() == "English"
-    assert view.input.toPlainText() == translated
+    assert view.input.toPlainText() == "Das Meer ist weit." and view.output.toPlainText() == "The sea is wide."
+
+
+def test_translate_view_with_the_tiny_model(window, qtbot):
+    from gui.translate_view import TranslateView
+
+    view = TranslateView(window)
+    qtbot.addWidget(view)
+    view.target.setCurrentText("fr")
+    view.input.setPlainText("The sea is wide and the ships are high.")
+    view.translate()
+    qtbot.waitUntil(lambda: "→" in view.status.text(), timeout=20000)
+    assert view.status.text().startswith("English (detected) → French") and not window.errors
 
 
 def test_notebook_continues_at_the_cursor_as_one_undo_step(window, qtbot):
