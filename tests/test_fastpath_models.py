@@ -105,3 +105,19 @@ def test_fast_false_and_the_off_switch_attach_nothing(tiny_model_dir, monkeypatc
     lm = load_model(LoadConfig(path=str(tiny_model_dir), device="cpu", fast=False))
     monkeypatch.setenv("HEARTH_FAST_MODE", "off")
     assert attach(lm) is None and "decoder" not in lm.extras
+
+
+def test_bf16_models_take_the_same_route_as_on_cuda(tiny_model_dir):
+    """bf16 weights (what CUDA loads): RoPE in fp32, cache and attention in bf16, fp32 softmax."""
+    lm = load_model(LoadConfig(path=str(tiny_model_dir), device="cpu", dtype="bfloat16", fast=False))
+    decoder = FastDecoder(lm, "exact")
+    assert decoder.prepare() and decoder._prepared.forward.dtype == torch.bfloat16
+    ids = lm.tokenizer("The sea is wide and the waves")["input_ids"]
+    forward = decoder._prepared.forward
+    with torch.inference_mode():
+        forward.forward(torch.tensor(ids[:-1]), 0, logits=False)
+        ours = forward.forward(torch.tensor(ids[-1:]), len(ids) - 1)
+        theirs = lm.model(torch.tensor([ids])).logits[0, -1].float()
+    torch.testing.assert_close(ours, theirs, rtol=0.05, atol=0.02)
+    lm.extras["decoder"] = decoder
+    assert len(generate_ids(lm, ids, GREEDY).token_ids) == GREEDY.max_new_tokens

@@ -62,6 +62,7 @@ class LeanForward:
         end = start + S
         self.reserve(end)
         cache, freqs = self.cache, self.freqs[start:end]
+        scale = Dh ** -0.5
         mask = None
         if S > 1 and start > 0:  # a chunk after cached tokens: causal, offset by start
             mask = torch.arange(end, device=self.device)[None, :] <= torch.arange(start, end, device=self.device)[:, None]
@@ -79,8 +80,12 @@ class LeanForward:
             layer_cache[:, start:end] = qkv[:, H:].transpose(0, 1)
             q = qkv[:, :H].to(self.dtype)
             keys, values = layer_cache[:KV, :end], layer_cache[KV:, :end]  # [KV, T, Dh]
-            if S == 1:  # the G query heads that share a KV head act as G queries: no copies
-                out = F.scaled_dot_product_attention(q.view(KV, s.group, Dh), keys, values).view(1, H * Dh)
+            if S == 1:  # the G query heads that share a KV head act as G queries: no copies.
+                # Three plain ops: cheaper than SDPA's dispatch for one token (bench/README.md).
+                scores = torch.bmm(q.view(KV, s.group, Dh), keys.transpose(1, 2)).mul_(scale)  # [KV, G, T]
+                probs = scores.softmax(-1) if scores.dtype == torch.float32 else \
+                    scores.softmax(-1, dtype=torch.float32).to(values.dtype)  # bf16/fp16 (CUDA): fp32 softmax
+                out = torch.bmm(probs, values).view(1, H * Dh)
             else:
                 # Repeating K/V per query head costs a copy, but lets SDPA take its flash kernel on CPU
                 # (enable_gqa=True falls back to the math path there: 3x slower on a 500-token prompt).
