@@ -206,3 +206,12 @@ def test_estimate_and_perplexity(lora_run, tiny_model_dir, tmp_path):
     result = perplexity(model, tok, PARAGRAPH * 10, seq_len=32, stride=16)
     assert result.tokens == len(tok(PARAGRAPH * 10)["input_ids"]) - 1
     assert 1 < result.perplexity < 10_000
+
+
+def test_a_job_refused_for_its_data_leaves_no_run_behind(tiny_model_dir, tmp_path):
+    from engine.finetune.errors import DatasetError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="No files found"):
+        run_training(make_job(tiny_model_dir, tmp_path / "empty", tmp_path / "runs" / "refused"))
+    assert not (tmp_path / "runs" / "refused").exists() and list_runs(tmp_path / "runs") == []

@@ -120,9 +120,6 @@ class _watch_stop_file:
 def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event, cancel: CancelToken) -> TrainResult:
     resume = checkpoint is not None
     run_dir = Path(job.out_dir)
-    log = RunLog(run_dir, on_event=on_event, main=is_main_process())
-    if is_main_process():
-        job.save()
     on_progress(0.0, "Loading the base model…")
     model, tokenizer, context = _load_base(job)
     cancel.raise_if_cancelled()
@@ -130,6 +127,11 @@ def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event
 
     data = build_dataset(job.data, tokenizer, max_context=context, cancel=cancel,
                          on_progress=lambda f, m: on_progress(0.0, m))
+    # Only now the run folder is made: a job refused for its data leaves nothing behind.
+    _make_folder(run_dir)
+    log = RunLog(run_dir, on_event=on_event, main=is_main_process())
+    if is_main_process():
+        job.save()
     notices = list(data.notices)
     batch = _fit_batch(job, len(data.train), notices)
     model = _prepare_model(model, job)
@@ -150,6 +152,7 @@ def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event
 
 
 def _prepare_folder(run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from; for a new run, check the folder is free (it is made once the data is)."""
     if resume:
         checkpoint = last_checkpoint(run_dir)
         if checkpoint is None:
@@ -157,11 +160,14 @@ def _prepare_folder(run_dir: Path, resume: bool) -> Path | None:
         return checkpoint
     if is_main_process() and run_dir.exists() and any(run_dir.iterdir()):
         raise TrainingError(f"{run_dir} already holds a run. Resume it, or choose another name.")
+    return None
+
+
+def _make_folder(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TrainingError(f"Cannot create the run folder {run_dir}: {exc.strerror or exc}") from exc
-    return None
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
