@@ -84,7 +84,15 @@ class MainWindow(QMainWindow):
 
     def _make_view(self, title: str, target: str) -> QWidget:
         module_name, class_name = target.split(":")
-        view = getattr(importlib.import_module(module_name), class_name)(self)
+        try:
+            view = getattr(importlib.import_module(module_name), class_name)(self)
+        except Exception as exc:  # one broken view must not take the whole app down
+            import traceback
+
+            traceback.print_exc()
+            view = QLabel(f"The {title} view could not start: {type(exc).__name__}: {exc}")
+            view.setWordWrap(True)
+            view.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.views[title] = view
         return view
 

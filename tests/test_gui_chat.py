@@ -191,3 +191,17 @@ def test_device_and_precision_choices_reload_the_model_with_them(qtbot, window, 
     bf16.trigger()
     qtbot.waitUntil(lambda: bool(seen), timeout=5000)
     assert seen[-1].dtype == "bfloat16" and seen[-1].device == "auto"
+
+
+def test_a_view_that_fails_to_start_does_not_take_the_app_down(qtbot, monkeypatch):
+    import gui.main_window
+    from gui.main_window import MainWindow
+    from gui.settings import configure_settings
+
+    configure_settings()
+    monkeypatch.setattr(gui.main_window, "VIEWS", gui.main_window.VIEWS[:1] + [("Broken", "gui.no_such_module:View")])
+    win = MainWindow()
+    qtbot.addWidget(win)
+    assert "could not start" in win.views["Broken"].text()
+    assert win.chat is not None
+    win.client.shutdown()
