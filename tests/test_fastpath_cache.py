@@ -168,3 +168,16 @@ def test_a_fault_in_the_fast_path_falls_back_before_the_reply_starts(own_lm):
     assert tokens(own_lm, "The sea") == expected  # answered by the plain path
     assert decoder.describe()["status"] == "off" and "boom" in decoder.describe()["reason"]
     assert not decoder.supports(GREEDY)
+
+
+def test_an_overwritten_model_folder_replaces_its_cache_file(tmp_path, data_dir):
+    from tiny_model import make_tiny_model
+
+    folder = make_tiny_model(tmp_path / "m", seed=1)
+    assert FastDecoder(load_model(LoadConfig(path=str(folder), device="cpu")), "int8").prepare()
+    (first,) = (data_dir / "fastpath").glob("*.safetensors")
+    make_tiny_model(folder, seed=2)  # e.g. a fine-tune saved over it
+    lm = load_model(LoadConfig(path=str(folder), device="cpu"))
+    assert FastDecoder(lm, "int8").prepare()
+    (second,) = (data_dir / "fastpath").glob("*.safetensors")
+    assert second != first

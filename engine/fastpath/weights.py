@@ -157,11 +157,12 @@ def cache_key(folder: Path, mode: str, dtype: torch.dtype) -> str | None:
     files = sorted(p for p in folder.glob("*") if p.suffix in (".safetensors", ".bin", ".json") and p.is_file())
     if not any(p.suffix in (".safetensors", ".bin") for p in files):
         return None
-    h = hashlib.sha256(f"{FORMAT_VERSION}|{mode}|{dtype}|{folder.resolve()}".encode())
+    owner = hashlib.sha256(f"{FORMAT_VERSION}|{mode}|{dtype}|{folder.resolve()}".encode()).hexdigest()[:16]
+    h = hashlib.sha256(owner.encode())
     for p in files:
         st = p.stat()
         h.update(f"|{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:24]
+    return f"{owner}-{h.hexdigest()[:16]}"  # owner: one folder and mode; the rest: its files as they are
 
 
 def load_cached(path: Path, mode: str, spec: ArchSpec, embed: torch.Tensor) -> PackedWeights | None:
@@ -189,3 +190,8 @@ def save_cached(path: Path, packed: PackedWeights) -> None:
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)  # a full disk only costs the cache
+        return
+    owner = path.name.split("-")[0]
+    for old in path.parent.glob(f"{owner}-*.safetensors"):  # the same folder before it was overwritten
+        if old != path:
+            old.unlink(missing_ok=True)
