@@ -66,6 +66,16 @@ class SelfTest(QObject):
             self.report["error"] = "the model gave an empty reply"
         self._finish()
 
+    def _forget_conversation(self) -> None:
+        """The check's own chat is not the user's: leave their history as it was."""
+        saved = getattr(self.window.chat, "saved", None)
+        if saved is None or saved.store is None or saved.conversation_id is None:
+            return
+        try:
+            saved.store.delete_conversation(saved.conversation_id)
+        except Exception as exc:  # never fail the check over this
+            print(f"self-test: could not remove its conversation: {exc}", file=sys.stderr)
+
     def _on_failed(self, task_id: int, message: str, error_type: str) -> None:
         self._fail(f"{error_type}: {message}")
 
@@ -78,6 +88,7 @@ class SelfTest(QObject):
     def _finish(self) -> None:
         if self.screenshot:
             self.window.grab().save(self.screenshot)
+        self._forget_conversation()
         print(json.dumps(self.report, ensure_ascii=False), flush=True)
         self.window.close()
         self.app.exit(0 if self.report.get("ok") else 1)
