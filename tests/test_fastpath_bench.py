@@ -13,11 +13,13 @@ from engine.fastpath.benchmark import BenchConfig, _greedy_match
 def test_bench_json_reports_speed_and_quality(tiny_model_dir, capsys):
     from engine.cli import main
 
-    code = main(["bench", "--model", str(tiny_model_dir), "--new-tokens", "6", "--repeats", "1", "--json"])
+    code = main(["bench", "--model", str(tiny_model_dir), "--new-tokens", "6", "--repeats", "1", "--json",
+                 "--threads", "1", "--perplexity-tokens", "40"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["new_tokens"] == 6 and report["prompts"] == 5 and report["device"] == "cpu"
     assert report["baseline"]["tok_s"] > 0 and report["baseline"]["perplexity"] > 1
+    assert report["threads"] == 1 and report["perplexity_tokens"] == 40
     assert report["long_prompt_tokens"] == 254  # 500 asked, cut to the tiny model's context of 256
     paths = {p["mode"]: p for p in report["paths"]}
     assert set(paths) == {"exact", "int8"}
@@ -31,8 +33,9 @@ def test_bench_text_report(tiny_model_dir, capsys):
     from engine.cli import main
 
     assert main(["bench", "--model", str(tiny_model_dir), "--new-tokens", "3", "--repeats", "1",
-                 "--modes", "exact"]) == 0
+                 "--modes", "exact", "--threads", "1", "--long-prompt-tokens", "30", "--perplexity-tokens", "20"]) == 0
     out = capsys.readouterr().out
+    assert "TTFT@30" in out
     assert "transformers generate (fp32, eager)" in out and "hearth exact" in out and "hearth int8" not in out
 
 

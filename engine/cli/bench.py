@@ -15,20 +15,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--new-tokens", type=int, default=64, help="tokens per reply (default 64)")
     p.add_argument("--repeats", type=int, default=2, help="rounds over the five prompts (default 2)")
     p.add_argument("--modes", default="exact,int8", help="fast path modes, comma separated (default exact,int8)")
+    p.add_argument("--long-prompt-tokens", type=int, default=500, help="prompt length for time to first token")
+    p.add_argument("--perplexity-tokens", type=int, default=256, help="held-out tokens for perplexity")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for the whole run (default: torch's)")
     p.set_defaults(handler=run_bench_command)
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    import torch
+
     from engine.cli._common import cancel_on_interrupt
     from engine.fastpath.benchmark import BenchConfig, run_bench
 
     config = BenchConfig(model=args.model, device=args.device, new_tokens=args.new_tokens, repeats=args.repeats,
-                         modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()))
+                         modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
+                         long_prompt_tokens=args.long_prompt_tokens, perplexity_tokens=args.perplexity_tokens)
 
     def progress(fraction: float, message: str) -> None:
         print(f"\r[{fraction * 100:5.1f}%] {message}\033[K", end="", file=sys.stderr, flush=True)
 
-    report = run_bench(config, on_progress=progress, cancel=cancel_on_interrupt())
+    threads = torch.get_num_threads()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        report = run_bench(config, on_progress=progress, cancel=cancel_on_interrupt())
+    finally:
+        torch.set_num_threads(threads)
     print("\r\033[K", end="", file=sys.stderr, flush=True)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
