@@ -36,6 +36,7 @@ class GenerationResult:
     dropped_turns: int = 0  # chat: oldest turns left out to fit the context
     notice: str = ""  # a sentence for the user when something was adjusted
     token_ids: tuple[int, ...] = ()
+    decoder: str = "transformers"  # which decode loop produced it ("fast int8", "fast exact", ...)
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -100,7 +101,9 @@ def generate_ids(lm: Any, input_ids: Sequence[int], sampling: SamplingConfig, *,
         torch.manual_seed(sampling.seed)
     try:
         decoder = lm.extras.get("decoder")
-        run = decoder.decode if decoder is not None and decoder.supports(sampling) else hf_decode
+        fast = decoder is not None and decoder.supports(sampling)
+        run = decoder.decode if fast else hf_decode
+        used = f"fast {getattr(decoder, 'mode', '')}".strip() if fast else "transformers"
         new_ids = run(lm, list(input_ids), sampling, on_tokens=on_tokens, should_stop=should_stop)
     except torch.OutOfMemoryError as exc:
         raise OutOfMemoryError("Out of memory while generating. Try a shorter prompt, fewer new "
@@ -128,7 +131,7 @@ def generate_ids(lm: Any, input_ids: Sequence[int], sampling: SamplingConfig, *,
     return GenerationResult(
         text=stream.output, new_tokens=n, prompt_tokens=len(input_ids), finish_reason=reason,
         tok_s=(n - 1) / decode_time if n > 1 and decode_time > 0 else 0.0,
-        ttft_s=first - timing["start"], elapsed_s=end - timing["start"], token_ids=tuple(new_ids))
+        ttft_s=first - timing["start"], elapsed_s=end - timing["start"], token_ids=tuple(new_ids), decoder=used)
 
 
 def hf_decode(lm: Any, input_ids: list[int], sampling: SamplingConfig, *,

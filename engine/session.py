@@ -38,7 +38,11 @@ class Session:
             return self.require_model()
         if path not in self.others:
             device = str(self.model.device) if self.model is not None else "auto"
-            self.others[path] = load_model(LoadConfig(path=path, device=device))
+            lm = load_model(LoadConfig(path=path, device=device))
+            prepare = lm.extras.get("prepare_fast_path")  # in the background, as for the main model
+            if callable(prepare):
+                prepare(lm)
+            self.others[path] = lm
         return self.others[path]
 
 

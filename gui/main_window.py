@@ -196,7 +196,8 @@ class MainWindow(QMainWindow):
             used = result.prompt_tokens + result.new_tokens
             total = self.model_info["context_length"]
             context = f"context {used:,} / {total:,} tokens ({100 * used / total:.0f} %)"
-        self._show_stats(f"{result.tok_s:.1f} tok/s", context)
+        decoder = getattr(result, "decoder", "")
+        self._show_stats(f"{result.tok_s:.1f} tok/s" + (f" ({decoder})" if decoder else ""), context)
 
     # -- model loading ------------------------------------------------------------
     def load_model(self, path: str | None = None) -> int:

@@ -97,3 +97,11 @@ def test_model_without_chat_template_gets_a_fallback(tmp_path):
     assert lm.tokenizer.chat_template
     result = chat(lm, [ChatMessage("user", "hello")], GREEDY)
     assert result.new_tokens >= 1
+
+
+def test_the_result_names_the_decode_loop_that_made_it(tiny_model_dir):
+    from engine import LoadConfig, load_model
+
+    plain = load_model(LoadConfig(path=str(tiny_model_dir), fast=False))
+    assert "decoder" not in plain.extras
+    assert generate(plain, "The sea", GREEDY).decoder == "transformers"
