@@ -48,7 +48,7 @@ class MainWindow(QMainWindow):
     # -- construction -------------------------------------------------------------
     def _build_views(self) -> None:
         self.nav = QListWidget()
-        self.nav.setFixedWidth(150)
+        self.nav.setFixedWidth(120)
         self.nav.setIconSize(QSize(20, 20))
         self.stack = QStackedWidget()
         self.views: dict[str, QWidget] = {}

@@ -87,6 +87,7 @@ class SelfTest(QObject):
 
     def _finish(self) -> None:
         if self.screenshot:
+            self.app.processEvents()  # let the status bar lay out its new text first
             self.window.grab().save(self.screenshot)
         self._forget_conversation()
         print(json.dumps(self.report, ensure_ascii=False), flush=True)
