@@ -68,3 +68,16 @@ def test_chats_show_search_import_rename_delete(capsys, tmp_path):
 def test_unknown_ids_are_one_line_errors(capsys, argv):
     code, _, err = cli(capsys, *argv)
     assert code == 1 and err.startswith("hearth-cli: There is no conversation 9")
+
+
+def test_terminal_chat_stores_every_turn_in_one_conversation(capsys, monkeypatch, tiny_model_dir):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("first question\nsecond question\n\n"))
+    code, out, err = cli(capsys, "chat", "--model", str(tiny_model_dir), "--device", "cpu",
+                         "--max-new-tokens", "4", "--seed", "1")
+    assert code == 0
+    with Store() as store:
+        thread = store.current_path(1)
+        assert [m.role for m in thread] == ["user", "assistant", "user", "assistant"]
+        assert [thread[0].content, thread[2].content] == ["first question", "second question"]

@@ -48,15 +48,27 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_turn(args: argparse.Namespace):
+    """The stored conversation this chat writes to; None (with a warning) if history is unavailable."""
+    from engine.errors import HearthError
+    from engine.store.turn import StoredTurn
+
+    try:
+        return StoredTurn.begin(args.conversation, args.system)
+    except HearthError as exc:
+        if args.conversation is not None or args.once is not None:
+            raise  # the user asked for a stored conversation: say why there is none
+        print(f"hearth-cli: chat history is off: {exc}", file=sys.stderr)
+        return None
+
+
 def run_chat(args: argparse.Namespace) -> int:
     from engine.chat_generation import chat
     from engine.config import ChatMessage
 
     turn = None
-    if args.once is not None and args.once.strip():  # open the store (and check the id) before the slow load
-        from engine.store.turn import StoredTurn
-
-        turn = StoredTurn.begin(args.conversation, args.system)
+    if args.once is None or args.once.strip():  # open the store (and check the id) before the slow load
+        turn = _open_turn(args)
     lm = load_from(args)
     sampling = sampling_from(args)
     if args.once is not None:
@@ -68,7 +80,7 @@ def run_chat(args: argparse.Namespace) -> int:
         _report(result, False)
         print(f"[saved in conversation {saved.conversation_id}]", file=sys.stderr)
         return 0
-    history: list[ChatMessage] = []
+    history: list[ChatMessage] = []  # used only when the history store is unavailable
     print(f"Chatting with {lm.name}. Empty line or Ctrl+D to quit; Ctrl+C stops a reply.", file=sys.stderr)
     while True:
         try:
@@ -78,11 +90,14 @@ def run_chat(args: argparse.Namespace) -> int:
             return 0
         if not text.strip():
             return 0
-        history.append(ChatMessage("user", text))
         print(f"{lm.name}> ", end="", flush=True)
-        result = chat(lm, history, sampling, system_prompt=args.system, on_text=stream_to_stdout,
-                      cancel=cancel_on_interrupt())
+        if turn is not None:  # each turn is committed to the same stored conversation
+            result, saved = turn.run(lm, text, sampling, on_text=stream_to_stdout, cancel=cancel_on_interrupt())
+        else:
+            history.append(ChatMessage("user", text))
+            result = chat(lm, history, sampling, system_prompt=args.system, on_text=stream_to_stdout,
+                          cancel=cancel_on_interrupt())
+            history.append(ChatMessage("assistant", result.text))
         print()
         if result.notice:
             print(f"[{result.notice}]", file=sys.stderr)
-        history.append(ChatMessage("assistant", result.text))
