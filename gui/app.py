@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication, QMessageBox
 
+    warn_missing_system_libraries()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     try:
         from gui.settings import configure_settings
@@ -73,6 +74,22 @@ def main(argv: list[str] | None = None) -> int:
     if window.property("worker_stuck"):
         os._exit(code)  # the worker is inside a call that cannot be interrupted; nothing unsaved is lost
     return code
+
+
+def warn_missing_system_libraries() -> None:
+    """Qt's X11 plugin aborts the process when a system library is missing; say which, and how to get it."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM", "xcb") != "xcb":
+        return
+    if not os.environ.get("DISPLAY") or getattr(sys, "frozen", False):
+        return
+    import ctypes.util
+
+    missing = [lib for lib in ("xcb-cursor", "xcb-icccm", "xcb-keysyms", "xkbcommon-x11", "EGL")
+               if ctypes.util.find_library(lib) is None]
+    if missing:
+        print("hearth: Qt may not start: missing system libraries " + ", ".join(f"lib{m}" for m in missing) +
+              ". On Debian/Ubuntu: sudo apt install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 "
+              "libxkbcommon-x11-0 libegl1", file=sys.stderr)
 
 
 def report_fatal(message: str, self_test: bool) -> int:
