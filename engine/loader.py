@@ -160,7 +160,7 @@ def load_folder(folder: Path, config: LoadConfig, *, on_progress: ProgressFn,
 
     ensure_chat_template(tokenizer)
     on_progress(1.0, "Ready")
-    from engine.default_model import DEFAULT_MODEL_NAME, default_model_dir
+    from engine.default_model import DEFAULT_MODEL_NAME
 
     name = DEFAULT_MODEL_NAME if folder.name == DEFAULT_MODEL_NAME else folder.name
     lm = LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype,

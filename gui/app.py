@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import engine  # noqa: F401  (offline switches; no torch yet)
     from engine.errors import DataDirError
     from PySide6.QtGui import QIcon
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from PySide6.QtWidgets import QApplication
 
     warn_missing_system_libraries()
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import importlib
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import (QDockWidget, QLabel, QListWidget, QMainWindow, QMessageBox, QProgressBar,
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QListWidget, QMainWindow, QProgressBar,
                                QStackedWidget, QToolBar, QVBoxLayout, QWidget)
 
 from engine.config import LoadConfig
 from gui.banner import Banner
+from gui.device_menu import DeviceMenu
 from gui.model_picker import ModelPicker
 from gui.sampling_panel import SamplingPanel
 from gui.views import VIEWS
@@ -70,8 +71,6 @@ class MainWindow(QMainWindow):
         column.addWidget(self.notice_banner)
         column.addWidget(self.stack, 1)
         central = QWidget()
-        from PySide6.QtWidgets import QHBoxLayout
-
         row = QHBoxLayout(central)
         row.addWidget(self.nav)
         row.addWidget(right, 1)
@@ -109,8 +108,6 @@ class MainWindow(QMainWindow):
             if one:
                 break
         if self._pending and one:
-            from PySide6.QtCore import QTimer
-
             QTimer.singleShot(0, lambda: self.build_pending_views(one=True))
 
     @property
@@ -166,8 +163,6 @@ class MainWindow(QMainWindow):
             self.chat.install_menus(file_menu)
         file_menu.addSeparator()
         file_menu.addAction("Quit", self.close, "Ctrl+Q")
-        from gui.device_menu import DeviceMenu
-
         self.device_menu = DeviceMenu(self, self.menuBar().addMenu("&Model"))
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.sampling_dock.toggleViewAction())
@@ -208,8 +203,6 @@ class MainWindow(QMainWindow):
         self.load_progress.setFormat("Loading…")
         self.load_progress.show()
         self.status_model.setText("Loading model…")
-        from gui.device_menu import DeviceMenu
-
         config = LoadConfig(path=path, device=DeviceMenu.value("device"), dtype=DeviceMenu.value("dtype"))
         self._load_task = self.client.submit(load_job, config=config)
         return self._load_task

@@ -225,9 +225,8 @@ def _llama_cpp(lm: Any, config: BenchConfig, prompts: list[list[int]], baseline_
     tokens, seconds = 0, 0.0
     for _ in range(config.repeats):
         for ids in prompts:
-            start = first = None
+            first = None
             count = 0
-            start = time.perf_counter()
             for _chunk in llm.create_completion(prompt=ids, max_tokens=config.new_tokens, temperature=0.0,
                                                 top_k=1, stream=True):
                 count += 1

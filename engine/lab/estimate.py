@@ -56,7 +56,6 @@ def guess_vocab(config: LabTrainConfig) -> int:
 
 
 def estimate(config: LabTrainConfig, vocab_size: int | None = None) -> Estimate:
-    import torch
 
     from engine.device import pick_device
 
