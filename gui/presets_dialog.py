@@ -3,55 +3,15 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit,
-                               QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLineEdit,
+                               QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QVBoxLayout)
 
 from engine.config import SamplingConfig
 from engine.errors import InvalidConfigError
 from engine.store import StoreError
+from gui.sampling_form import SamplingForm
 
 IdRole = Qt.ItemDataRole.UserRole + 1
-
-
-class SamplingForm(QWidget):
-    """The sampling numbers of one preset (kept apart from the window's live sampling panel)."""
-
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.temperature = self._double(0.0, 5.0, 0.05)
-        self.top_p = self._double(0.01, 1.0, 0.05)
-        self.top_k = QSpinBox(maximum=1000)
-        self.min_p = self._double(0.0, 0.99, 0.01)
-        self.repetition_penalty = self._double(0.5, 3.0, 0.05)
-        self.max_new_tokens = QSpinBox(minimum=1, maximum=32768)
-        form = QFormLayout(self)
-        form.setContentsMargins(0, 0, 0, 0)
-        for label, box in (("Temperature", self.temperature), ("Top-p", self.top_p), ("Top-k", self.top_k),
-                           ("Min-p", self.min_p), ("Repetition penalty", self.repetition_penalty),
-                           ("Max new tokens", self.max_new_tokens)):
-            form.addRow(label, box)
-
-    @staticmethod
-    def _double(lo: float, hi: float, step: float) -> QDoubleSpinBox:
-        box = QDoubleSpinBox(minimum=lo, maximum=hi, singleStep=step)
-        box.setDecimals(2)
-        return box
-
-    def set_config(self, config: SamplingConfig) -> None:
-        self._base = config  # keeps seed and stop strings, which this form does not show
-        self.temperature.setValue(config.temperature)
-        self.top_p.setValue(config.top_p)
-        self.top_k.setValue(config.top_k)
-        self.min_p.setValue(config.min_p)
-        self.repetition_penalty.setValue(config.repetition_penalty)
-        self.max_new_tokens.setValue(config.max_new_tokens)
-
-    def config(self) -> SamplingConfig:
-        return getattr(self, "_base", SamplingConfig()).with_(
-            temperature=self.temperature.value(), top_p=self.top_p.value(), top_k=self.top_k.value(),
-            min_p=self.min_p.value(), repetition_penalty=self.repetition_penalty.value(),
-            max_new_tokens=self.max_new_tokens.value())
 
 
 class PresetsDialog(QDialog):
@@ -65,7 +25,8 @@ class PresetsDialog(QDialog):
         self.name = QLineEdit()
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("System prompt")
-        self.sampling = SamplingForm()
+        self.sampling = SamplingForm()  # kept apart from the window's live sampling panel
+        self.sampling.form.setContentsMargins(0, 0, 0, 0)
         self.save_button = QPushButton("Save")
         self.reset_button = QPushButton("Reset to built-in")
         self.delete_button = QPushButton("Delete")
