@@ -21,6 +21,19 @@ def data_dir(tmp_path_factory, monkeypatch):
     return path
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small matrices: one thread is as fast, and far faster when other processes share the CPU.
+
+    Use it per module: ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     from tiny_model import make_tiny_model

@@ -42,19 +42,11 @@ def fake_chat(session, *, on_text=None, on_progress=None, cancel=None, messages=
 def window(qtbot, monkeypatch):
     import engine.jobs
     import gui.chat_view
-    from gui.main_window import MainWindow
-    from gui.settings import configure_settings
+    from fake_window import open_main_window
 
     monkeypatch.setattr(engine.jobs, "load_job", fake_load)
     monkeypatch.setattr(gui.chat_view, "chat_job", fake_chat)
-    configure_settings()
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    with qtbot.waitSignal(win.model_changed, timeout=5000):
-        win.load_model(None)
-    # Other views react to the new model with work of their own (the first may import torch): let it finish.
-    qtbot.waitUntil(lambda: not win.client.is_busy(), timeout=120000)
+    win = open_main_window(qtbot)
     win.error_banner.hide()  # views that inspect the (fake) model may have complained
     yield win
     win.client.shutdown()

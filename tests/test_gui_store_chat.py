@@ -56,8 +56,7 @@ def make_window(qtbot, monkeypatch):
     import engine.jobs
     import engine.store.continuation
     import gui.chat_view
-    from gui.main_window import MainWindow
-    from gui.settings import configure_settings
+    from fake_window import open_main_window
 
     monkeypatch.setattr(engine.jobs, "load_job", fake_load)
     monkeypatch.setattr(gui.chat_view, "chat_job", fake_chat)
@@ -66,12 +65,7 @@ def make_window(qtbot, monkeypatch):
     windows = []
 
     def make():
-        configure_settings()
-        win = MainWindow()
-        qtbot.addWidget(win)
-        win.show()
-        with qtbot.waitSignal(win.model_changed, timeout=5000):
-            win.load_model(None)
+        win = open_main_window(qtbot)
         windows.append(win)
         return win
 

@@ -11,15 +11,7 @@ from engine.lab.errors import AttentionUnavailableError
 from engine.lab.inspect import attention_maps, encode, next_tokens, token_probabilities
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small matrices: one thread is as fast, and far faster when other processes share the CPU."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_attention_maps_of_a_transformers_model(tiny_lm):

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from engine.cancel import CancelToken
 from engine.config import LoadConfig, SamplingConfig
@@ -14,15 +13,7 @@ from engine.lab.train import train_lab
 PATTERN = "abcdefgh"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small matrices: one thread is as fast, and far faster when other processes share the CPU."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
