@@ -10,7 +10,7 @@ its window first. The public API::
 
 from engine import offline as _offline  # noqa: F401  (must run before any HF import)
 from engine.cancel import CancelToken
-from engine.config import ChatMessage, ChatRequest, LoadConfig, SamplingConfig
+from engine.config import ChatMessage, LoadConfig, SamplingConfig
 from engine.errors import (CancelledError, DataDirError, DocumentError, GenerationError, HearthError,
                            InvalidConfigError, ModelLoadError, ModelNotLoadedError, OutOfMemoryError)
 
@@ -20,7 +20,7 @@ _LAZY = {
     "chat": "engine.chat_generation",
 }
 
-__all__ = ["CancelToken", "ChatMessage", "ChatRequest", "LoadConfig", "SamplingConfig", "HearthError",
+__all__ = ["CancelToken", "ChatMessage", "LoadConfig", "SamplingConfig", "HearthError",
            "CancelledError", "DataDirError", "DocumentError", "GenerationError", "InvalidConfigError",
            "ModelLoadError", "ModelNotLoadedError", "OutOfMemoryError", *_LAZY]
 

@@ -29,8 +29,3 @@ class CancelToken:
 
     def __repr__(self) -> str:
         return f"CancelToken(cancelled={self.cancelled})"
-
-
-def never_cancelled() -> CancelToken:
-    """A fresh token for callers that do not need to cancel."""
-    return CancelToken()

@@ -6,7 +6,7 @@ that names the field, not deep inside a generation loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from engine.errors import InvalidConfigError
@@ -93,13 +93,3 @@ class ChatMessage:
 
     def to_dict(self) -> dict:
         return {"role": self.role, "content": self.content}
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    messages: tuple[ChatMessage, ...]
-    system_prompt: str = ""
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "messages", tuple(self.messages))

@@ -28,16 +28,3 @@ def chat_job(session, *, on_text=None, on_progress=None, cancel=None, messages: 
 
     lm = session.model_for(model_path)
     return chat(lm, list(messages), sampling, system_prompt=system_prompt, on_text=on_text, cancel=cancel)
-
-
-def generate_job(session, *, on_text=None, on_progress=None, cancel=None, prompt: str,
-                 sampling: SamplingConfig | None = None, model_path: str | None = None) -> Any:
-    from engine.generation import generate
-
-    lm = session.model_for(model_path)
-    return generate(lm, prompt, sampling, on_text=on_text, cancel=cancel)
-
-
-def count_tokens_job(session, *, on_text=None, on_progress=None, cancel=None, text: str) -> int:
-    lm = session.require_model()
-    return len(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
