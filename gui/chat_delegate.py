@@ -1,11 +1,13 @@
 """Paints one chat message: a header line and the Markdown body, in a rounded bubble.
 
 Qt's own Markdown (``QTextDocument.setMarkdown``) renders the body, code blocks
-in a fixed-pitch font. Laid-out documents are cached per row, content and
+in a fixed-pitch font. Laid-out documents are cached by role, content and
 width, so scrolling a long conversation only lays out what changed.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontDatabase, QPalette, QTextDocument
@@ -17,6 +19,7 @@ PAD = 10
 MARGIN = 6
 HEADER = 18
 DISPLAY_LIMIT = 20_000  # characters shown of a huge message (all of it is still sent and kept)
+CACHE_SIZE = 256  # laid-out messages kept: far more than fit on a screen
 
 COLORS = {"user": "#e8f0fe", "assistant": "#f6f6f6", "error": "#fde8e8", "notice": "#fff8e1"}
 TITLES = {"user": "You", "error": "Error", "notice": "Note"}
@@ -31,13 +34,17 @@ def shown_text(content: str) -> str:
 class ChatDelegate(QStyledItemDelegate):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self._cache: dict[int, tuple[str, int, QTextDocument]] = {}
+        # Laid-out documents by what decides their layout, so rows that move, change or go away
+        # never need the cache told; least recently used first out.
+        self._cache: OrderedDict[tuple[str, str, int], QTextDocument] = OrderedDict()
         self.mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
 
-    def document(self, row: int, content: str, role: str, width: int) -> QTextDocument:
-        cached = self._cache.get(row)
-        if cached and cached[0] == content and cached[1] == width:
-            return cached[2]
+    def document(self, content: str, role: str, width: int) -> QTextDocument:
+        key = (role, content, width)
+        doc = self._cache.get(key)
+        if doc is not None:
+            self._cache.move_to_end(key)
+            return doc
         doc = QTextDocument()
         doc.setDocumentMargin(0)
         doc.setDefaultStyleSheet(f"pre, code {{ font-family: '{self.mono.family()}'; background: #ececec; }}")
@@ -47,19 +54,17 @@ class ChatDelegate(QStyledItemDelegate):
         else:
             doc.setMarkdown(text)
         doc.setTextWidth(max(50, width))
-        self._cache[row] = (content, width, doc)
+        self._cache[key] = doc
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
         return doc
-
-    def forget(self, first_row: int = 0) -> None:
-        for row in [r for r in self._cache if r >= first_row]:
-            del self._cache[row]
 
     def _body_width(self, option) -> int:
         return option.rect.width() - 2 * (PAD + MARGIN)
 
     def sizeHint(self, option, index) -> QSize:
         role = index.data(RoleRole)
-        doc = self.document(index.row(), index.data() or "", role, self._body_width(option))
+        doc = self.document(index.data() or "", role, self._body_width(option))
         return QSize(option.rect.width(), int(doc.size().height()) + HEADER + 2 * PAD + 2 * MARGIN)
 
     def paint(self, painter, option, index) -> None:
@@ -83,7 +88,7 @@ class ChatDelegate(QStyledItemDelegate):
             painter.setFont(option.font)
             painter.setPen(QColor("#777777"))
             painter.drawText(header_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, status)
-        doc = self.document(index.row(), index.data() or "", role, self._body_width(option))
+        doc = self.document(index.data() or "", role, self._body_width(option))
         painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
         context = QAbstractTextDocumentLayout.PaintContext()
         context.palette.setColor(QPalette.ColorRole.Text, QColor("#111111"))

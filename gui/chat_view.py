@@ -178,7 +178,6 @@ class ChatView(QWidget):
             self.saved.safely(self.saved.store.show_message, reveal)
         self._branch_parent = LEAF
         self.model.set_items(self.saved.open(conversation_id))
-        self.delegate.forget()
         conversation = self.saved.conversation()
         self._loading = True
         try:
@@ -212,7 +211,6 @@ class ChatView(QWidget):
         self.saved.open(None)
         self._branch_parent = LEAF
         self.model.clear()
-        self.delegate.forget()
         self.sidebar.set_current(None)
         self._update_buttons()
 
@@ -293,7 +291,6 @@ class ChatView(QWidget):
         if last_user is None:
             return
         self.model.remove_from(last_user + 1)
-        self.delegate.forget(last_user + 1)
         self._start_reply(self.model.items[last_user].meta.get("id"))
 
     def edit_message(self, row: int) -> None:
@@ -305,7 +302,6 @@ class ChatView(QWidget):
         self._branch_parent = stored.parent_id if stored is not None else LEAF
         self.input.setPlainText(item.content)
         self.model.remove_from(row)
-        self.delegate.forget(row)
         self.input.setFocus()
         self._update_buttons()
 
@@ -323,7 +319,6 @@ class ChatView(QWidget):
             return
         self._branch_parent = LEAF
         self.model.replace_from(row, self.saved.tail_from(shown.id))
-        self.delegate.forget(row)
         self.list.setCurrentIndex(self.model.index(row))
         self._update_buttons()
 
@@ -358,7 +353,6 @@ class ChatView(QWidget):
             return
         self.saved.safely(self.saved.store.delete_message, item.meta["id"])
         self.model.replace_from(row, [])
-        self.delegate.forget(row)
         leaf_tail = self._tail_after(row)
         if leaf_tail:
             self.model.replace_from(row, leaf_tail)
@@ -469,7 +463,6 @@ class ChatView(QWidget):
         bar = self.list.verticalScrollBar()
         from_bottom = bar.maximum() - bar.value()
         self.model.prepend(items)
-        self.delegate.forget()  # rows moved: the layout cache is per row
         self.list.doItemsLayout()
         bar.setValue(bar.maximum() - from_bottom)  # keep the message under the mouse in place
 
