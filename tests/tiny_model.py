@@ -9,13 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CHATML = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
 CORPUS = [
     "The sea is wide and the waves are high. Ships sail over the sea at night.",
     "def add(a, b):\n    return a + b\n\nclass Point:\n    def __init__(self, x, y):\n        self.x = x\n",
@@ -29,6 +22,8 @@ def make_tokenizer(vocab_size: int = 400):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    from engine.chat_generation import FALLBACK_TEMPLATE
+
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -38,7 +33,7 @@ def make_tokenizer(vocab_size: int = 400):
     tok.train_from_iterator(CORPUS * 4, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
                                    pad_token="<|endoftext|>", unk_token="<|endoftext|>")
-    fast.chat_template = CHATML
+    fast.chat_template = FALLBACK_TEMPLATE  # ChatML, as SmolLM2 and Qwen use
     return fast
 
 
