@@ -99,12 +99,27 @@ class Database:
                 raise StoreReadOnlyError(f"{self.path} is read-only and needs upgrading to this version of Hearth; "
                                          "make it writable first.")
             return
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(conn)
         conn.execute("PRAGMA synchronous = FULL")  # a committed word survives a power cut too
         before = schema.version(conn)
         if 0 < before < schema.LATEST:
             self._backup(conn, self.path.with_name(f"{self.path.name}.before-v{schema.LATEST}"))
         schema.migrate(conn, str(self.path))
+
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection) -> None:
+        """Switching a new database to WAL needs an exclusive lock, and SQLite answers "locked" at once
+        instead of calling the busy handler when another Hearth opens the same new file at that moment:
+        retry, within the usual busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _backup(self, conn: sqlite3.Connection, target: Path) -> None:
         if not target.exists():
