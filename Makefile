@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hearth-setup
 
-.PHONY: setup run test test-fast dist dist-test bench clean
+.PHONY: setup run test test-fast dist dist-test bench bench-llamacpp clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ dist-test: setup
 
 bench: setup
 	$(BIN)/hearth-cli bench
+
+# llama.cpp for `hearth-cli bench` to compare against, built from source for this CPU (~10+ min on
+# 2 cores). Never a dependency of the app: only the bench imports it, when it is there.
+bench-llamacpp: setup
+	CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/pip install --no-binary llama-cpp-python llama-cpp-python
 
 clean:
 	rm -rf build dist
