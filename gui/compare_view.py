@@ -14,14 +14,15 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPla
                                QVBoxLayout, QWidget)
 
 from engine.config import ChatMessage
-from engine.finetune import jobs as ft_jobs
+from engine.finetune import runs as ft_runs
+from engine.finetune import tasks as ft_tasks
 from gui.worker import EngineClient
 
 
 def tuned_outputs() -> list[tuple[str, str, dict]]:
     """(label, path, info) of every run result and of models saved from runs."""
     out = []
-    for info in ft_jobs.list_runs():
+    for info in ft_runs.list_runs():
         if info.output:
             kind = "LoRA adapter" if info.is_adapter else "full model"
             out.append((f"{info.name} ({kind})", info.output,
@@ -32,7 +33,7 @@ def tuned_outputs() -> list[tuple[str, str, dict]]:
         marker = folder / "hearth_finetune.json"
         if marker.is_file():
             run = Path(json.loads(marker.read_text(encoding="utf-8")).get("run", ""))
-            info = ft_jobs.run_info(run) if run.is_dir() else None
+            info = ft_runs.run_info(run) if run.is_dir() else None
             out.append((f"{folder.name} (saved model)", str(folder),
                         {"base": info.base_model if info else None,
                          "before": info.ppl_before if info else None, "after": info.ppl_after if info else None}))
@@ -177,7 +178,7 @@ class CompareView(QWidget):
         self.tuned_out.clear()
         self.base_task = self.window.client.submit(chat_job, messages=messages, sampling=sampling,
                                                    model_path=self.base_path())
-        self.tuned_task = self.client.submit(ft_jobs.tuned_chat_task, path=path, messages=messages,
+        self.tuned_task = self.client.submit(ft_tasks.tuned_chat_task, path=path, messages=messages,
                                              sampling=sampling)
         self._set_busy(True)
 

@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QInputDialog
                                QVBoxLayout, QWidget)
 
 from engine.errors import HearthError
-from engine.finetune import jobs as ft_jobs
+from engine.finetune import runs as ft_runs
+from engine.finetune import tasks as ft_tasks
 from engine.finetune.config import JobConfig
 from gui.dataset_preview import DatasetPreview, FileDropList
 from gui.finetune_form import FinetuneForm
@@ -226,7 +227,7 @@ class FinetuneView(QWidget):
         except HearthError as exc:
             self.preview.show_message(str(exc))
             return
-        self.preview_task = self.prep_client.submit(ft_jobs.preview_task, data=data, base_model=self.base_model)
+        self.preview_task = self.prep_client.submit(ft_tasks.preview_task, data=data, base_model=self.base_model)
 
     def refresh_estimate(self) -> None:
         if self.stats is None or self.base_model is None:
@@ -236,12 +237,12 @@ class FinetuneView(QWidget):
         except HearthError as exc:
             self.estimate_label.setText(f"<span style='color:#b00'>{exc}</span>")
             return
-        self.estimate_task = self.prep_client.submit(ft_jobs.estimate_task, job=job, stats=self.stats)
+        self.estimate_task = self.prep_client.submit(ft_tasks.estimate_task, job=job, stats=self.stats)
 
     def make_job(self, out_dir: str | None = None) -> JobConfig:
         if self.base_model is None:
             raise HearthError("Load a model first: it is the base that is fine-tuned.")
-        out = out_dir or str(ft_jobs.new_run_dir(Path(self.base_model).name))
+        out = out_dir or str(ft_runs.new_run_dir(Path(self.base_model).name))
         return JobConfig(base_model=self.base_model, out_dir=out, data=self.form.data_config(self.files.paths()),
                          train=self.form.train_config())
 
@@ -269,13 +270,13 @@ class FinetuneView(QWidget):
         except HearthError as exc:
             self._error(str(exc))
             return
-        self.plot.load_events(ft_jobs.history(info.folder))
+        self.plot.load_events(ft_runs.history(info.folder))
         self._submit_training(job, resume=True)
 
     def _submit_training(self, job: JobConfig, resume: bool) -> None:
         self.running_job = job
         if self.use_child_process:
-            self.process = TrainingProcess(job, resume=resume, threads=ft_jobs.gui_threads(), parent=self)
+            self.process = TrainingProcess(job, resume=resume, threads=ft_tasks.gui_threads(), parent=self)
             # The result arrives before the child has exited: delete the QProcess only once it has.
             self.process.process.finished.connect(self.process.deleteLater)
             self.process.event.connect(self._on_event)
@@ -284,9 +285,9 @@ class FinetuneView(QWidget):
             self.process.failed.connect(self._on_process_failed)
             self.train_task = PROCESS_TASK
         else:
-            self.train_task = self.train_client.submit(ft_jobs.train_task, job=job, resume=resume,
+            self.train_task = self.train_client.submit(ft_tasks.train_task, job=job, resume=resume,
                                                        on_event=self.events.received.emit,
-                                                       threads=ft_jobs.gui_threads())
+                                                       threads=ft_tasks.gui_threads())
         self.progress.setValue(0)
         self.status.setText(("Resuming " if resume else "Starting ") + f"{job.name}…")
         self._set_running(True)
@@ -418,7 +419,7 @@ class FinetuneView(QWidget):
     def refresh_runs(self, select: str | None = None, announce: bool = False) -> None:
         current = select or (self.selected_run().folder if self.selected_run() else None)
         try:
-            runs = ft_jobs.list_runs()
+            runs = ft_runs.list_runs()
         except HearthError:
             runs = []
         self.runs.blockSignals(True)
@@ -443,8 +444,8 @@ class FinetuneView(QWidget):
         self._update_run_buttons()
         if info is None or self.train_task is not None:
             return
-        self.plot.load_events(ft_jobs.history(info.folder))
-        samples = [e for e in ft_jobs.history(info.folder) if e["type"] == "samples"]
+        self.plot.load_events(ft_runs.history(info.folder))
+        samples = [e for e in ft_runs.history(info.folder) if e["type"] == "samples"]
         self.samples.setPlainText("" if not samples else "\n".join(
             [f"— step {samples[-1]['step']} —"] + [f"{p}\n  → {a}" for p, a in samples[-1]["samples"]]))
         self.result_label.setText(_perplexity_text(info.ppl_before, info.ppl_after))
@@ -458,7 +459,7 @@ class FinetuneView(QWidget):
         if ok and name.strip():
             self.status.setText(f"Saving {name.strip()}…")
             self.save_button.setEnabled(False)
-            self.export_task = self.prep_client.submit(ft_jobs.export_task, run_dir=info.folder, name=name.strip())
+            self.export_task = self.prep_client.submit(ft_tasks.export_task, run_dir=info.folder, name=name.strip())
 
     def export_job(self) -> None:
         from engine.finetune.export import export_job

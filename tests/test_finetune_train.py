@@ -13,7 +13,7 @@ from engine.cancel import CancelToken
 from engine.errors import OutOfMemoryError
 from engine.finetune.config import DataConfig, JobConfig, TrainConfig
 from engine.finetune.errors import RunNotFoundError, TrainingError
-from engine.finetune.jobs import list_runs, run_info
+from engine.finetune.runs import list_runs, run_info
 from engine.finetune.runlog import read_events, read_status
 from engine.finetune.train import last_checkpoint, run_training
 

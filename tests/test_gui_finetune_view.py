@@ -211,7 +211,7 @@ def test_export_job_writes_config_and_commands(qtbot, window, corpus, tmp_path, 
 
 
 def test_closing_the_window_mid_training_keeps_a_resumable_run(qtbot, window, corpus):
-    from engine.finetune.jobs import list_runs
+    from engine.finetune.runs import list_runs
 
     view = make_view(qtbot, window)
     view.files.add_paths([str(corpus)])

@@ -99,7 +99,7 @@ def _default_model() -> str:
 
 def job_from_args(args: argparse.Namespace):
     from engine.finetune.config import DataConfig, JobConfig, TrainConfig
-    from engine.finetune.jobs import new_run_dir
+    from engine.finetune.runs import new_run_dir
 
     if args.config:
         job = JobConfig.load(args.config)
@@ -208,7 +208,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
 def _print_estimate(job) -> int:
     from engine.finetune.data import build_dataset
     from engine.finetune.estimate import estimate
-    from engine.finetune.jobs import load_tokenizer
+    from engine.finetune.tasks import load_tokenizer
     from engine.session import Session
 
     tokenizer, context = load_tokenizer(Session(), job.base_model)
@@ -222,7 +222,7 @@ def _print_estimate(job) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from engine.finetune.jobs import list_runs
+    from engine.finetune.runs import list_runs
 
     runs = list_runs()
     if args.json:

@@ -14,6 +14,7 @@ Modules, one job each:
 * ``merge``      — adapter + base → a full model folder
 * ``perplexity`` — perplexity of a model on text
 * ``export``     — a job as ``job.json`` plus torchrun / accelerate commands
-* ``jobs``       — the runs on disk (for Resume), and the GUI worker tasks
+* ``runs``       — the runs on disk (the Resume list, a run's state and history)
+* ``tasks``      — the GUI worker tasks (``*_task``)
 * ``errors``     — ``DatasetError``, ``TrainingError``, ``RunNotFoundError``
 """
