@@ -28,7 +28,7 @@ from engine.fastpath import weights as W
 from engine.fastpath.forward import LeanForward
 from engine.fastpath.sampler import Sampler
 from engine.fastpath.threads import ThreadChooser
-from engine.fastpath.spec import ArchSpec, UnsupportedModelError, base_model, describe
+from engine.fastpath.spec import ArchSpec, UnsupportedModelError, base_model, describe, rope_tables
 
 PREFILL_CHUNK = 512  # prompt tokens per forward: bounds memory, and cancel is checked between chunks
 
@@ -131,9 +131,7 @@ class FastDecoder:
         snapshot = fingerprint(model)
         dtype = lm.dtype if self.mode == "exact" else torch.float32
         packed = self._packed(lm, spec, snapshot)
-        rotary = base_model(model).model.rotary_emb
-        forward = LeanForward(packed, spec, rotary.inv_freq, getattr(rotary, "attention_scaling", 1.0),
-                              lm.device, dtype)
+        forward = LeanForward(packed, spec, rope_tables(model, spec), lm.device, dtype)
         return Prepared(spec=spec, forward=forward, mode=self.mode, fingerprint=snapshot, model=model)
 
     def _packed(self, lm: Any, spec: ArchSpec, snapshot: tuple) -> W.PackedWeights:

@@ -4,6 +4,7 @@ Per layer and token this runs about a dozen torch ops (transformers' eager
 forward runs several times as many, plus its cache and mask bookkeeping), and
 the KV cache is one tensor written in place, so a decode step allocates
 almost nothing. Batch size is always one: a desktop app answers one person.
+The family switches (spec.py) add ops only to the families that need them.
 
 Shapes: S new tokens, D hidden, H query heads, KV key/value heads, G = H / KV,
 Dh head dim, T cached positions.
@@ -14,21 +15,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engine.fastpath.spec import ArchSpec
+from engine.fastpath.spec import DEFAULT_ROPE, ArchSpec
 from engine.fastpath.weights import PackedWeights
 
 CACHE_STEP = 256  # the KV cache grows in these steps (positions)
 
 
 class LeanForward:
-    def __init__(self, packed: PackedWeights, spec: ArchSpec, inv_freq: torch.Tensor, rope_scale: float,
+    def __init__(self, packed: PackedWeights, spec: ArchSpec, ropes: dict[str, tuple[torch.Tensor, float]],
                  device: torch.device, dtype: torch.dtype) -> None:
+        """``ropes``: RoPE key -> (inv_freq [rotary / 2], attention scaling), as ``spec.rope_tables`` reads them."""
         self.w, self.spec, self.device = packed, spec, device
         self.dtype = dtype  # the residual stream, attention and KV cache
-        self.inv_freq = inv_freq.float().to(device)  # [Dh / 2]
-        self.rope_scale = float(rope_scale)
+        self.ropes = {key: (inv.float().to(device), float(scale)) for key, (inv, scale) in ropes.items()}
+        self.layer_rope = [spec.rope_key(i) for i in range(spec.layers)]
         self.cache: torch.Tensor | None = None  # [layers, 2 KV, capacity, Dh]: keys then values
-        self.freqs: torch.Tensor | None = None  # [capacity, 1, Dh / 2] complex64
+        self.freqs: dict[str, torch.Tensor] = {}  # key -> [capacity, 1, Dh / 2] complex64
 
     @property
     def capacity(self) -> int:
@@ -44,12 +46,20 @@ class LeanForward:
         if self.cache is not None:
             cache[:, :, :self.capacity] = self.cache
         self.cache = cache
-        # RoPE as HF computes it: angle = position * inv_freq, scaled by the rope type's factor.
-        angles = torch.outer(torch.arange(size, device=self.device, dtype=torch.float32), self.inv_freq)
-        self.freqs = torch.polar(torch.full_like(angles, self.rope_scale), angles)[:, None, :]
+        self.freqs = {key: self._rope_table(inv, scale, size) for key, (inv, scale) in self.ropes.items()}
+
+    def _rope_table(self, inv_freq: torch.Tensor, scale: float, size: int) -> torch.Tensor:
+        """RoPE as transformers computes it: angle = position * inv_freq, times the rope type's scaling.
+        Pairs past the rotary dimension (partial rotary) are multiplied by 1."""
+        angles = torch.outer(torch.arange(size, device=self.device, dtype=torch.float32), inv_freq)
+        table = torch.polar(torch.full_like(angles, scale), angles)
+        rest = self.spec.head_dim // 2 - table.shape[1]
+        if rest:
+            table = torch.cat([table, torch.ones(size, rest, dtype=table.dtype, device=self.device)], dim=1)
+        return table[:, None, :]
 
     def release(self) -> None:
-        self.cache = self.freqs = None
+        self.cache, self.freqs = None, {}
 
     @torch.inference_mode()
     def forward(self, ids: torch.Tensor, start: int, logits: bool = True) -> torch.Tensor | None:
@@ -61,12 +71,12 @@ class LeanForward:
         S, H, KV, Dh, D = ids.shape[0], s.heads, s.kv_heads, s.head_dim, s.hidden
         end = start + S
         self.reserve(end)
-        cache, freqs = self.cache, self.freqs[start:end]
-        scale = Dh ** -0.5
-        mask = None
-        if S > 1 and start > 0:  # a chunk after cached tokens: causal, offset by start
-            mask = torch.arange(end, device=self.device)[None, :] <= torch.arange(start, end, device=self.device)[:, None]
+        cache = self.cache
+        freqs = {key: table[start:end] for key, table in self.freqs.items()}
+        masks: dict[int | None, torch.Tensor | None] = {}  # window -> prompt mask, built once per call
         x = w.embed[ids].to(self.dtype)  # [S, D]
+        if s.embed_scale != 1.0:
+            x.mul_(s.embed_scale)
         for i, layer in enumerate(w.layers):
             h = F.rms_norm(x, (D,), None, s.eps)
             qkv = layer.qkv(h).view(S, H + 2 * KV, Dh)
@@ -75,32 +85,93 @@ class LeanForward:
             if layer.q_norm is not None:
                 qkv[:, :H] = F.rms_norm(qkv[:, :H], (Dh,), layer.q_norm.float(), s.eps)
                 qkv[:, H:H + KV] = F.rms_norm(qkv[:, H:H + KV], (Dh,), layer.k_norm.float(), s.eps)
-            torch.view_as_complex(qkv[:, :H + KV].unflatten(-1, (Dh // 2, 2))).mul_(freqs)
+            torch.view_as_complex(qkv[:, :H + KV].unflatten(-1, (Dh // 2, 2))).mul_(freqs[self.layer_rope[i]])
             layer_cache = cache[i]
             layer_cache[:, start:end] = qkv[:, H:].transpose(0, 1)
             q = qkv[:, :H].to(self.dtype)
-            keys, values = layer_cache[:KV, :end], layer_cache[KV:, :end]  # [KV, T, Dh]
-            if S == 1:  # the G query heads that share a KV head act as G queries: no copies.
-                # Three plain ops: cheaper than SDPA's dispatch for one token (bench/README.md).
-                scores = torch.bmm(q.view(KV, s.group, Dh), keys.transpose(1, 2)).mul_(scale)  # [KV, G, T]
-                probs = scores.softmax(-1) if scores.dtype == torch.float32 else \
-                    scores.softmax(-1, dtype=torch.float32).to(values.dtype)  # bf16/fp16 (CUDA): fp32 softmax
-                out = torch.bmm(probs, values).view(1, H * Dh)
+            window = s.window(i)
+            if S == 1:
+                out = self._attend_one(q, layer_cache, end, window)
             else:
-                # Repeating K/V per query head costs a copy, but lets SDPA take its flash kernel on CPU
-                # (enable_gqa=True falls back to the math path there: 3x slower on a 500-token prompt).
-                keys, values = (t[:, None].expand(KV, s.group, end, Dh).reshape(1, H, end, Dh)
-                                for t in (keys, values))
-                out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], keys, values, attn_mask=mask,
-                                                     is_causal=mask is None)
-                out = out[0].transpose(0, 1).reshape(S, H * Dh)
-            x.add_(layer.o(out))
+                if window not in masks:
+                    masks[window] = _prompt_mask(start, end, window, self.device)
+                out = self._attend_many(q, layer_cache, start, end, window, masks[window])
+            out = layer.o(out)
+            if layer.post_attn_norm is not None:
+                out = F.rms_norm(out.to(layer.post_attn_norm.dtype), (D,), layer.post_attn_norm, s.eps)
+            x.add_(out)
             h = F.rms_norm(x, (D,), None, s.eps)
             gate_up = layer.gate_up(h)  # [S, 2 I]
-            act = F.silu(gate_up[:, :s.intermediate])
+            gate = gate_up[:, :s.intermediate]
+            act = F.silu(gate) if s.act == "silu" else F.gelu(gate, approximate="tanh")
             act.mul_(gate_up[:, s.intermediate:])
-            x.add_(layer.down(act))
+            out = layer.down(act)
+            if layer.post_ff_norm is not None:
+                out = F.rms_norm(out.to(layer.post_ff_norm.dtype), (D,), layer.post_ff_norm, s.eps)
+            x.add_(out)
         if not logits:
             return None
         last = F.rms_norm(x[-1:], (D,), w.final_norm, s.eps)
-        return w.lm_head(last)[0].float()
+        out = w.lm_head(last)[0].float()
+        if s.final_softcap:
+            out = out.div_(s.final_softcap).tanh_().mul_(s.final_softcap)
+        return out
+
+    def _attend_one(self, q: torch.Tensor, layer_cache: torch.Tensor, end: int, window: int | None) -> torch.Tensor:
+        """One token: the G query heads that share a KV head act as G queries of one bmm: no copies.
+        Three plain ops: cheaper than SDPA's dispatch for one token (bench/README.md). Returns [1, H Dh]."""
+        s = self.spec
+        KV, Dh = s.kv_heads, s.head_dim
+        lo = max(0, end - window) if window else 0
+        keys, values = layer_cache[:KV, lo:end], layer_cache[KV:, lo:end]  # [KV, T, Dh]
+        scores = torch.bmm(q.view(KV, s.group, Dh), keys.transpose(1, 2)).mul_(s.scale)  # [KV, G, T]
+        if s.attn_softcap:
+            scores = scores.div_(s.attn_softcap).tanh_().mul_(s.attn_softcap)
+        probs = scores.softmax(-1) if scores.dtype == torch.float32 else \
+            scores.softmax(-1, dtype=torch.float32).to(values.dtype)  # bf16/fp16 (CUDA): fp32 softmax
+        return torch.bmm(probs, values).view(1, s.heads * Dh)
+
+    def _attend_many(self, q: torch.Tensor, layer_cache: torch.Tensor, start: int, end: int,
+                     window: int | None, mask: torch.Tensor | None) -> torch.Tensor:
+        """A prompt chunk at start..end-1, attending to the cache up to end. Returns [S, H Dh]."""
+        s = self.spec
+        S, H, KV, G, Dh = q.shape[0], s.heads, s.kv_heads, s.group, s.head_dim
+        lo = _window_start(start, window)
+        keys, values = layer_cache[:KV, lo:end], layer_cache[KV:, lo:end]  # [KV, T, Dh]
+        T = end - lo
+        if s.attn_softcap:  # SDPA cannot soft-cap: scores by hand, per KV head, G·S queries each
+            scores = torch.bmm(q.view(S, KV, G, Dh).permute(1, 2, 0, 3).reshape(KV, G * S, Dh),
+                               keys.transpose(1, 2)).mul_(s.scale)  # [KV, G S, T]
+            scores = scores.div_(s.attn_softcap).tanh_().mul_(s.attn_softcap).view(KV, G, S, T)
+            if mask is None:
+                mask = _prompt_mask(start, end, window, self.device, force=True)
+            scores.masked_fill_(~mask, float("-inf"))
+            probs = scores.softmax(-1, dtype=torch.float32).to(values.dtype).view(KV, G * S, T)
+            out = torch.bmm(probs, values).view(KV, G, S, Dh)  # [KV, G, S, Dh]
+            return out.permute(2, 0, 1, 3).reshape(S, H * Dh)
+        # Repeating K/V per query head costs a copy, but lets SDPA take its flash kernel on CPU
+        # (enable_gqa=True falls back to the math path there: 3x slower on a 500-token prompt).
+        keys, values = (t[:, None].expand(KV, G, T, Dh).reshape(1, H, T, Dh) for t in (keys, values))
+        out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], keys, values, attn_mask=mask,
+                                             is_causal=mask is None, scale=s.scale)
+        return out[0].transpose(0, 1).reshape(S, H * Dh)
+
+
+def _window_start(start: int, window: int | None) -> int:
+    """The first cached position any query of a chunk starting at ``start`` can see."""
+    return max(0, start - window + 1) if window else 0
+
+
+def _prompt_mask(start: int, end: int, window: int | None, device: torch.device,
+                 force: bool = False) -> torch.Tensor | None:
+    """[S, T] bool, True where query i (absolute start + row) sees key j (absolute lo + column):
+    j <= i, and i - W < j with a window. None when plain causal from 0 says the same (SDPA's is_causal)."""
+    lo = _window_start(start, window)
+    if not force and start == 0 and (window is None or end <= window):
+        return None
+    i = torch.arange(start, end, device=device)[:, None]
+    j = torch.arange(lo, end, device=device)[None, :]
+    mask = j <= i
+    if window:
+        mask &= j > i - window
+    return mask

@@ -1,14 +1,9 @@
 """Turn a transformers model into the lean forward's weights, and cache them on disk.
 
-What changes on the way (all exact algebra, so the exact path computes the
-same function):
-- q, k, v are fused into one matrix and gate/up into another: one matmul each.
-- each RMSNorm's weight is folded into the columns of the matrix that follows,
-  so the forward normalises without a weight.
-- the rows of q and k are reordered inside each head from HF's "halves" RoPE
-  layout to interleaved pairs, so RoPE becomes one complex multiply. q·k is
-  unchanged because both sides get the same permutation.
-- peft LoRA adapters, when present, are merged into the weights here.
+``families.py`` reads each layer of any supported family as fp32 matrices with
+the exact algebra applied (q/k/v and gate/up fused, norms folded into the
+matrix that follows, q/k rows reordered for a one-multiply RoPE, LoRA merged);
+here they become the chosen format (``Dense`` in the model's dtype, or ``Int8``).
 """
 
 from __future__ import annotations
@@ -21,11 +16,13 @@ from typing import Any
 
 import torch
 
+from engine.fastpath.families import effective_weight, read_head, read_layer, rope_permutation  # noqa: F401
 from engine.fastpath.linear import Dense, Int8, from_tensors
-from engine.fastpath.spec import ArchSpec, UnsupportedModelError, base_model
+from engine.fastpath.spec import ArchSpec, base_model
 
 FORMAT_VERSION = 1
 MODES = ("exact", "int8")
+NORMS = ("q_norm", "k_norm", "post_attn_norm", "post_ff_norm")  # per-layer vectors
 
 
 @dataclass
@@ -34,8 +31,10 @@ class LayerWeights:
     o: Any  # [D, H * Dh]
     gate_up: Any  # [2 I, D], post-attention norm folded in
     down: Any  # [D, I]
-    q_norm: torch.Tensor | None = None  # Qwen3: [Dh], rows permuted like q
+    q_norm: torch.Tensor | None = None  # Qwen3, Gemma3: [Dh], rows permuted like q
     k_norm: torch.Tensor | None = None
+    post_attn_norm: torch.Tensor | None = None  # Gemma2/3: [D], on the attention's output
+    post_ff_norm: torch.Tensor | None = None  # Gemma2/3: [D], on the MLP's output
 
 
 @dataclass
@@ -53,7 +52,7 @@ class PackedWeights:
             for name in ("qkv", "o", "gate_up", "down"):
                 for key, t in getattr(layer, name).tensors().items():
                     state[f"layers.{i}.{name}.{key}"] = t
-            for name in ("q_norm", "k_norm"):
+            for name in NORMS:
                 if getattr(layer, name) is not None:
                     state[f"layers.{i}.{name}"] = getattr(layer, name)
         for key, t in self.lm_head.tensors().items():
@@ -69,39 +68,10 @@ class PackedWeights:
 
         layers = [LayerWeights(qkv=part(f"layers.{i}.qkv"), o=part(f"layers.{i}.o"),
                                gate_up=part(f"layers.{i}.gate_up"), down=part(f"layers.{i}.down"),
-                               q_norm=state.get(f"layers.{i}.q_norm"), k_norm=state.get(f"layers.{i}.k_norm"))
+                               **{name: state.get(f"layers.{i}.{name}") for name in NORMS})
                   for i in range(spec.layers)]
         return cls(mode=mode, layers=layers, lm_head=part("lm_head"), final_norm=state.get("final_norm"),
                    embed=embed)
-
-
-def effective_weight(module: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(weight, bias) of a Linear, with any active peft LoRA adapters merged in."""
-    base = getattr(module, "base_layer", None)
-    if base is None:
-        return module.weight.detach(), _bias(module)
-    weight = base.weight.detach()
-    if getattr(module, "merged", False) or getattr(module, "disable_adapters", False):
-        return weight, _bias(base)
-    if any(len(getattr(module, name, {}) or {}) for name in ("lora_magnitude_vector", "lora_embedding_A")):
-        raise UnsupportedModelError("DoRA / embedding adapters are not supported by the fast path")
-    active = getattr(module, "active_adapters", [])
-    deltas = [module.get_delta_weight(a) for a in active if a in getattr(module, "lora_A", {})]
-    if deltas:
-        weight = weight.float() + sum(d.float() for d in deltas)
-    return weight, _bias(base)
-
-
-def _bias(module: Any) -> torch.Tensor | None:
-    bias = getattr(module, "bias", None)
-    return None if bias is None else bias.detach()
-
-
-def rope_permutation(heads: int, head_dim: int) -> torch.Tensor:
-    """Row order that turns each head's [x0..x_{h-1}, y0..y_{h-1}] into [x0, y0, x1, y1, ...]."""
-    half = head_dim // 2
-    inner = torch.stack([torch.arange(half), torch.arange(half) + half], dim=1).reshape(-1)
-    return (torch.arange(heads)[:, None] * head_dim + inner[None, :]).reshape(-1)
 
 
 def pack(model: Any, spec: ArchSpec, mode: str, dtype: torch.dtype) -> PackedWeights:
@@ -109,43 +79,26 @@ def pack(model: Any, spec: ArchSpec, mode: str, dtype: torch.dtype) -> PackedWei
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     model = base_model(model)
-    q_perm = rope_permutation(spec.heads, spec.head_dim)
-    k_perm = rope_permutation(spec.kv_heads, spec.head_dim)
-    head_perm = rope_permutation(1, spec.head_dim)
 
     def make(w: torch.Tensor, b: torch.Tensor | None):
         if mode == "int8":
             return Int8.quantize(w, b)
         return Dense(w.to(dtype).contiguous(), None if b is None else b.to(dtype).contiguous())
 
+    def vector(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(dtype)
+
     layers = []
     for layer in model.model.layers:
-        attn, mlp = layer.self_attn, layer.mlp
-        (wq, bq), (wk, bk), (wv, bv) = (effective_weight(m) for m in (attn.q_proj, attn.k_proj, attn.v_proj))
-        ln_in = layer.input_layernorm.weight.detach().float()
-        qkv = torch.cat([wq.float()[q_perm], wk.float()[k_perm], wv.float()]) * ln_in[None, :]
-        bias = None
-        if any(b is not None for b in (bq, bk, bv)):
-            zeros = [torch.zeros(w.shape[0], device=w.device) for w in (wq, wk, wv)]
-            bq, bk, bv = (z if b is None else b.float() for b, z in zip((bq, bk, bv), zeros))
-            bias = torch.cat([bq[q_perm], bk[k_perm], bv])
-        (wg, bg), (wu, bu), (wd, bd) = (effective_weight(m) for m in (mlp.gate_proj, mlp.up_proj, mlp.down_proj))
-        if bg is not None or bu is not None:
-            raise UnsupportedModelError("MLP biases are not supported")  # none of the families has them
-        ln_post = layer.post_attention_layernorm.weight.detach().float()
-        gate_up = torch.cat([wg.float(), wu.float()]) * ln_post[None, :]
-        wo, bo = effective_weight(attn.o_proj)
-        norms = {}
-        if spec.qk_norm:
-            norms = {"q_norm": attn.q_norm.weight.detach().to(dtype)[head_perm],
-                     "k_norm": attn.k_norm.weight.detach().to(dtype)[head_perm]}
-        layers.append(LayerWeights(qkv=make(qkv, bias), o=make(wo.float(), bo), gate_up=make(gate_up, None),
-                                   down=make(wd.float(), bd), **norms))
-    w_head, b_head = effective_weight(model.lm_head)
-    norm = model.model.norm.weight.detach()
+        raw = read_layer(layer, spec, spec.rotary)
+        layers.append(LayerWeights(qkv=make(raw.qkv, raw.qkv_bias), o=make(raw.o, raw.o_bias),
+                                   gate_up=make(raw.gate_up, None), down=make(raw.down, raw.down_bias),
+                                   q_norm=vector(raw.q_norm), k_norm=vector(raw.k_norm),
+                                   post_attn_norm=vector(raw.post_attn_norm), post_ff_norm=vector(raw.post_ff_norm)))
+    w_head, b_head, norm = read_head(model, spec)
     embed = model.model.embed_tokens.weight.detach()
     if mode == "int8":
-        lm_head, final_norm = Int8.quantize(w_head.float() * norm.float()[None, :], b_head), None
+        lm_head, final_norm = Int8.quantize(w_head.float() * norm[None, :], b_head), None
     else:  # the model's own lm_head weight, not a copy
         lm_head, final_norm = Dense(w_head.to(dtype), b_head), norm.to(dtype)
     return PackedWeights(mode=mode, layers=layers, lm_head=lm_head, final_norm=final_norm, embed=embed)
