@@ -1,4 +1,4 @@
-"""Chat: messages -> the model's own chat template -> generate.
+"""Chat: messages -> the model's own chat template -> generate; and continuing a broken-off reply.
 
 When a conversation outgrows the context window, the oldest turns are left out
 (the system prompt always stays) and the result says how many.
@@ -11,23 +11,9 @@ from typing import Any, Sequence
 
 from engine.cancel import CancelToken
 from engine.config import ChatMessage, SamplingConfig
+from engine.errors import GenerationError
+from engine.chat_template import FALLBACK_STOP, ensure_chat_template, render  # noqa: F401  (re-exported)
 from engine.generation import GenerationResult, TextFn, fit_prompt, generate_ids
-
-# ChatML, for models that ship no template of their own.
-FALLBACK_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-FALLBACK_STOP = ("<|im_end|>", "<|im_start|>")
-
-
-def ensure_chat_template(tokenizer: Any) -> None:
-    if not getattr(tokenizer, "chat_template", None):
-        tokenizer.chat_template = FALLBACK_TEMPLATE
-        tokenizer.hearth_fallback_template = True
-
 
 @dataclass
 class ChatPrompt:
@@ -35,15 +21,6 @@ class ChatPrompt:
     dropped_turns: int  # oldest messages left out to fit
     truncated: bool  # the newest message itself had to be cut
     max_new_tokens: int
-
-
-def render(tokenizer: Any, messages: Sequence[dict]) -> list[int]:
-    out = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
-    if hasattr(out, "keys"):  # transformers 5 returns a BatchEncoding
-        out = out["input_ids"]
-    if out and isinstance(out[0], list):
-        out = out[0]
-    return list(out)
 
 
 def build_chat_prompt(tokenizer: Any, messages: Sequence[ChatMessage], system_prompt: str,
@@ -78,16 +55,21 @@ def _keep_end(tokenizer: Any, text: str, overflow: int) -> str:
     return tokenizer.decode(ids[len(ids) - keep:]) if keep else ""
 
 
+def _stop_strings(lm: Any, sampling: SamplingConfig) -> tuple[str, ...]:
+    """The user's stop strings, plus ChatML's turn markers when the template is our fallback."""
+    if getattr(lm.tokenizer, "hearth_fallback_template", False):
+        return tuple(sampling.stop) + FALLBACK_STOP
+    return tuple(sampling.stop)
+
+
 def chat(lm: Any, messages: Sequence[ChatMessage], sampling: SamplingConfig | None = None, *,
          system_prompt: str = "", on_text: TextFn | None = None,
          cancel: CancelToken | None = None) -> GenerationResult:
     """Answer the last message of ``messages`` as the assistant."""
     sampling = sampling or SamplingConfig()
     prompt = build_chat_prompt(lm.tokenizer, messages, system_prompt, lm.context_length, sampling.max_new_tokens)
-    stop = sampling.stop
-    if getattr(lm.tokenizer, "hearth_fallback_template", False):
-        stop = tuple(stop) + FALLBACK_STOP
-    result = generate_ids(lm, prompt.input_ids, sampling.with_(max_new_tokens=prompt.max_new_tokens, stop=stop),
+    result = generate_ids(lm, prompt.input_ids,
+                          sampling.with_(max_new_tokens=prompt.max_new_tokens, stop=_stop_strings(lm, sampling)),
                           on_text=on_text, cancel=cancel)
     result.dropped_turns = prompt.dropped_turns
     result.prompt_truncated = prompt.truncated
@@ -98,4 +80,28 @@ def chat(lm: Any, messages: Sequence[ChatMessage], sampling: SamplingConfig | No
     if prompt.truncated:
         notices.append("Your message is longer than the model's context; only its end was used.")
     result.notice = " ".join(notices)
+    return result
+
+
+def continue_reply(lm: Any, messages: Sequence[ChatMessage], partial: str, sampling: SamplingConfig | None = None,
+                   *, system_prompt: str = "", on_text: TextFn | None = None,
+                   cancel: CancelToken | None = None) -> GenerationResult:
+    """Generate the rest of ``partial``, the assistant's unfinished answer to ``messages``.
+
+    The prompt is the conversation rendered with the assistant header, followed by the
+    partial reply's own tokens: the model carries on mid-sentence instead of starting over.
+    """
+    sampling = sampling or SamplingConfig()
+    partial_ids = lm.tokenizer(partial, add_special_tokens=False)["input_ids"] if partial else []
+    prompt = build_chat_prompt(lm.tokenizer, messages, system_prompt, lm.context_length,
+                               sampling.max_new_tokens + len(partial_ids))
+    ids = list(prompt.input_ids) + list(partial_ids)
+    room = lm.context_length - len(ids)
+    if room < 1:
+        raise GenerationError(f"This reply already fills the model's context ({lm.context_length} tokens), so it "
+                              "cannot be continued; regenerate it or start a new chat.")
+    result = generate_ids(lm, ids, sampling.with_(max_new_tokens=min(sampling.max_new_tokens, room),
+                                                  stop=_stop_strings(lm, sampling)),
+                          on_text=on_text, cancel=cancel)
+    result.dropped_turns = prompt.dropped_turns
     return result

@@ -154,11 +154,9 @@ def load_folder(folder: Path, config: LoadConfig, *, on_progress: ProgressFn,
         raise CancelledError()
     model.to(device)
     model.eval()
-    if tokenizer.pad_token_id is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token
-    from engine.chat_generation import ensure_chat_template
+    from engine.chat_template import prepare_tokenizer
 
-    ensure_chat_template(tokenizer)
+    prepare_tokenizer(tokenizer)
     on_progress(1.0, "Ready")
     from engine.default_model import DEFAULT_MODEL_NAME
 

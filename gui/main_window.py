@@ -17,7 +17,7 @@ from engine.config import LoadConfig
 from gui.banner import Banner
 from gui.device_menu import DeviceMenu
 from gui.model_picker import ModelPicker
-from gui.sampling_panel import SamplingPanel
+from gui.chat.sampling_panel import SamplingPanel
 from gui.views import VIEWS
 from gui.worker import EngineClient
 
@@ -196,7 +196,7 @@ class MainWindow(QMainWindow):
 
     # -- model loading ------------------------------------------------------------
     def load_model(self, path: str | None = None) -> int:
-        from engine.jobs import load_job
+        from engine.tasks import load_task
 
         self._load_path = path
         self.load_progress.setValue(0)
@@ -204,7 +204,7 @@ class MainWindow(QMainWindow):
         self.load_progress.show()
         self.status_model.setText("Loading model…")
         config = LoadConfig(path=path, device=DeviceMenu.value("device"), dtype=DeviceMenu.value("dtype"))
-        self._load_task = self.client.submit(load_job, config=config)
+        self._load_task = self.client.submit(load_task, config=config)
         return self._load_task
 
     def _on_progress(self, task_id: int, fraction: float, message: str) -> None:

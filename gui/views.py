@@ -10,12 +10,12 @@ Modules are imported when the window is built, so keep torch out of them.
 """
 
 VIEWS: list[tuple[str, str]] = [
-    ("Chat", "gui.chat_view:ChatView"),
-    ("Summarize", "gui.summarize_view:SummarizeView"),
-    ("Code", "gui.code_view:CodeView"),
-    ("Translate", "gui.translate_view:TranslateView"),
-    ("Notebook", "gui.notebook_view:NotebookView"),
-    ("Fine-tune", "gui.finetune_view:FinetuneView"),
-    ("Compare", "gui.compare_view:CompareView"),
-    ("Lab", "gui.lab_view:LabView"),
+    ("Chat", "gui.chat.view:ChatView"),
+    ("Summarize", "gui.texttools.summarize_view:SummarizeView"),
+    ("Code", "gui.texttools.code_view:CodeView"),
+    ("Translate", "gui.texttools.translate_view:TranslateView"),
+    ("Notebook", "gui.texttools.notebook_view:NotebookView"),
+    ("Fine-tune", "gui.finetune.view:FinetuneView"),
+    ("Compare", "gui.finetune.compare_view:CompareView"),
+    ("Lab", "gui.lab.view:LabView"),
 ]

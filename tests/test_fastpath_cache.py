@@ -57,7 +57,7 @@ def test_background_preparation_never_blocks_and_switches_when_ready(own_lm):
     release = __import__("threading").Event()
     build = decoder._build
     decoder._build = lambda lm: release.wait(30) and build(lm)
-    own_lm.extras["prepare_fast_path"](own_lm)  # what load_job calls
+    own_lm.extras["prepare_fast_path"](own_lm)  # what load_task calls
     assert not decoder.supports(GREEDY)  # still preparing: the plain path answers
     before = tokens(own_lm, "The sea")
     assert calls == []

@@ -40,12 +40,12 @@ def fake_chat(session, *, on_text=None, on_progress=None, cancel=None, messages=
 
 @pytest.fixture
 def window(qtbot, monkeypatch):
-    import engine.jobs
-    import gui.chat_view
+    import engine.tasks
+    import gui.chat.view
     from fake_window import open_main_window
 
-    monkeypatch.setattr(engine.jobs, "load_job", fake_load)
-    monkeypatch.setattr(gui.chat_view, "chat_job", fake_chat)
+    monkeypatch.setattr(engine.tasks, "load_task", fake_load)
+    monkeypatch.setattr(gui.chat.view, "chat_task", fake_chat)
     win = open_main_window(qtbot)
     win.error_banner.hide()  # views that inspect the (fake) model may have complained
     yield win
@@ -148,7 +148,7 @@ def test_a_huge_paste_is_sent_and_shown_shortened(qtbot, window):
     with qtbot.waitSignal(chat.reply_finished, timeout=10000):
         send(qtbot, window, "x" * 100_000)
     assert len(chat.model.items[0].content) == 100_000
-    from gui.chat_delegate import shown_text
+    from gui.chat.delegate import shown_text
 
     assert len(shown_text(chat.model.items[0].content)) < 21_000
 
@@ -170,7 +170,7 @@ def test_closing_mid_reply_stops_generation(qtbot, window):
 
 
 def test_device_and_precision_choices_reload_the_model_with_them(qtbot, window, monkeypatch):
-    import engine.jobs
+    import engine.tasks
 
     seen = []
 
@@ -178,7 +178,7 @@ def test_device_and_precision_choices_reload_the_model_with_them(qtbot, window, 
         seen.append(config)
         return dict(INFO)
 
-    monkeypatch.setattr(engine.jobs, "load_job", recording_load)
+    monkeypatch.setattr(engine.tasks, "load_task", recording_load)
     bf16 = [a for a in window.device_menu.groups["dtype"].actions() if a.data() == "bfloat16"][0]
     bf16.trigger()
     qtbot.waitUntil(lambda: bool(seen), timeout=5000)

@@ -52,12 +52,12 @@ class FakeWindow(QObject):
 @pytest.fixture
 def window(qtbot, tiny_model_dir):
     from engine.config import LoadConfig
-    from engine.jobs import load_job
+    from engine.tasks import load_task
     from gui.worker import EngineClient
 
     client = EngineClient()
     with qtbot.waitSignal(client.finished, timeout=60_000):
-        client.submit(load_job, config=LoadConfig(path=str(tiny_model_dir), device="cpu"))
+        client.submit(load_task, config=LoadConfig(path=str(tiny_model_dir), device="cpu"))
     win = FakeWindow(client, {"path": str(tiny_model_dir), "name": "tiny", "context_length": 256})
     yield win
     for view in win.views.values():
@@ -76,7 +76,7 @@ def corpus(tmp_path):
 
 def make_view(qtbot, window, child_process=False):
     """The view; training in a child process (as in the app) or on a worker thread (as when packaged)."""
-    from gui.finetune_view import FinetuneView
+    from gui.finetune.view import FinetuneView
 
     view = FinetuneView(window)
     view.use_child_process = child_process
@@ -132,7 +132,7 @@ def test_train_watch_save_and_compare(qtbot, window, corpus, monkeypatch):
     from PySide6.QtWidgets import QInputDialog
 
     from engine.paths import models_dir
-    from gui.compare_view import CompareView
+    from gui.finetune.compare_view import CompareView
 
     view = make_view(qtbot, window, child_process=True)
     view.files.add_paths([str(corpus)])
@@ -201,7 +201,7 @@ def test_export_job_writes_config_and_commands(qtbot, window, corpus, tmp_path, 
     out = tmp_path / "export"
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
     monkeypatch.setattr(QMessageBox, "open", lambda self: None)
-    view.export_job()
+    view.export_run_script()
     job = json.loads((out / "job.json").read_text())
     assert job["data"]["paths"] == [str(corpus)] and job["base_model"] == window.model_info["path"]
     script = (out / "run.sh").read_text()

@@ -37,7 +37,7 @@ def one_thread(session, **kwargs):
 
 @pytest.fixture
 def lab(qtbot, tiny_model_dir):
-    from gui.lab_view import LabView
+    from gui.lab.view import LabView
 
     window = FakeWindow()
     window.client.submit(one_thread)

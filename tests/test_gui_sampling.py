@@ -4,7 +4,7 @@ from engine.config import SamplingConfig
 
 
 def test_panel_round_trips_and_persists(qtbot):
-    from gui.sampling_panel import SamplingPanel
+    from gui.chat.sampling_panel import SamplingPanel
     from gui.settings import configure_settings
 
     configure_settings()
@@ -20,7 +20,7 @@ def test_panel_round_trips_and_persists(qtbot):
 
 
 def test_form_keeps_seed_and_stop_it_does_not_show(qtbot):
-    from gui.sampling_form import SamplingForm
+    from gui.chat.sampling_form import SamplingForm
 
     form = SamplingForm()
     qtbot.addWidget(form)

@@ -53,14 +53,13 @@ def fake_continue(session, *, on_text=None, on_progress=None, cancel=None, messa
 
 @pytest.fixture
 def make_window(qtbot, monkeypatch):
-    import engine.jobs
-    import engine.store.continuation
-    import gui.chat_view
+    import engine.tasks
+    import gui.chat.view
     from fake_window import open_main_window
 
-    monkeypatch.setattr(engine.jobs, "load_job", fake_load)
-    monkeypatch.setattr(gui.chat_view, "chat_job", fake_chat)
-    monkeypatch.setattr(engine.store.continuation, "continue_job", fake_continue)
+    monkeypatch.setattr(engine.tasks, "load_task", fake_load)
+    monkeypatch.setattr(gui.chat.view, "chat_task", fake_chat)
+    monkeypatch.setattr(engine.tasks, "continue_task", fake_continue)
     REPLIES.clear()
     windows = []
 
@@ -97,8 +96,8 @@ def stored_thread(conversation_id):
 
 def click_arrow(qtbot, win, row, step):
     """Click the ‹ (-1) or › (+1) of a message header, found the way the view hit-tests it."""
-    from gui.alternatives import arrow_at
-    from gui.chat_model import MetaRole
+    from gui.chat.alternatives import arrow_at
+    from gui.chat.list_model import MetaRole
 
     chat = win.chat
     index = chat.model.index(row)
@@ -184,8 +183,8 @@ def test_editing_an_earlier_message_branches_and_the_old_branch_stays(qtbot, win
 
 
 def test_search_jumps_to_a_hit_deep_in_a_long_conversation(qtbot, window):
-    from gui.chat_history import PAGE
-    from gui.search_dialog import SearchDialog
+    from gui.chat.history import PAGE
+    from gui.chat.search_dialog import SearchDialog
 
     with Store() as store:
         rows = [("user" if i % 2 == 0 else "assistant", f"filler message {i}") for i in range(400)]
@@ -211,7 +210,7 @@ def test_search_jumps_to_a_hit_deep_in_a_long_conversation(qtbot, window):
 
 
 def test_a_conversation_of_thousands_of_messages_opens_lazily(qtbot, window):
-    from gui.chat_history import PAGE
+    from gui.chat.history import PAGE
 
     with Store() as store:
         rows = [("user" if i % 2 == 0 else "assistant", f"message {i}") for i in range(3000)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from gui.chat_history import ChatHistory
-from gui.presets_bar import PresetsBar
-from gui.presets_dialog import PresetsDialog
+from gui.chat.history import ChatHistory
+from gui.chat.presets_bar import PresetsBar
+from gui.chat.presets_dialog import PresetsDialog
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import time
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from gui.chat_history import ChatHistory
-from gui.conversation_sidebar import ConversationSidebar, IdRole, day_group
+from gui.chat.history import ChatHistory
+from gui.chat.sidebar import ConversationSidebar, IdRole, day_group
 
 DAY = 86400
 

@@ -7,8 +7,8 @@ import threading
 import pytest
 from PySide6.QtCore import Qt
 
-from engine.code_completion import CompletionResult
-from gui.code_editor import CodeEditor
+from engine.texttools.code_completion import CompletionResult
+from gui.texttools.code_editor import CodeEditor
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_click_dismisses_and_highlighting_is_grey(editor, qtbot):
 
 
 class FakeCompletion:
-    """Replaces engine complete_job: answers a fixed text, or waits to be released first."""
+    """Replaces engine complete_task: answers a fixed text, or waits to be released first."""
 
     def __init__(self, text="urn a + b"):
         self.text, self.release, self.requests = text, threading.Event(), []
@@ -101,10 +101,10 @@ class FakeCompletion:
 def view(qtbot, monkeypatch):
     from texttools_fakes import FakeWindow
 
-    import gui.code_view as code_view
+    import gui.texttools.code_view as code_view
 
     fake = FakeCompletion()
-    monkeypatch.setattr(code_view, "complete_job", fake)
+    monkeypatch.setattr(code_view, "complete_task", fake)
     window = FakeWindow()
     v = code_view.CodeView(window)
     qtbot.addWidget(v)
@@ -172,7 +172,7 @@ def test_complete_while_typing_after_a_pause(view, qtbot):
 
 
 def test_highlighting_follows_the_whole_file(qtbot):
-    from gui.code_highlighter import lexer_for
+    from gui.texttools.code_highlighter import lexer_for
 
     e = CodeEditor()
     qtbot.addWidget(e)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.summarize import SummaryResult
+from engine.texttools.summarize import SummaryResult
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def window(tiny_lm):
     w.close()
 
 
-def fake_summarize_job(session, *, on_text=None, on_progress=None, cancel=None, text, config=None, model_path=None):
+def fake_summarize_task(session, *, on_text=None, on_progress=None, cancel=None, text, config=None, model_path=None):
     for i in range(1, 4):
         on_progress((i - 1) / 4, f"Summarizing part {i} of 3")
     on_progress(0.75, "Combining the partial summaries")
@@ -27,9 +27,9 @@ def fake_summarize_job(session, *, on_text=None, on_progress=None, cancel=None, 
 
 
 def test_summarize_view_files_progress_and_output(window, qtbot, tmp_path, monkeypatch):
-    import gui.summarize_view as sv
+    import gui.texttools.summarize_view as sv
 
-    monkeypatch.setattr(sv, "summarize_job", fake_summarize_job)
+    monkeypatch.setattr(sv, "summarize_task", fake_summarize_task)
     view = sv.SummarizeView(window)
     qtbot.addWidget(view)
     (tmp_path / "a.md").write_text("The sea is wide.\n\nShips sail at night.")
@@ -53,7 +53,7 @@ def test_summarize_view_files_progress_and_output(window, qtbot, tmp_path, monke
 
 
 def test_summarize_view_bad_input(window, qtbot, tmp_path):
-    from gui.summarize_view import SummarizeView
+    from gui.texttools.summarize_view import SummarizeView
 
     view = SummarizeView(window)
     qtbot.addWidget(view)
@@ -68,8 +68,8 @@ def test_summarize_view_bad_input(window, qtbot, tmp_path):
     assert "no readable document" in window.errors[-1]
 
 
-def fake_translate_job(session, *, on_text=None, on_progress=None, cancel=None, request):
-    from engine.translate import TranslationResult
+def fake_translate_task(session, *, on_text=None, on_progress=None, cancel=None, request):
+    from engine.texttools.translate import TranslationResult
 
     assert request.source == "" and request.target == "German"
     for chunk in ("Das Meer ", "ist weit."):
@@ -78,9 +78,9 @@ def fake_translate_job(session, *, on_text=None, on_progress=None, cancel=None, 
 
 
 def test_translate_view_streams_and_swaps(window, qtbot, monkeypatch):
-    import gui.translate_view as tv
+    import gui.texttools.translate_view as tv
 
-    monkeypatch.setattr(tv, "translate_job", fake_translate_job)
+    monkeypatch.setattr(tv, "translate_task", fake_translate_task)
     view = tv.TranslateView(window)
     qtbot.addWidget(view)
     view.source.setCurrentText("Detect language")
@@ -98,7 +98,7 @@ def test_translate_view_streams_and_swaps(window, qtbot, monkeypatch):
 
 
 def test_translate_view_with_the_tiny_model(window, qtbot):
-    from gui.translate_view import TranslateView
+    from gui.texttools.translate_view import TranslateView
 
     view = TranslateView(window)
     qtbot.addWidget(view)
@@ -110,7 +110,7 @@ def test_translate_view_with_the_tiny_model(window, qtbot):
 
 
 def test_notebook_continues_at_the_cursor_as_one_undo_step(window, qtbot):
-    from gui.notebook_view import NotebookView
+    from gui.texttools.notebook_view import NotebookView
 
     view = NotebookView(window)
     qtbot.addWidget(view)

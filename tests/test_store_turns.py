@@ -8,7 +8,7 @@ import engine.chat_generation
 from engine.config import ChatMessage, SamplingConfig
 from engine.errors import GenerationError
 from engine.store import INTERRUPTED, Store
-from engine.store.continuation import continue_reply
+from engine.chat_generation import continue_reply
 from engine.store.turn import StoredTurn, reply
 
 GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=8)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.chunking import TokenCounter, chunk_text, paragraphs
+from engine.texttools.chunking import TokenCounter, chunk_text, paragraphs
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pytest
 from engine.cli import main
 from engine.cli.texttools import split_at
 from engine.errors import InvalidConfigError
-from engine.language_detect import detect_language, language_name
-from engine.translate import DEFAULT_SAMPLING, NothingToTranslateError, TranslateRequest, translate
+from engine.texttools.language_detect import detect_language, language_name
+from engine.texttools.translate import DEFAULT_SAMPLING, NothingToTranslateError, TranslateRequest, translate
 
 
 @pytest.mark.parametrize("text,code", [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.code_boundary import Boundary
-from engine.code_completion import CompletionRequest, build_prompt, complete_code, fim_format
+from engine.texttools.code_boundary import Boundary
+from engine.texttools.code_completion import CompletionRequest, build_prompt, complete_code, fim_format
 
 
 def cut(boundary: Boundary, text: str, final: bool = True) -> str:
@@ -95,7 +95,7 @@ def test_complete_with_tiny_model_heals_and_streams(tiny_lm):
 
 
 def test_healed_first_token_continues_the_typed_text(tiny_lm):
-    from engine.code_decode import healed_first_token
+    from engine.texttools.code_decode import healed_first_token
 
     tok = tiny_lm.tokenizer
     greedy = CompletionRequest(prefix="").sampling

@@ -19,7 +19,7 @@ and You cause any modified files to carry prominent notices stating that You cha
 
 
 def test_summarize_in_parts_with_the_default_model(default_lm):
-    from engine.summarize import SummaryConfig, summarize
+    from engine.texttools.summarize import SummaryConfig, summarize
 
     progress = []
     config = SummaryConfig(length="short", max_chunk_tokens=120, max_new_tokens=40)
@@ -29,7 +29,7 @@ def test_summarize_in_parts_with_the_default_model(default_lm):
 
 
 def test_complete_a_half_written_function(default_lm):
-    from engine.code_completion import CompletionRequest, complete_code
+    from engine.texttools.code_completion import CompletionRequest, complete_code
 
     prefix = "def is_even(n):\n    \"\"\"Return True if n is even.\"\"\"\n    return n "
     result = complete_code(default_lm, CompletionRequest(prefix=prefix, suffix="\n\n\nprint(is_even(4))\n",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.cancel import CancelToken
-from engine.loop_guard import LoopGuard
+from engine.texttools.loop_guard import LoopGuard
 
 
 def feed(guard: LoopGuard, text: str, size: int = 3) -> None:

@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-import engine.summarize as sm
+import engine.texttools.summarize as sm
 from engine.cancel import CancelToken
 from engine.errors import CancelledError, GenerationError, InvalidConfigError
 from engine.generation import GenerationResult
-from engine.summarize import NothingToSummarizeError, SummaryConfig, final_messages, summarize
+from engine.texttools.summarize import NothingToSummarizeError, SummaryConfig, final_messages, summarize
 
 TEXT = "\n\n".join(f"Paragraph {i}. The sea is wide and the waves are high. Ships sail at night, number {i}."
                    for i in range(40))
@@ -156,7 +156,7 @@ def test_tiny_model_end_to_end(tiny_lm_1k):
 
 
 def test_final_markdown_matches_the_form_asked_for():
-    from engine.summarize import to_markdown
+    from engine.texttools.summarize import to_markdown
 
     prose = "The licence grants rights. It asks for notices.\nIt has no warranty."
     assert to_markdown(prose, "prose") == "The licence grants rights. It asks for notices.\n\nIt has no warranty."

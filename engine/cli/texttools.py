@@ -59,7 +59,7 @@ def _stream(chunk: str) -> None:
 
 def _inputs(files: list[str], together: bool) -> list[tuple[str, str]]:
     """(title, text) pairs to summarize."""
-    from engine.texttools_jobs import load_documents
+    from engine.texttools.tasks import load_documents
 
     if files == ["-"]:
         return [("standard input", sys.stdin.read())]
@@ -78,7 +78,7 @@ def _inputs(files: list[str], together: bool) -> list[tuple[str, str]]:
 
 
 def run_summarize(args: argparse.Namespace) -> int:
-    from engine.summarize import SummaryConfig, summarize
+    from engine.texttools.summarize import SummaryConfig, summarize
 
     config = SummaryConfig(length=args.length, form="bullets" if args.bullets else "prose", focus=args.focus,
                            max_chunk_tokens=args.chunk_tokens, max_new_tokens=args.max_new_tokens)
@@ -115,7 +115,7 @@ def split_at(text: str, line: int, column: int | None) -> tuple[str, str]:
 
 
 def run_complete(args: argparse.Namespace) -> int:
-    from engine.code_completion import CompletionRequest, complete_code
+    from engine.texttools.code_completion import CompletionRequest, complete_code
     from engine.documents import kind_of, read_document
 
     doc = read_document(args.file)
@@ -134,7 +134,7 @@ def run_complete(args: argparse.Namespace) -> int:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from engine.translate import TranslateRequest, translate
+    from engine.texttools.translate import TranslateRequest, translate
 
     if args.file:
         from engine.documents import read_document

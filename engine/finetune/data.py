@@ -237,7 +237,7 @@ def _cut_point(text: str, share: float) -> int:
 
 class _Encoder:
     def __init__(self, tokenizer: Any, seq_len: int, notices: list[str]) -> None:
-        from engine.chat_generation import ensure_chat_template
+        from engine.chat_template import ensure_chat_template
 
         ensure_chat_template(tokenizer)
         self.tok = tokenizer

@@ -19,7 +19,7 @@ def launch_commands(job_file: Path | str, processes: int = 2) -> dict[str, str]:
     }
 
 
-def export_job(job: JobConfig, folder: Path | str, processes: int = 2) -> tuple[Path, str]:
+def export_run_script(job: JobConfig, folder: Path | str, processes: int = 2) -> tuple[Path, str]:
     """Write ``job.json`` and ``run.sh`` into ``folder``; return the job file and the script text."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

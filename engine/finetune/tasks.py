@@ -116,11 +116,9 @@ def tuned_model(session, path: str) -> Any:
 
         device = session.model.device if session.model is not None else pick_device("auto")
         model, tokenizer = load_merged(path, device=str(device))
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        from engine.chat_generation import ensure_chat_template
+        from engine.chat_template import prepare_tokenizer
 
-        ensure_chat_template(tokenizer)
+        prepare_tokenizer(tokenizer)
         run = Path(path).parent
         lm = LoadedModel(model=model, tokenizer=tokenizer, device=torch.device(str(device)), dtype=torch.float32,
                          context_length=context_length_of(model.config, tokenizer), name=f"{run.name} (LoRA)",

@@ -189,7 +189,7 @@ def _load_base(job: JobConfig) -> tuple[Any, Any, int]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.chat_generation import ensure_chat_template
+    from engine.chat_template import prepare_tokenizer
     from engine.loader import check_model_folder, context_length_of
 
     folder = Path(job.base_model)
@@ -204,9 +204,7 @@ def _load_base(job: JobConfig) -> tuple[Any, Any, int]:
         raise OutOfMemoryError(f"Not enough memory to load {folder.name} for training.") from exc
     except Exception as exc:  # transformers raises many types here
         raise ModelLoadError(folder, f"{type(exc).__name__}: {exc}") from exc
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    ensure_chat_template(tokenizer)
+    prepare_tokenizer(tokenizer)
     model.config.use_cache = False
     return model, tokenizer, context_length_of(model.config, tokenizer)
 

@@ -4,5 +4,5 @@
 * :mod:`engine.lab.hf_model` — the same as a transformers model (lab folders load everywhere).
 * :mod:`engine.lab.tokenizer`, :mod:`engine.lab.data`, :mod:`engine.lab.train` — training from files.
 * :mod:`engine.lab.inspect` — attention maps, token probabilities, next-token distributions of any model.
-* :mod:`engine.lab.jobs` — the worker tasks the GUI submits.
+* :mod:`engine.lab.tasks` — the worker tasks the GUI submits.
 """

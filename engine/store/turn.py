@@ -1,7 +1,7 @@
 """One stored chat turn: the user's message committed when sent, the reply as it streams.
 
-Shared by ``hearth-cli chat --once`` and the GUI's worker task, so both leave
-the same rows behind (and the same interrupted reply after a crash).
+Used by ``hearth-cli chat``; the window records turns through ``gui/chat/history.py``, which
+writes the same rows with the same ``ReplyRecorder`` (so both leave the same interrupted reply after a crash).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from engine.cancel import CancelToken
-from engine.code_boundary import Boundary, trim_completion
+from engine.texttools.code_boundary import Boundary, trim_completion
 from engine.config import SamplingConfig
 from engine.errors import InvalidConfigError
 
@@ -107,7 +107,7 @@ def complete_code(lm: Any, request: CompletionRequest, *, on_text: Callable[[str
                   on_progress: Callable[[float, str], None] | None = None,
                   cancel: CancelToken | None = None) -> CompletionResult:
     """Complete at the cursor; streams whole lines to ``on_text`` as they are accepted."""
-    from engine.code_decode import decode_completion
+    from engine.texttools.code_decode import decode_completion
 
     cancel = cancel or CancelToken()
     budget = max(16, min(request.context_tokens, lm.context_length - request.max_new_tokens))

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from engine.cancel import CancelToken
-from engine.code_boundary import Boundary
-from engine.loop_guard import LinkedCancel
+from engine.texttools.code_boundary import Boundary
+from engine.texttools.loop_guard import LinkedCancel
 
 
 # How whitespace looks inside raw token strings: byte-level BPE (space, newline, tab, CR), SentencePiece.

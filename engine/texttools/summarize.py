@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from engine.cancel import CancelToken
-from engine.chunking import TokenCounter, chunk_text
+from engine.texttools.chunking import TokenCounter, chunk_text
 from engine.config import ChatMessage, SamplingConfig
 from engine.errors import CancelledError, GenerationError, HearthError, InvalidConfigError
-from engine.loop_guard import LoopGuard
+from engine.texttools.loop_guard import LoopGuard
 
 LENGTHS = ("short", "medium", "long")
 FORMS = ("prose", "bullets")
@@ -120,7 +120,7 @@ class _Planner:
     """Token arithmetic against one model: does a prompt fit, how big may a piece be."""
 
     def __init__(self, lm: Any, config: SummaryConfig) -> None:
-        from engine.chat_generation import ensure_chat_template, render
+        from engine.chat_template import ensure_chat_template, render
 
         ensure_chat_template(lm.tokenizer)
         self.lm, self.config, self._render = lm, config, render

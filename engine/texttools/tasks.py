@@ -55,31 +55,31 @@ def load_documents(paths: Sequence[str], *, cancel=None, on_progress=None) -> Lo
     return loaded
 
 
-def read_documents_job(session, *, on_text=None, on_progress=None, cancel=None, paths: Sequence[str]) -> LoadedText:
+def read_documents_task(session, *, on_text=None, on_progress=None, cancel=None, paths: Sequence[str]) -> LoadedText:
     return load_documents(list(paths), cancel=cancel, on_progress=on_progress)
 
 
-def summarize_job(session, *, on_text=None, on_progress=None, cancel=None, text: str, config=None,
+def summarize_task(session, *, on_text=None, on_progress=None, cancel=None, text: str, config=None,
                   model_path: str | None = None) -> Any:
-    from engine.summarize import summarize
+    from engine.texttools.summarize import summarize
 
     return summarize(session.model_for(model_path), text, config, on_text=on_text, on_progress=on_progress,
                      cancel=cancel)
 
 
-def complete_job(session, *, on_text=None, on_progress=None, cancel=None, request) -> Any:
-    from engine.code_completion import complete_code
+def complete_task(session, *, on_text=None, on_progress=None, cancel=None, request) -> Any:
+    from engine.texttools.code_completion import complete_code
 
     return complete_code(session.require_model(), request, on_text=on_text, cancel=cancel)
 
 
-def translate_job(session, *, on_text=None, on_progress=None, cancel=None, request) -> Any:
-    from engine.translate import translate
+def translate_task(session, *, on_text=None, on_progress=None, cancel=None, request) -> Any:
+    from engine.texttools.translate import translate
 
     return translate(session.require_model(), request, on_text=on_text, on_progress=on_progress, cancel=cancel)
 
 
-def notebook_job(session, *, on_text=None, on_progress=None, cancel=None, text: str,
+def notebook_task(session, *, on_text=None, on_progress=None, cancel=None, text: str,
                  sampling: SamplingConfig | None = None) -> Any:
     """Raw continuation of ``text`` (no chat template): the notebook's Generate."""
     from engine.generation import generate
@@ -87,6 +87,6 @@ def notebook_job(session, *, on_text=None, on_progress=None, cancel=None, text: 
     return generate(session.require_model(), text, sampling, on_text=on_text, cancel=cancel)
 
 
-def count_tokens_job(session, *, on_text=None, on_progress=None, cancel=None, text: str) -> int:
+def count_tokens_task(session, *, on_text=None, on_progress=None, cancel=None, text: str) -> int:
     lm = session.require_model()
     return len(lm.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from engine.cancel import CancelToken
-from engine.chunking import TokenCounter, chunk_text
+from engine.texttools.chunking import TokenCounter, chunk_text
 from engine.config import ChatMessage, SamplingConfig
 from engine.errors import HearthError, InvalidConfigError
-from engine.language_detect import LANGUAGES, detect_language, language_name
-from engine.loop_guard import LoopGuard
+from engine.texttools.language_detect import LANGUAGES, detect_language, language_name
+from engine.texttools.loop_guard import LoopGuard
 
 DEFAULT_SAMPLING = SamplingConfig(temperature=0.0, repetition_penalty=1.1, max_new_tokens=1024)  # greedy: stable
 
@@ -61,7 +61,8 @@ def messages_for(text: str, source: str, target: str) -> list[ChatMessage]:
 def translate(lm: Any, request: TranslateRequest, *, on_text: Callable[[str], None] | None = None,
               on_progress: Callable[[float, str], None] | None = None,
               cancel: CancelToken | None = None) -> TranslationResult:
-    from engine.chat_generation import chat, ensure_chat_template, render
+    from engine.chat_generation import chat
+    from engine.chat_template import ensure_chat_template, render
 
     cancel = cancel or CancelToken()
     emit = on_text or (lambda chunk: None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QPoint, QRect
 from PySide6.QtGui import QFont, QFontMetrics
 
-from gui.chat_delegate import HEADER, MARGIN, PAD, ChatDelegate
+from gui.chat.delegate import HEADER, MARGIN, PAD, ChatDelegate
 
 SLACK = 6  # pixels around an arrow that still count as a click on it
 

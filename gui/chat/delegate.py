@@ -13,7 +13,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontDatabase, QPalette, QTextDocument
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
-from gui.chat_model import MetaRole, RoleRole, StreamingRole
+from gui.chat.list_model import MetaRole, RoleRole, StreamingRole
 
 PAD = 10
 MARGIN = 6

@@ -16,7 +16,7 @@ from engine.config import ChatMessage, SamplingConfig
 from engine.errors import HearthError
 from engine.store import Message, ReplyRecorder, Store, StoreError
 from engine.store.messages import LEAF
-from gui.chat_model import ChatItem
+from gui.chat.list_model import ChatItem
 
 PAGE = 60
 

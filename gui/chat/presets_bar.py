@@ -63,7 +63,7 @@ class PresetsBar(QWidget):
             self.preset_chosen.emit(preset)
 
     def edit_presets(self) -> None:
-        from gui.presets_dialog import PresetsDialog
+        from gui.chat.presets_dialog import PresetsDialog
 
         PresetsDialog(self.history, self.window(), select=self.current_id()).exec()
         self.reload(self.current_id())

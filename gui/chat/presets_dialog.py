@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QHBoxLayo
 from engine.config import SamplingConfig
 from engine.errors import InvalidConfigError
 from engine.store import StoreError
-from gui.sampling_form import SamplingForm
+from gui.chat.sampling_form import SamplingForm
 
 IdRole = Qt.ItemDataRole.UserRole + 1
 

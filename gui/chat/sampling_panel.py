@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QCheckBox, QLineEdit, QPushButton, QSpinBox, QWidg
 
 from engine.config import SamplingConfig
 from engine.errors import InvalidConfigError
-from gui.sampling_form import SamplingForm
+from gui.chat.sampling_form import SamplingForm
 
 SETTINGS_KEY = "sampling"
 

@@ -43,7 +43,7 @@ class ConversationSidebar(QWidget):
 
     def __init__(self, history, parent=None) -> None:
         super().__init__(parent)
-        self.history = history  # gui.chat_history.ChatHistory (its store may be None)
+        self.history = history  # gui.chat.history.ChatHistory (its store may be None)
         self._current: int | None = None
         self._refreshing = False
         self.new_button = QPushButton("New chat")

@@ -1,7 +1,7 @@
 """The chat view: conversations sidebar, the thread, the message box, Send/Stop, Regenerate, system prompt.
 
 Follow a message: ``send`` commits it to the store (``ChatHistory``), puts it in
-the ChatModel and submits ``engine.jobs.chat_job`` to the worker; streamed
+the ChatModel and submits ``engine.tasks.chat_task`` to the worker; streamed
 chunks arrive as ``chunk_received`` and are buffered, then flushed into the
 model every 40 ms (so a fast model cannot flood the event loop) and into the
 store's ReplyRecorder (committed about once a second); ``finished`` /
@@ -22,15 +22,15 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListView
                                QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from engine.config import ChatMessage
-from engine.jobs import chat_job
+from engine.tasks import chat_task
 from engine.store.messages import LEAF
-from gui.alternatives import arrow_at
-from gui.chat_delegate import ChatDelegate
-from gui.chat_history import ChatHistory, item_for
-from gui.chat_input import ChatInput
-from gui.chat_model import ChatItem, ChatModel, MetaRole, StreamingRole
-from gui.conversation_sidebar import ConversationSidebar
-from gui.presets_bar import PresetsBar
+from gui.chat.alternatives import arrow_at
+from gui.chat.delegate import ChatDelegate
+from gui.chat.history import ChatHistory, item_for
+from gui.chat.input_box import ChatInput
+from gui.chat.list_model import ChatItem, ChatModel, MetaRole, StreamingRole
+from gui.chat.sidebar import ConversationSidebar
+from gui.chat.presets_bar import PresetsBar
 
 FLUSH_MS = 40
 SAVE_SETTINGS_MS = 600
@@ -234,7 +234,7 @@ class ChatView(QWidget):
                                  sampling=self.window.sampling_panel.config(), clear_preset=True)
 
     def search(self) -> None:
-        from gui.search_dialog import SearchDialog
+        from gui.chat.search_dialog import SearchDialog
 
         dialog = SearchDialog(self.saved, self)
         dialog.hit_chosen.connect(lambda conversation_id, message_id: self.open_conversation(conversation_id,
@@ -242,7 +242,7 @@ class ChatView(QWidget):
         dialog.exec()
 
     def export(self, conversation_id: int | None, fmt: str) -> None:
-        from gui.chat_exchange import export_conversation
+        from gui.chat.exchange import export_conversation
 
         if conversation_id is None:
             self.window.show_notice("Nothing to export yet: this chat has no messages.")
@@ -252,7 +252,7 @@ class ChatView(QWidget):
             self.window.show_notice(f"Exported to {path}")
 
     def import_json(self) -> None:
-        from gui.chat_exchange import import_conversation
+        from gui.chat.exchange import import_conversation
 
         conversation_id = import_conversation(self, self.saved)
         if conversation_id is not None:
@@ -327,7 +327,7 @@ class ChatView(QWidget):
         item = self.model.items[row]
         if self.busy or self.window.model_info is None or item.role != "assistant" or "id" not in item.meta:
             return
-        from engine.store.continuation import continue_job
+        from engine.tasks import continue_task
 
         stored = self.saved.safely(self.saved.store.message, item.meta["id"])
         if stored is None:
@@ -336,7 +336,7 @@ class ChatView(QWidget):
         self.saved.continue_reply(stored.id)
         self.model.update(row, streaming=True)
         messages = self.saved.thread(stored.parent_id) or []
-        self.task_id = self.client.submit(continue_job, messages=messages, partial=stored.content,
+        self.task_id = self.client.submit(continue_task, messages=messages, partial=stored.content,
                                           system_prompt=self.system_prompt.toPlainText(),
                                           sampling=self.sampling_override or self.window.sampling_panel.config())
         self._flush_timer.start()
@@ -382,7 +382,7 @@ class ChatView(QWidget):
         reply_id = self.saved.start_reply(parent_id, name, sampling)
         meta = {"model": name} if reply_id is None else {"model": name, "id": reply_id}
         self.model.append(ChatItem("assistant", "", meta, streaming=True))
-        self.task_id = self.client.submit(chat_job, messages=messages, system_prompt=self.system_prompt.toPlainText(),
+        self.task_id = self.client.submit(chat_task, messages=messages, system_prompt=self.system_prompt.toPlainText(),
                                           sampling=sampling)
         self._flush_timer.start()
         self._update_buttons()

@@ -165,7 +165,7 @@ class CompareView(QWidget):
         self.stop_button.setEnabled(busy)
 
     def send(self) -> None:
-        from engine.jobs import chat_job
+        from engine.tasks import chat_task
 
         text = self.prompt.toPlainText().strip()
         path = self.tuned.currentData()
@@ -176,7 +176,7 @@ class CompareView(QWidget):
         messages = [ChatMessage("user", text)]
         self.base_out.clear()
         self.tuned_out.clear()
-        self.base_task = self.window.client.submit(chat_job, messages=messages, sampling=sampling,
+        self.base_task = self.window.client.submit(chat_task, messages=messages, sampling=sampling,
                                                    model_path=self.base_path())
         self.tuned_task = self.client.submit(ft_tasks.tuned_chat_task, path=path, messages=messages,
                                              sampling=sampling)

@@ -20,10 +20,10 @@ from engine.errors import HearthError
 from engine.finetune import runs as ft_runs
 from engine.finetune import tasks as ft_tasks
 from engine.finetune.config import JobConfig
-from gui.dataset_preview import DatasetPreview, FileDropList
-from gui.finetune_form import FinetuneForm
+from gui.finetune.dataset_preview import DatasetPreview, FileDropList
+from gui.finetune.form import FinetuneForm
 from gui.loss_plot import LossPlot
-from gui.training_process import TrainingProcess, can_use_child_process
+from gui.finetune.training_process import TrainingProcess, can_use_child_process
 from gui.worker import EngineClient
 
 PROCESS_TASK = -1  # the task id of training in a child process (worker ids start at 1)
@@ -141,7 +141,7 @@ class FinetuneView(QWidget):
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self.resume_button.clicked.connect(self.resume)
-        self.export_button.clicked.connect(self.export_job)
+        self.export_button.clicked.connect(self.export_run_script)
         self.save_button.clicked.connect(self.save_as_model)
         self.compare_button.clicked.connect(self.open_compare)
         self.runs.currentIndexChanged.connect(self._on_run_selected)
@@ -461,8 +461,8 @@ class FinetuneView(QWidget):
             self.save_button.setEnabled(False)
             self.export_task = self.prep_client.submit(ft_tasks.export_task, run_dir=info.folder, name=name.strip())
 
-    def export_job(self) -> None:
-        from engine.finetune.export import export_job
+    def export_run_script(self) -> None:
+        from engine.finetune.export import export_run_script
 
         try:
             job = self.make_job()
@@ -473,7 +473,7 @@ class FinetuneView(QWidget):
         if not folder:
             return
         try:
-            path, script = export_job(job, folder)
+            path, script = export_run_script(job, folder)
         except OSError as exc:
             self._error(f"Could not write to {folder}: {exc.strerror or exc}")
             return

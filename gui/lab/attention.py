@@ -13,7 +13,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
                                QScrollArea, QSpinBox, QStackedWidget, QToolTip, QVBoxLayout, QWidget)
 
-from gui.lab_common import export_png, viridis_color, visible_token
+from gui.lab.common import export_png, viridis_color, visible_token
 
 DEFAULT_TEXT = "The cat sat on the mat because it was tired."
 
@@ -214,7 +214,7 @@ class AttentionPanel(QWidget):
             w.setEnabled(on)
 
     def run(self) -> None:
-        from engine.lab.jobs import lab_attention_job
+        from engine.lab.tasks import lab_attention_task
 
         text = self.text.toPlainText()
         if not text.strip():
@@ -222,7 +222,7 @@ class AttentionPanel(QWidget):
             return
         self.show_button.setEnabled(False)
         self.notice.setText("Running the model…")
-        self.lab.runner.run(lab_attention_job, self.show_result, on_error=self._failed, text=text,
+        self.lab.runner.run(lab_attention_task, self.show_result, on_error=self._failed, text=text,
                             model_path=self.lab.model_path())
 
     def _failed(self, message: str) -> None:

@@ -8,7 +8,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QScrollArea,
                                QToolTip, QVBoxLayout, QWidget)
 
-from gui.lab_common import export_png, probability_color, visible_token
+from gui.lab.common import export_png, probability_color, visible_token
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. Paris is the capital of France."
 
@@ -143,7 +143,7 @@ class TokenPanel(QWidget):
         self.export_button.clicked.connect(self._export)
 
     def run(self) -> None:
-        from engine.lab.jobs import lab_token_probs_job
+        from engine.lab.tasks import lab_token_probs_task
 
         text = self.text.toPlainText()
         if not text.strip():
@@ -151,7 +151,7 @@ class TokenPanel(QWidget):
             return
         self.score_button.setEnabled(False)
         self.summary.setText("Running the model…")
-        self.lab.runner.run(lab_token_probs_job, self.show_result, on_error=self._failed, text=text,
+        self.lab.runner.run(lab_token_probs_task, self.show_result, on_error=self._failed, text=text,
                             model_path=self.lab.model_path())
 
     def _failed(self, message: str) -> None:
@@ -274,10 +274,10 @@ class NextTokenPanel(QWidget):
         self.fill_box.setVisible(masked)
 
     def run(self) -> None:
-        from engine.lab.jobs import lab_next_tokens_job
+        from engine.lab.tasks import lab_next_tokens_task
 
         self.predict_button.setEnabled(False)
-        self.lab.runner.run(lab_next_tokens_job, self.show_result, on_error=self._failed,
+        self.lab.runner.run(lab_next_tokens_task, self.show_result, on_error=self._failed,
                             prefix=self.prefix.toPlainText(), model_path=self.lab.model_path(), k=20)
 
     def _failed(self, message: str) -> None:
@@ -302,7 +302,7 @@ class NextTokenPanel(QWidget):
         self.run()
 
     def generate(self) -> None:
-        from engine.lab.jobs import lab_generate_job
+        from engine.lab.tasks import lab_generate_task
 
         sampling = self.lab.window.sampling_panel.config().with_(max_new_tokens=50)
         self._generating = True
@@ -318,14 +318,14 @@ class NextTokenPanel(QWidget):
                 self.lab.window.show_notice(result.notice)
             self.run()
 
-        self.lab.runner.run(lab_generate_job, done, on_error=self._failed, on_chunk=self.prefix.insertPlainText,
+        self.lab.runner.run(lab_generate_task, done, on_error=self._failed, on_chunk=self.prefix.insertPlainText,
                             prompt=self.prefix.toPlainText(), model_path=self.lab.model_path(), sampling=sampling)
 
     def fill(self) -> None:
-        from engine.lab.jobs import lab_fill_mask_job
+        from engine.lab.tasks import lab_fill_mask_task
 
         self.fill_button.setEnabled(False)
-        self.lab.runner.run(lab_fill_mask_job, self._show_fill, on_error=self._failed,
+        self.lab.runner.run(lab_fill_mask_task, self._show_fill, on_error=self._failed,
                             text=self.mask_input.text(), model_path=self.lab.model_path())
 
     def _show_fill(self, result) -> None:

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
 
 from engine.lab.config import SIZES, LabTrainConfig
 from engine.errors import HearthError
-from gui.lab_common import TaskRunner
+from gui.lab.common import TaskRunner
 from gui.loss_plot import LossPlot
 
 
@@ -204,7 +204,7 @@ class TrainPanel(QWidget):
         return str(runs_dir() / "lab" / f"{self.size.currentData()}-{self.objective.currentData()}-{stamp}")
 
     def _estimate(self) -> None:
-        from engine.lab.jobs import lab_estimate_job
+        from engine.lab.tasks import lab_estimate_task
 
         try:
             config = LabTrainConfig(files=(), out_dir=".", size=self.size.currentData(),
@@ -213,7 +213,7 @@ class TrainPanel(QWidget):
         except HearthError as exc:
             self.estimate_label.setText(str(exc))
             return
-        self.runner().run(lab_estimate_job, self._show_estimate, on_error=self.estimate_label.setText, config=config)
+        self.runner().run(lab_estimate_task, self._show_estimate, on_error=self.estimate_label.setText, config=config)
 
     def _show_estimate(self, est) -> None:
         warn = "" if est.fits else "  ⚠ This will not fit in memory: choose a smaller size."
@@ -221,7 +221,7 @@ class TrainPanel(QWidget):
 
     # -- actions ------------------------------------------------------------------
     def start(self, resume_dir: str | None = None) -> None:
-        from engine.lab.jobs import lab_train_job
+        from engine.lab.tasks import lab_train_task
 
         if resume_dir is None and not self.files.paths():
             self.lab.window.show_error("Add the files to learn from first (drop them on the list).")
@@ -237,7 +237,7 @@ class TrainPanel(QWidget):
         self.samples.clear()
         self.status.setText("Starting…")
         self._set_running(True)
-        self._task = self.runner().run(lab_train_job, self._finished, on_error=self._failed,
+        self._task = self.runner().run(lab_train_task, self._finished, on_error=self._failed,
                                        on_chunk=self._append_text, config=config, on_event=self.events.received.emit)
 
     def stop(self) -> None:

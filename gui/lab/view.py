@@ -11,10 +11,10 @@ from pathlib import Path
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from gui.lab_attention import AttentionPanel
-from gui.lab_common import TaskRunner
-from gui.lab_tokens import NextTokenPanel, TokenPanel
-from gui.lab_train import TrainPanel
+from gui.lab.attention import AttentionPanel
+from gui.lab.common import TaskRunner
+from gui.lab.tokens import NextTokenPanel, TokenPanel
+from gui.lab.train import TrainPanel
 
 CURRENT = "The chat's current model"
 
@@ -74,12 +74,12 @@ class LabView(QWidget):
         self._describe()
 
     def _describe(self) -> None:
-        from engine.lab.jobs import lab_model_info_job
+        from engine.lab.tasks import lab_model_info_task
 
         if self.model_path() is None and getattr(self.window, "model_info", None) is None:
             self.info.setText("(no model loaded yet)")
             return
-        self.runner.run(lab_model_info_job, self._show_info, on_error=self._info_failed, model_path=self.model_path())
+        self.runner.run(lab_model_info_task, self._show_info, on_error=self._info_failed, model_path=self.model_path())
 
     def _show_info(self, info: dict) -> None:
         if info.get("model_path") != self.model_path():

@@ -15,10 +15,10 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from engine.texttools_jobs import complete_job
-from gui.code_editor import CodeEditor
-from gui.code_highlighter import lexer_for
-from gui.text_task import TextTask
+from engine.texttools.tasks import complete_task
+from gui.texttools.code_editor import CodeEditor
+from gui.texttools.code_highlighter import lexer_for
+from gui.texttools.text_task import TextTask
 
 LANGUAGES = {"Python": "python", "JavaScript": "javascript", "TypeScript": "typescript", "C": "c", "C++": "cpp",
              "C#": "csharp", "Java": "java", "Go": "go", "Rust": "rust", "Ruby": "ruby", "PHP": "php",
@@ -176,7 +176,7 @@ class CodeView(QWidget):
 
     # -- completion -------------------------------------------------------------------
     def request_completion(self) -> None:
-        from engine.code_completion import CompletionRequest
+        from engine.texttools.code_completion import CompletionRequest
 
         if self.window_.model_info is None:
             self.window_.show_error("No model is loaded yet. Wait for loading to finish, or choose a model.")
@@ -189,7 +189,7 @@ class CodeView(QWidget):
                                     max_lines=self.max_lines.value())
         self._request_state = (self.editor.edit_count, pos)
         self._set_status("Completing…")
-        self.task.start(complete_job, request=request)
+        self.task.start(complete_task, request=request)
 
     def _on_completion(self, result) -> None:
         state = (self.editor.edit_count, self.editor.textCursor().position())

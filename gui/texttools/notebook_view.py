@@ -11,8 +11,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
-from engine.texttools_jobs import count_tokens_job, notebook_job
-from gui.text_task import TextTask
+from engine.texttools.tasks import count_tokens_task, notebook_task
+from gui.texttools.text_task import TextTask
 
 
 class NotebookView(QWidget):
@@ -75,7 +75,7 @@ class NotebookView(QWidget):
         self._insert = QTextCursor(cursor)
         self._first_chunk = True
         self.status.setText("Writing…")
-        self.task.start(notebook_job, text=prompt, sampling=self.window_.sampling_panel.config())
+        self.task.start(notebook_task, text=prompt, sampling=self.window_.sampling_panel.config())
 
     def _on_chunk(self, text: str) -> None:
         if self._insert is None:
@@ -120,7 +120,7 @@ class NotebookView(QWidget):
     def _count(self) -> None:
         if self.window_.model_info is None or self.task.busy:
             return
-        self.counter.start(count_tokens_job, text=self.editor.toPlainText())
+        self.counter.start(count_tokens_task, text=self.editor.toPlainText())
 
     def _show_tokens(self, count: int) -> None:
         context = (self.window_.model_info or {}).get("context_length")

@@ -1,6 +1,6 @@
 """Summarize view: paste text or drop/open files, choose length and form, get a Markdown summary.
 
-Reading files and summarizing both run on the worker (``engine.texttools_jobs``);
+Reading files and summarizing both run on the worker (``engine.texttools.tasks``);
 the progress bar shows the step ("Summarizing part 3 of 12", then "Combining").
 """
 
@@ -11,9 +11,9 @@ from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
                                QPushButton, QSplitter, QTextBrowser, QVBoxLayout, QWidget)
 
-from engine.texttools_jobs import read_documents_job, summarize_job
+from engine.texttools.tasks import read_documents_task, summarize_task
 from gui.file_drop_edit import FileDropEdit
-from gui.text_task import TextTask
+from gui.texttools.text_task import TextTask
 
 FILE_FILTER = ("Documents (*.txt *.md *.markdown *.rst *.html *.htm *.pdf *.docx *.py *.js *.ts *.java *.c *.cpp "
                "*.h *.go *.rs *.rb *.json *.yaml *.yml *.toml *.csv *.log);;All files (*)")
@@ -122,7 +122,7 @@ class SummarizeView(QWidget):
 
     def load_files(self, paths: list[str]) -> None:
         self.status.setText("Reading " + (paths[0] if len(paths) == 1 else f"{len(paths)} items") + "…")
-        self.reader.start(read_documents_job, paths=list(paths))
+        self.reader.start(read_documents_task, paths=list(paths))
 
     def _on_documents(self, loaded) -> None:
         self.input.setPlainText(loaded.text)
@@ -143,7 +143,7 @@ class SummarizeView(QWidget):
 
     # -- summarizing -----------------------------------------------------------------
     def config(self):
-        from engine.summarize import SummaryConfig
+        from engine.texttools.summarize import SummaryConfig
 
         return SummaryConfig(length=self.length.currentText().lower(),
                              form="bullets" if self.bullets.isChecked() else "prose", focus=self.focus.text())
@@ -161,7 +161,7 @@ class SummarizeView(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("Starting…")
         self.progress.show()
-        self.task.start(summarize_job, text=text, config=self.config())
+        self.task.start(summarize_task, text=text, config=self.config())
 
     def _set_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)

@@ -7,9 +7,9 @@ from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QSplitter, QToolButton,
                                QVBoxLayout, QWidget)
 
-from engine.language_detect import LANGUAGES
-from engine.texttools_jobs import translate_job
-from gui.text_task import TextTask
+from engine.texttools.language_detect import LANGUAGES
+from engine.texttools.tasks import translate_task
+from gui.texttools.text_task import TextTask
 
 DETECT = "Detect language"
 NAMES = sorted(LANGUAGES.values())
@@ -72,7 +72,7 @@ class TranslateView(QWidget):
 
     def translate(self) -> None:
         from engine.errors import InvalidConfigError
-        from engine.translate import DEFAULT_SAMPLING, TranslateRequest
+        from engine.texttools.translate import DEFAULT_SAMPLING, TranslateRequest
 
         text = self.input.toPlainText()
         if not text.strip():
@@ -93,7 +93,7 @@ class TranslateView(QWidget):
         QSettings().setValue("translate/target", self.target.currentText())
         self.output.clear()
         self.status.setText("Translating…")
-        self.task.start(translate_job, request=request)
+        self.task.start(translate_task, request=request)
 
     def swap(self) -> None:
         source = self.source.currentText()
