@@ -62,10 +62,12 @@ class LeanForward:
         self.cache, self.freqs = None, {}
 
     @torch.inference_mode()
-    def forward(self, ids: torch.Tensor, start: int, logits: bool = True) -> torch.Tensor | None:
+    def forward(self, ids: torch.Tensor, start: int, logits: bool = True,
+                all_positions: bool = False) -> torch.Tensor | None:
         """Run ``ids`` ([S] long) at positions start..start+S-1, filling the KV cache.
 
-        Returns the last position's logits [V] fp32, or None when ``logits`` is False (prompt chunks).
+        Returns the last position's logits [V] fp32 (every position's, [S, V], with ``all_positions``),
+        or None when ``logits`` is False (prompt chunks).
         """
         s, w = self.spec, self.w
         S, H, KV, Dh, D = ids.shape[0], s.heads, s.kv_heads, s.head_dim, s.hidden
@@ -78,7 +80,7 @@ class LeanForward:
         if s.embed_scale != 1.0:
             x.mul_(s.embed_scale)
         for i, layer in enumerate(w.layers):
-            h = F.rms_norm(x, (D,), None, s.eps)
+            h = F.rms_norm(x, (D,), layer.attn_norm, s.eps)  # None: folded into qkv
             qkv = layer.qkv(h).view(S, H + 2 * KV, Dh)
             if qkv.dtype != torch.float32:  # RoPE as a complex multiply needs fp32
                 qkv = qkv.float()
@@ -100,7 +102,7 @@ class LeanForward:
             if layer.post_attn_norm is not None:
                 out = F.rms_norm(out.to(layer.post_attn_norm.dtype), (D,), layer.post_attn_norm, s.eps)
             x.add_(out)
-            h = F.rms_norm(x, (D,), None, s.eps)
+            h = F.rms_norm(x, (D,), layer.ffn_norm, s.eps)  # None: folded into gate_up
             gate_up = layer.gate_up(h)  # [S, 2 I]
             gate = gate_up[:, :s.intermediate]
             act = F.silu(gate) if s.act == "silu" else F.gelu(gate, approximate="tanh")
@@ -111,8 +113,9 @@ class LeanForward:
             x.add_(out)
         if not logits:
             return None
-        last = F.rms_norm(x[-1:], (D,), w.final_norm, s.eps)
-        out = w.lm_head(last)[0].float()
+        last = F.rms_norm(x if all_positions else x[-1:], (D,), w.final_norm, s.eps)
+        out = w.lm_head(last).float()
+        out = out if all_positions else out[0]
         if s.final_softcap:
             out = out.div_(s.final_softcap).tanh_().mul_(s.final_softcap)
         return out

@@ -1,11 +1,13 @@
-"""The two kinds of linear layer the lean forward uses.
+"""The kinds of linear layer the lean forward uses.
 
 ``Dense`` keeps the model's own dtype (the exact path). ``Int8`` keeps weights
 as int8 with one bfloat16 scale per output row: one decode step then reads a
 quarter of the bytes, and ``torch._weight_int8pack_mm`` with bfloat16
 activations is the fastest CPU kernel for one row at a time (bench/README.md).
 For prompts (many rows) the weights are dequantized to bfloat16 for one
-oneDNN matmul, which beats the int8 kernel by far there.
+oneDNN matmul, which beats the int8 kernel by far there. ``Int4`` holds a
+GGUF file's own 4-bit groups for torch's CPU int4 kernel; ``Concat`` runs
+parts in different formats side by side.
 """
 
 from __future__ import annotations
@@ -57,7 +59,103 @@ class Int8:
         return {"q": self.q, "s": self.s} | ({"b": self.b} if self.b is not None else {})
 
 
-def from_tensors(parts: dict[str, torch.Tensor]) -> Dense | Int8:
+class Int4:
+    """Group-wise int4: 4-bit values, a bf16 scale and offset per group of 32 inputs (GGUF Q4_0/Q4_1/Q4_K).
+
+    Held in the layout of torch's CPU int4 kernel: ``p`` [N, K / 2] uint8, viewed as [N / 64, K, 32], packs
+    row 64 b + j in the low nibbles and row 64 b + 32 + j in the high ones (j < 32); ``sz`` [K / 32, N, 2]
+    bf16 is (scale, zero) with w = (q - 8) * scale + zero. N is padded to a multiple of 64 with zero rows;
+    ``out`` is the real N. Prompt chunks dequantize to bf16 for one oneDNN matmul, as Int8 does.
+    """
+
+    __slots__ = ("p", "sz", "b", "out")
+    GROUP = 32
+    ROWS = 64  # the kernel's row block
+
+    def __init__(self, p: torch.Tensor, sz: torch.Tensor, b: torch.Tensor | None = None, out: int | None = None):
+        self.p, self.sz, self.b = p, sz, b
+        self.out = p.shape[0] if out is None else int(out)
+
+    @classmethod
+    def from_groups(cls, q: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor,
+                    b: torch.Tensor | None = None) -> "Int4":
+        """q: [N, K] uint8 in 0..15; scale, offset: [N, K / 32] with w = q * scale + offset (GGUF's form).
+
+        The 4-bit values are kept as they are; only scale and offset are rounded, to bf16."""
+        n, k = q.shape
+        if k % cls.GROUP:
+            raise ValueError(f"int4 needs inputs in groups of {cls.GROUP}, not {k}")
+        scale, offset = scale.float(), offset.float()
+        zero = offset + 8 * scale  # the kernel subtracts 8 from every value
+        pad = -n % cls.ROWS
+        if pad:
+            q = torch.cat([q, torch.full((pad, k), 8, dtype=torch.uint8)])
+            scale = torch.cat([scale, torch.zeros(pad, scale.shape[1])])
+            zero = torch.cat([zero, torch.zeros(pad, zero.shape[1])])
+        sz = torch.stack([scale.t(), zero.t()], dim=-1).to(torch.bfloat16).contiguous()  # [K / 32, N, 2]
+        return cls(pack_int4(q), sz, None if b is None else b.to(torch.bfloat16), out=n)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(torch.bfloat16)
+        if x.shape[0] >= DEQUANT_ROWS:
+            return F.linear(x, self.dequantized(), self.b)
+        y = torch._weight_int4pack_mm_for_cpu(x, self.p, self.GROUP, self.sz)
+        if y.shape[1] != self.out:
+            y = y[:, :self.out]
+        return y if self.b is None else y.add_(self.b)
+
+    def dequantized(self) -> torch.Tensor:
+        """[out, K] bf16."""
+        q = unpack_int4(self.p)[:self.out].to(torch.bfloat16).sub_(8)  # [N, K]
+        scale, zero = (t.t()[:self.out].repeat_interleave(self.GROUP, dim=1) for t in self.sz.unbind(-1))
+        return q.mul_(scale).add_(zero)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"p4": self.p, "sz": self.sz, "n": torch.tensor([self.out])} | \
+            ({"b": self.b} if self.b is not None else {})
+
+
+def pack_int4(q: torch.Tensor) -> torch.Tensor:
+    """[N, K] uint8 values 0..15 (N a multiple of 64) -> [N, K / 2] uint8, torch's CPU int4 layout
+    (what ``torch._convert_weight_to_int4pack_for_cpu`` makes from int32, without the 4-byte copy)."""
+    n, k = q.shape
+    blocks = q.view(n // 64, 64, k).transpose(1, 2)  # [N / 64, K, 64]
+    return (blocks[..., :32] | (blocks[..., 32:] << 4)).reshape(n, k // 2).contiguous()
+
+
+def unpack_int4(p: torch.Tensor) -> torch.Tensor:
+    """The inverse of ``pack_int4``: [N, K / 2] -> [N, K] uint8."""
+    n, half = p.shape
+    k = half * 2
+    blocks = p.view(n // 64, k, 32)
+    return torch.cat([blocks & 15, blocks >> 4], dim=-1).transpose(1, 2).reshape(n, k)
+
+
+class Concat:
+    """Several linears on the same input, outputs side by side: q/k/v or gate/up stored in different
+    formats (a GGUF Q4_K_M file keeps v in Q6_K beside q and k in Q4_K), so they cannot be one matrix."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list) -> None:
+        self.parts = parts
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [part(x) for part in self.parts]
+        dtype = outs[0].dtype
+        return torch.cat([o if o.dtype == dtype else o.to(dtype) for o in outs], dim=-1)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f"{i}.{key}": t for i, part in enumerate(self.parts) for key, t in part.tensors().items()}
+
+
+def from_tensors(parts: dict[str, torch.Tensor]) -> Dense | Int8 | Int4 | Concat:
+    if parts and all(key.split(".", 1)[0].isdigit() for key in parts):
+        count = 1 + max(int(key.split(".", 1)[0]) for key in parts)
+        return Concat([from_tensors({k.split(".", 1)[1]: v for k, v in parts.items() if k.split(".", 1)[0] == str(i)})
+                       for i in range(count)])
+    if "p4" in parts:
+        return Int4(parts["p4"], parts["sz"], parts.get("b"), out=int(parts["n"][0]))
     if "q" in parts:
         return Int8(parts["q"], parts["s"], parts.get("b"))
     return Dense(parts["w"], parts.get("b"))

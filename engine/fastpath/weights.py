@@ -22,7 +22,7 @@ from engine.fastpath.spec import ArchSpec, base_model
 
 FORMAT_VERSION = 1
 MODES = ("exact", "int8")
-NORMS = ("q_norm", "k_norm", "post_attn_norm", "post_ff_norm")  # per-layer vectors
+NORMS = ("q_norm", "k_norm", "post_attn_norm", "post_ff_norm", "attn_norm", "ffn_norm")  # per-layer vectors
 
 
 @dataclass
@@ -35,6 +35,9 @@ class LayerWeights:
     k_norm: torch.Tensor | None = None
     post_attn_norm: torch.Tensor | None = None  # Gemma2/3: [D], on the attention's output
     post_ff_norm: torch.Tensor | None = None  # Gemma2/3: [D], on the MLP's output
+    # Pre-norm weights that could not be folded into qkv / gate_up (GGUF int4 keeps the file's groups): [D]
+    attn_norm: torch.Tensor | None = None
+    ffn_norm: torch.Tensor | None = None
 
 
 @dataclass
