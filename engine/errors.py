@@ -30,6 +30,30 @@ class ModelLoadError(HearthError):
         super().__init__(f"Could not load model {where}{reason}")
 
 
+class BadModelFileError(ModelLoadError):
+    """A model file is damaged or not what it claims: not GGUF, truncated, an unknown quantization
+    type, or metadata missing a key its architecture needs."""
+
+
+class NotEnoughMemoryError(ModelLoadError):
+    """Loading would need more memory than the machine has available; nothing was loaded."""
+
+    def __init__(self, path, needed: int, available: int):
+        self.needed, self.available = needed, available
+        super().__init__(path, f"it needs about {format_bytes(needed)} of memory, and only "
+                               f"{format_bytes(available)} is available.")
+
+
+def format_bytes(n: int | float) -> str:
+    """1536 -> '1.5 KB'; decimal units, as file managers show sizes."""
+    n = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
 class ModelNotLoadedError(HearthError):
     """A task needs a model but none is loaded yet."""
 
