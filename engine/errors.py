@@ -83,3 +83,12 @@ class CancelledError(HearthError):
 
     def __init__(self, message: str = "Cancelled."):
         super().__init__(message)
+
+
+class QueueFullError(HearthError):
+    """The scheduler's queue is full; ``retry_after`` says in how many seconds to try again."""
+
+    def __init__(self, queued: int, retry_after: float = 1.0):
+        self.queued = queued
+        self.retry_after = float(retry_after)
+        super().__init__(f"The engine is busy: {queued} tasks are waiting. Try again in {self.retry_after:.0f} s.")
