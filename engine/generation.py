@@ -4,7 +4,8 @@ Follow a token: ``generate`` tokenizes the prompt and fits it to the context,
 ``generate_ids`` runs transformers' ``model.generate`` with a streamer that
 receives each new token id, ``TextStream`` turns ids into safe text chunks,
 and ``on_text`` hands them to the caller (the GUI worker, or stdout in the CLI).
-Cancelling and stop strings end the loop through one ``StoppingCriteria``.
+Cancelling, stop strings and a loop caught by ``RepetitionGuard`` end the loop
+through one ``should_stop`` check, whichever decode loop runs.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any, Callable, Sequence
 from engine.cancel import CancelToken
 from engine.config import SamplingConfig
 from engine.errors import GenerationError, OutOfMemoryError
+from engine.repetition import RepetitionGuard
 from engine.streaming import TextStream
 
 TextFn = Callable[[str], None]
 
 FINISH_EOS, FINISH_LENGTH, FINISH_STOP, FINISH_CANCELLED = "eos", "length", "stop", "cancelled"
+FINISH_REPETITION = "repetition"  # cut where the output began to go round in circles (engine/repetition.py)
+REPETITION_NOTICE = "The reply began to repeat itself, so it was stopped there."
 
 
 @dataclass
@@ -28,7 +32,7 @@ class GenerationResult:
     text: str
     new_tokens: int
     prompt_tokens: int
-    finish_reason: str  # one of the FINISH_* names above
+    finish_reason: str  # one of the FINISH_* names above: "eos", "stop", "length", "repetition", "cancelled"
     tok_s: float
     ttft_s: float
     elapsed_s: float
@@ -69,8 +73,9 @@ def generate(lm: Any, prompt: str | Sequence[int], sampling: SamplingConfig | No
     result = generate_ids(lm, ids, sampling.with_(max_new_tokens=max_new), on_text=on_text, cancel=cancel)
     if truncated:
         result.prompt_truncated = True
-        result.notice = (f"The prompt was longer than the model's context ({lm.context_length} tokens); "
-                         f"only its last {len(ids)} tokens were used.")
+        cut = (f"The prompt was longer than the model's context ({lm.context_length} tokens); "
+               f"only its last {len(ids)} tokens were used.")
+        result.notice = f"{result.notice} {cut}".strip()
     return result
 
 
@@ -84,18 +89,32 @@ def generate_ids(lm: Any, input_ids: Sequence[int], sampling: SamplingConfig, *,
     stream = TextStream(lm.tokenizer, sampling.stop)
     timing = {"start": time.perf_counter(), "first": None, "count": 0}
     eos_ids = lm.eos_token_ids
+    # Between the tokens and the text stream: holds back a tail that may be a loop, stops one for good.
+    guard = RepetitionGuard.for_tokenizer(lm.tokenizer) if sampling.repetition_guard else None
+    shown = [0]  # visible tokens handed to the text stream
+
+    def release(upto: int) -> None:
+        if upto > shown[0]:
+            chunk = stream.push(guard.ids[shown[0]:upto])
+            shown[0] = upto
+            if chunk:
+                on_text(chunk)
 
     def on_tokens(new_ids: list[int]) -> None:
         if timing["first"] is None:
             timing["first"] = time.perf_counter()
         timing["count"] += len(new_ids)
         visible = [t for t in new_ids if t not in eos_ids]
-        chunk = stream.push(visible)
-        if chunk:
-            on_text(chunk)
+        if guard is None:
+            chunk = stream.push(visible)
+            if chunk:
+                on_text(chunk)
+            return
+        guard.push(visible)
+        release(guard.safe_len())
 
     def should_stop() -> bool:
-        return cancel.cancelled or stream.stopped_by is not None
+        return cancel.cancelled or stream.stopped_by is not None or (guard is not None and guard.looped)
 
     if sampling.seed is not None:
         torch.manual_seed(sampling.seed)
@@ -103,8 +122,10 @@ def generate_ids(lm: Any, input_ids: Sequence[int], sampling: SamplingConfig, *,
         decoder = lm.extras.get("decoder")
         fast = decoder is not None and decoder.supports(sampling)
         run = decoder.decode if fast else hf_decode
-        used = f"fast {getattr(decoder, 'mode', '')}".strip() if fast else "transformers"
         new_ids = run(lm, list(input_ids), sampling, on_tokens=on_tokens, should_stop=should_stop)
+        from engine.fastpath.decoder import route
+
+        used = route(lm, decoder, fast)  # "fast int8", or "transformers: <why the fast path did not run>"
     except torch.OutOfMemoryError as exc:
         raise OutOfMemoryError("Out of memory while generating. Try a shorter prompt, fewer new "
                                "tokens, or a smaller model.") from exc
@@ -113,6 +134,8 @@ def generate_ids(lm: Any, input_ids: Sequence[int], sampling: SamplingConfig, *,
             raise OutOfMemoryError("Out of memory while generating. Try a shorter prompt, fewer new "
                                    "tokens, or a smaller model.") from exc
         raise GenerationError(f"Generation failed: {exc}") from exc
+    if guard is not None:
+        release(guard.keep if guard.looped else len(guard.ids))  # the loop's copies are never shown
     tail = stream.finish()
     if tail:
         on_text(tail)
@@ -122,16 +145,20 @@ def generate_ids(lm: Any, input_ids: Sequence[int], sampling: SamplingConfig, *,
         reason = FINISH_CANCELLED
     elif stream.stopped_by is not None:
         reason = FINISH_STOP
+    elif guard is not None and guard.looped:
+        reason = FINISH_REPETITION
     elif new_ids and new_ids[-1] in eos_ids:
         reason = FINISH_EOS
     else:
         reason = FINISH_LENGTH
     n = len(new_ids)
     decode_time = end - first
+    kept = new_ids[:guard.keep] if reason == FINISH_REPETITION else new_ids  # no eos among the loop's tokens
     return GenerationResult(
         text=stream.output, new_tokens=n, prompt_tokens=len(input_ids), finish_reason=reason,
         tok_s=(n - 1) / decode_time if n > 1 and decode_time > 0 else 0.0,
-        ttft_s=first - timing["start"], elapsed_s=end - timing["start"], token_ids=tuple(new_ids), decoder=used)
+        ttft_s=first - timing["start"], elapsed_s=end - timing["start"], token_ids=tuple(kept), decoder=used,
+        notice=REPETITION_NOTICE if reason == FINISH_REPETITION else "")
 
 
 def hf_decode(lm: Any, input_ids: list[int], sampling: SamplingConfig, *,

@@ -78,18 +78,19 @@ def load_model(config: LoadConfig | None = None, *, on_progress: ProgressFn | No
     return load_folder(folder, config, on_progress=on_progress, cancel=cancel)
 
 
-def check_model_folder(folder: Path) -> None:
-    """Fail early, with a clear reason, on folders that are not models."""
+def check_model_folder(folder: Path) -> Any:
+    """Fail early, with a clear reason, on folders that are not models; return the parsed config.json."""
     if not (folder / "config.json").is_file():
         raise ModelLoadError(folder, "this folder has no config.json, so it is not a transformers model folder.")
     try:
-        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        model_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(folder / "config.json", f"the file is not valid JSON ({exc}).") from exc
     if not any(any(folder.glob(p)) for p in WEIGHT_PATTERNS):
         raise ModelLoadError(folder, "no weights found (expected model.safetensors or pytorch_model.bin).")
     for weights in folder.glob("*.safetensors"):
         _check_safetensors(weights)
+    return model_config
 
 
 def _check_safetensors(path: Path) -> None:
@@ -128,14 +129,15 @@ def context_length_of(model_config: Any, tokenizer: Any) -> int:
 def load_folder(folder: Path, config: LoadConfig, *, on_progress: ProgressFn,
                 cancel: CancelToken) -> LoadedModel:
     folder = Path(folder)
-    check_model_folder(folder)
+    model_config = check_model_folder(folder)
     on_progress(0.8, f"Loading {folder.name}…")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import engine.lab.hf_model  # noqa: F401  (registers the Transformer lab's folders with the Auto classes)
-
     from engine.device import pick_device, pick_dtype
+    from engine.model_types import register_model_type
+
+    register_model_type(model_config)  # a feature's own model type (the lab's Transformer)
 
     device = pick_device(config.device)
     dtype = pick_dtype(device, config.dtype)

@@ -27,7 +27,7 @@ def attach(lm: Any, config: Any = None, *, mode: str | None = None) -> FastDecod
     """Give ``lm`` a fast decoder if its architecture is supported; returns it (or None)."""
     mode = mode or default_mode()
     if (config is not None and not getattr(config, "fast", True)) or mode == "off":
-        lm.extras["fast_path_off"] = "switched off"
+        lm.extras["fast_path_off"] = "the fast path is switched off"
         return None
     if getattr(lm.device, "type", "cpu") not in ("cpu", "cuda"):  # e.g. Apple MPS: complex RoPE untested there
         lm.extras["fast_path_off"] = f"not available on {lm.device}"

@@ -85,6 +85,7 @@ class FastDecoder:
         self._cached_ids: list[int] = []  # tokens whose keys/values are in the KV cache
         self.threads = ThreadChooser()  # intra-op threads per decode step, chosen by measuring
         self.prefill_threads = ThreadChooser(explore_every=4)  # per prompt token, for prompt chunks
+        self.last_route = ""  # what the last decode() ran on, in words (results and the status bar show it)
 
     # -- preparation ---------------------------------------------------------------
     def prepare(self) -> bool:
@@ -201,7 +202,10 @@ class FastDecoder:
         if prepared is None or total > prepared.spec.max_positions or not input_ids:
             from engine.generation import hf_decode
 
+            self.last_route = plain_route(lm, self) if prepared is None else \
+                f"transformers: {total:,} tokens are more than the fast path's {prepared.spec.max_positions:,}"
             return hf_decode(lm, input_ids, sampling, on_tokens=on_tokens, should_stop=should_stop)
+        self.last_route = f"fast {self.mode}"
         threads, streamed = torch.get_num_threads(), []
 
         def stream(ids: list[int]) -> None:
@@ -219,6 +223,7 @@ class FastDecoder:
             # A fault of the fast path itself must not cost the user the reply: step aside for good.
             self._set(OFF, f"decoding failed ({type(exc).__name__}: {exc})", None)
             self._cached_ids = []
+            self.last_route = plain_route(lm, self)
             from engine.generation import hf_decode
 
             return hf_decode(lm, input_ids, sampling, on_tokens=on_tokens, should_stop=should_stop)
@@ -287,6 +292,26 @@ def _common_prefix(a: list[int], b: list[int], limit: int) -> int:
             break
         n += 1
     return n
+
+
+def route(lm: Any, decoder: Any, fast: bool) -> str:
+    """Which decode loop produced a result, and if it is the plain one, why ("fast int8", "transformers: ...")."""
+    if fast:
+        return getattr(decoder, "last_route", "") or f"fast {getattr(decoder, 'mode', '')}".strip()
+    return plain_route(lm, decoder)
+
+
+def plain_route(lm: Any, decoder: Any) -> str:
+    """"transformers", with the reason the fast path did not run, when there is one."""
+    if decoder is None:
+        reason = lm.extras.get("fast_path_off", "")
+    elif getattr(decoder, "status", None) == PREPARING:
+        reason = "the fast path is still being prepared"
+    elif getattr(decoder, "status", None) == OFF:
+        reason = decoder.reason
+    else:
+        reason = ""
+    return f"transformers: {reason}" if reason else "transformers"
 
 
 def default_mode() -> str:

@@ -91,7 +91,7 @@ def describe(model: Any) -> ArchSpec:
     cfg = getattr(model, "config", None)
     kind = getattr(cfg, "model_type", None)
     if kind not in MODEL_TYPES:
-        raise UnsupportedModelError(f"model type {kind!r} is not one of {', '.join(MODEL_TYPES)}")
+        raise UnsupportedModelError(f"the fast path does not implement {kind!r} models")
     act_name = getattr(cfg, "hidden_activation", None) or getattr(cfg, "hidden_act", "silu")
     if act_name not in ACTIVATIONS:
         raise UnsupportedModelError(f"activation {act_name!r} is not silu or gelu-tanh")
