@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hearth-setup
 
-.PHONY: setup run test test-fast dist dist-test bench bench-llamacpp clean
+.PHONY: setup run lint test test-fast dist dist-test bench bench-llamacpp clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml Makefile
 run: setup
 	$(BIN)/hearth
 
-test: setup
+# Style (ruff, configured in pyproject.toml) and the seam (import-linter's contracts, also there).
+lint: setup
+	$(BIN)/ruff check engine gui tests bench
+	$(BIN)/lint-imports
+
+test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: setup

@@ -108,9 +108,9 @@ def test_cancel_token_ends_generation_on_both_paths(tiny_lm, use):
         token = CancelToken()
         chunks: list[str] = []
 
-        def on_text(chunk):
-            chunks.append(chunk)
-            token.cancel()
+        def on_text(chunk):  # used within this iteration only
+            chunks.append(chunk)  # noqa: B023
+            token.cancel()  # noqa: B023
 
         results[name] = run(tiny_lm, PROMPTS[2], GREEDY.with_(max_new_tokens=60), on_text=on_text, cancel=token)
         assert results[name].finish_reason == FINISH_CANCELLED

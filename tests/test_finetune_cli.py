@@ -77,7 +77,8 @@ def test_torchrun_two_processes_make_the_same_artefacts(tiny_model_dir, corpus, 
     assert done.returncode == 0, done.stderr[-3000:]
 
     def files(folder):
-        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and "checkpoint" not in str(p))
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                      if p.is_file() and "checkpoint" not in str(p))
 
     ddp = tmp_path / "ddp"
     assert files(ddp) == files(single)

@@ -41,7 +41,7 @@ def load_from(args: argparse.Namespace, quiet: bool = False):
 
     lm = load_model(LoadConfig(path=args.model, device=args.device, dtype=args.dtype), on_progress=progress)
     if not quiet:
-        print(f"\r\033[K", end="", file=sys.stderr, flush=True)
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
     return lm
 
 

@@ -46,7 +46,9 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class LabTrainConfig:
-    """A lab training run. Zero in ``max_steps``/``batch_size``/``learning_rate``/``context`` means the size's default."""
+    """A lab training run.
+
+    Zero in ``max_steps``/``batch_size``/``learning_rate``/``context`` means the size's default."""
 
     files: tuple[str, ...]
     out_dir: str
@@ -81,7 +83,8 @@ class LabTrainConfig:
         _check(self.objective in OBJECTIVES, f"objective must be clm or mlm, not {self.objective!r}")
         _check(self.tokenizer in TOKENIZER_KINDS, f"tokenizer must be char or bpe, not {self.tokenizer!r}")
         _check(300 <= self.vocab_size <= 200_000, f"vocab_size must be between 300 and 200000, not {self.vocab_size}")
-        _check(self.context == 0 or 8 <= self.context <= 4096, f"context must be between 8 and 4096, not {self.context}")
+        _check(self.context == 0 or 8 <= self.context <= 4096,
+               f"context must be between 8 and 4096, not {self.context}")
         _check(self.max_steps >= 0 and self.batch_size >= 0, "max_steps and batch_size cannot be negative")
         _check(0.0 <= self.learning_rate <= 1.0, f"learning_rate must be between 0 and 1, not {self.learning_rate}")
         _check(0.0 <= self.weight_decay <= 1.0, f"weight_decay must be between 0 and 1, not {self.weight_decay}")
@@ -89,7 +92,8 @@ class LabTrainConfig:
         _check(self.eval_every >= 1 and self.eval_batches >= 1, "eval_every and eval_batches must be at least 1")
         _check(self.patience >= 0 and self.warmup_steps >= 0, "patience and warmup_steps cannot be negative")
         _check(0.01 <= self.val_fraction <= 0.5, f"val_fraction must be between 0.01 and 0.5, not {self.val_fraction}")
-        _check(0.01 <= self.mask_fraction <= 0.5, f"mask_fraction must be between 0.01 and 0.5, not {self.mask_fraction}")
+        _check(0.01 <= self.mask_fraction <= 0.5,
+               f"mask_fraction must be between 0.01 and 0.5, not {self.mask_fraction}")
         _check(self.max_minutes >= 0, f"max_minutes cannot be negative, not {self.max_minutes}")
         _check(1 <= self.sample_tokens <= 4096, f"sample_tokens must be between 1 and 4096, not {self.sample_tokens}")
 

@@ -161,8 +161,8 @@ class MessagesMixin:
         if not ids or self.message(message_id).conversation_id != conversation_id:
             raise NotFoundError(f"Conversation {conversation_id} has no message {message_id}.")
         with self.db.write() as conn:
-            conn.executemany("UPDATE messages SET active_child_id = ? WHERE id = ? AND "
-                             "active_child_id IS NOT ?", [(child, parent, child) for parent, child in zip(ids, ids[1:])])
+            conn.executemany("UPDATE messages SET active_child_id = ? WHERE id = ? AND active_child_id IS NOT ?",
+                             [(child, parent, child) for parent, child in zip(ids, ids[1:])])
             conn.execute("UPDATE conversations SET current_leaf_id = ? WHERE id = ?", (message_id, conversation_id))
 
     def show_message(self, message_id: int) -> int:

@@ -103,8 +103,8 @@ class HeatmapWidget(QWidget):
             QToolTip.hideText()
             return
         i, j = hit
-        QToolTip.showText(event.globalPosition().toPoint(),
-                          f"‘{self.tokens[i]}’ (#{i}) looks at ‘{self.tokens[j]}’ (#{j}): {self.matrix[i, j]:.3f}", self)
+        text = f"‘{self.tokens[i]}’ (#{i}) looks at ‘{self.tokens[j]}’ (#{j}): {self.matrix[i, j]:.3f}"
+        QToolTip.showText(event.globalPosition().toPoint(), text, self)
 
 
 class HeadGrid(QWidget):

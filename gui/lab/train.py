@@ -72,7 +72,8 @@ class TrainPanel(QWidget):
         for signal in (self.size.currentIndexChanged, self.tokenizer.currentIndexChanged, self.vocab.valueChanged,
                        self.steps.valueChanged):
             signal.connect(lambda *_: self._estimate_timer.start())
-        self.tokenizer.currentIndexChanged.connect(lambda *_: self.vocab.setEnabled(self.tokenizer.currentData() == "bpe"))
+        self.tokenizer.currentIndexChanged.connect(
+            lambda *_: self.vocab.setEnabled(self.tokenizer.currentData() == "bpe"))
         self.vocab.setEnabled(False)
         self._set_running(False)
 
