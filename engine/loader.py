@@ -154,17 +154,32 @@ def load_folder(folder: Path, config: LoadConfig, *, on_progress: ProgressFn,
         raise ModelLoadError(folder, f"the weights could not be loaded ({type(exc).__name__}: {exc}).") from exc
     if cancel.cancelled:
         raise CancelledError()
-    model.to(device)
-    model.eval()
-    from engine.chat_template import prepare_tokenizer
-
-    prepare_tokenizer(tokenizer)
     on_progress(1.0, "Ready")
     from engine.default_model import DEFAULT_MODEL_NAME
 
     name = DEFAULT_MODEL_NAME if folder.name == DEFAULT_MODEL_NAME else folder.name
-    lm = LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype,
-                     context_length=context_length_of(model.config, tokenizer), name=name, path=folder)
+    return wrap_model(model, tokenizer, folder, config, name=name, device=device)
+
+
+def wrap_model(model: Any, tokenizer: Any, path: Path, config: LoadConfig | None = None, *, name: str | None = None,
+               device: Any = None, extras: dict | None = None) -> LoadedModel:
+    """The one way a model becomes a LoadedModel: on its device, in eval mode, with a prepared tokenizer
+    and, when its architecture allows, the fast decode path.
+
+    ``load_folder`` ends here, and so do the models the features open themselves (a fine-tuning
+    adapter merged into its base, a lab folder opened as a masked model), so every model gets the same.
+    """
+    from engine.chat_template import prepare_tokenizer
+    from engine.device import pick_device
+
+    config = config or LoadConfig(path=str(path))
+    device = device if device is not None else pick_device(config.device)
+    model.to(device)
+    model.eval()
+    prepare_tokenizer(tokenizer)
+    lm = LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=model.dtype,
+                     context_length=context_length_of(model.config, tokenizer), name=name or Path(path).name,
+                     path=Path(path), extras=dict(extras or {}))
     if config.fast:  # the fast decode path (engine/fastpath); prepared lazily, never blocks loading
         from engine.fastpath import attach
 

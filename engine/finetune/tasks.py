@@ -102,35 +102,26 @@ def export_task(session, *, on_text=None, on_progress=None, cancel=None, run_dir
 
 
 def tuned_model(session, path: str) -> Any:
-    """A LoadedModel for a run's result: an adapter merged into its base in memory, or a model folder."""
-    cache = session.state.setdefault("finetune_tuned", {})
-    if path in cache:
-        return cache[path]
-    if (Path(path) / "adapter_config.json").is_file():
-        import torch
+    """A LoadedModel for a run's result (an adapter merged into its base in memory, or a model
+    folder), from the session's one model cache."""
+    return session.model_for(path, opener=open_tuned)
 
-        from engine.finetune.merge import adapter_base, load_merged
-        from engine.loader import LoadedModel, context_length_of
 
-        from engine.device import pick_device
-
-        device = session.model.device if session.model is not None else pick_device("auto")
-        model, tokenizer = load_merged(path, device=str(device))
-        from engine.chat_template import prepare_tokenizer
-
-        prepare_tokenizer(tokenizer)
-        run = Path(path).parent
-        lm = LoadedModel(model=model, tokenizer=tokenizer, device=torch.device(str(device)), dtype=torch.float32,
-                         context_length=context_length_of(model.config, tokenizer), name=f"{run.name} (LoRA)",
-                         path=Path(path), extras={"base": adapter_base(path)})
-    else:
+def open_tuned(path: str, device: str) -> Any:
+    if not (Path(path) / "adapter_config.json").is_file():
         from engine.config import LoadConfig
         from engine.loader import load_model
 
-        lm = load_model(LoadConfig(path=path, device="auto" if session.model is None else str(session.model.device)))
-    cache.clear()  # one fine-tuned model at a time: they are as big as the base
-    cache[path] = lm
-    return lm
+        return load_model(LoadConfig(path=path, device=device))
+    from engine.config import LoadConfig
+    from engine.device import pick_device
+    from engine.finetune.merge import adapter_base, load_merged
+    from engine.loader import wrap_model
+
+    dev = pick_device(device)
+    model, tokenizer = load_merged(path, device=str(dev))
+    return wrap_model(model, tokenizer, Path(path), LoadConfig(path=path, device=device), device=dev,
+                      name=f"{Path(path).parent.name} (LoRA)", extras={"base": adapter_base(path)})
 
 
 def tuned_chat_task(session, *, on_text=None, on_progress=None, cancel=None, path: str, messages, sampling=None,

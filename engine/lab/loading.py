@@ -28,7 +28,7 @@ def is_masked(lm) -> bool:
 def load_any(path, device: str = "auto"):
     """A LoadedModel for ``path``: any model folder, including lab folders of both objectives."""
     from engine.config import LoadConfig
-    from engine.loader import LoadedModel, check_model_folder, load_model
+    from engine.loader import check_model_folder, load_model
 
     folder = Path(path)
     if not is_lab_folder(folder):
@@ -36,7 +36,7 @@ def load_any(path, device: str = "auto"):
     check_model_folder(folder)
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
 
-    from engine.device import pick_device
+    from engine.loader import wrap_model
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -45,7 +45,4 @@ def load_any(path, device: str = "auto"):
         model = auto.from_pretrained(folder, local_files_only=True)
     except Exception as exc:  # transformers raises many types here
         raise ModelLoadError(folder, f"the lab model could not be read ({type(exc).__name__}: {exc}).") from exc
-    dev = pick_device(device)
-    model.to(dev).eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, device=dev, dtype=model.dtype,
-                       context_length=model.config.max_position_embeddings, name=folder.name, path=folder)
+    return wrap_model(model, tokenizer, folder, LoadConfig(path=str(folder), device=device))

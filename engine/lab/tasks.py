@@ -1,36 +1,23 @@
 """The lab's worker tasks: ``fn(session, *, on_text, on_progress, cancel, **kwargs) -> result``.
 
 ``model_path=None`` means the session's current model (what chat uses); a path opens that folder
-(a lab folder of either objective, or any model folder) and keeps it in ``session.state`` until
-its weights change on disk, so a model that goes on training is re-read.
+(a lab folder of either objective, or any model folder) through the session's model cache, which
+re-reads it when its weights change on disk, so a model that goes on training is re-read.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from engine.config import SamplingConfig
 from engine.lab.config import LabTrainConfig
 
-_CACHE = "lab_models"
-
 
 def model_for(session, model_path: str | None) -> Any:
-    if model_path is None:
-        return session.require_model()
+    """The current model (None), or a lab or model folder from the session's one cache."""
     from engine.lab.loading import load_any
 
-    folder = Path(model_path)
-    weights = folder / "model.safetensors"
-    stamp = weights.stat().st_mtime_ns if weights.exists() else 0
-    cache = session.state.setdefault(_CACHE, {})
-    entry = cache.get(str(folder))
-    if entry is None or entry[0] != stamp:
-        cache.clear()  # one lab model at a time: they are small, but the user's memory is not ours
-        device = str(session.model.device) if session.model is not None else "auto"
-        entry = cache[str(folder)] = (stamp, load_any(folder, device=device))
-    return entry[1]
+    return session.model_for(model_path, opener=load_any)
 
 
 def lab_estimate_task(session, *, on_text=None, on_progress=None, cancel=None, config: LabTrainConfig):
