@@ -44,6 +44,10 @@ def config_for(family: str, init: float = 0.2):
         return T.Phi3Config(sliding_window=6, rope_parameters={"rope_type": "default", "rope_theta": 100.0,
                                                                "partial_rotary_factor": 0.5},
                             **common), T.Phi3ForCausalLM
+    if family == "phi3_longrope":  # Phi-3.5's RoPE: the short factors up to the original context, then handed over
+        return T.Phi3Config(original_max_position_embeddings=32, rope_parameters={
+            "rope_type": "longrope", "rope_theta": 100.0, "partial_rotary_factor": 0.5, "short_factor": [1.0, 1.5],
+            "long_factor": [2.0, 3.0]}, **common), T.Phi3ForCausalLM
     if family == "mistral":
         return T.MistralConfig(sliding_window=4, **common), T.MistralForCausalLM
     if family == "qwen3":
@@ -82,7 +86,7 @@ def reference(model, ids: torch.Tensor) -> torch.Tensor:
         return model(ids[None]).logits[0].float()  # [S, V]
 
 
-FAMILIES = ["gemma", "gemma2", "gemma3", "phi3", "mistral", "qwen3"]
+FAMILIES = ["gemma", "gemma2", "gemma3", "phi3", "phi3_longrope", "mistral", "qwen3"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -120,6 +124,7 @@ def test_family_switches_are_read_from_the_config():
     assert g2.windows == (4, None, 4, None) and g2.post_norms and not g2.qk_norm
     assert g3.qk_norm and g3.attn_softcap is None and g3.rope_keys[:2] == ("sliding_attention", "full_attention")
     assert phi.rotary == 4 and phi.windows == (6,) * 4 and phi.act == "silu" and phi.norm_offset == 0.0
+    assert describe(tiny("phi3_longrope")).max_positions == 32  # past it transformers switches RoPE tables
 
 
 def test_unsupported_settings_are_declined_with_a_reason():
