@@ -73,7 +73,7 @@ def chat(lm: Any, messages: Sequence[ChatMessage], sampling: SamplingConfig | No
                           on_text=on_text, cancel=cancel)
     result.dropped_turns = prompt.dropped_turns
     result.prompt_truncated = prompt.truncated
-    notices = []
+    notices = [result.notice] if result.notice else []  # the repetition guard's, if it cut the reply
     if prompt.dropped_turns:
         notices.append(f"The conversation is longer than the model's context ({lm.context_length} tokens): "
                        f"the {prompt.dropped_turns} oldest message(s) were left out of this reply.")

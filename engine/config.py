@@ -29,6 +29,7 @@ class SamplingConfig:
     max_new_tokens: int = 512
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    repetition_guard: bool = True  # stop where the output starts going round in circles (engine/repetition.py)
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.temperature <= 5.0, f"temperature must be between 0 and 5, not {self.temperature}")

@@ -1,0 +1,94 @@
+"""Stop a generation that goes round in circles, token by token, inside a line or across lines.
+
+Small models fall into loops: "the Creative Commons Creative Commons Creative
+Commons ..." until the token limit. ``RepetitionGuard`` watches the generated
+token ids for a periodic tail: for every period ``p`` up to ``MAX_PERIOD`` it
+keeps ``run[p]``, how many of the last tokens equal the token ``p`` places
+before them (a suffix check, O(MAX_PERIOD) per token). A run of ``r`` such
+matches means the last ``r + p`` tokens repeat one unit of ``p`` tokens.
+
+It is a loop when the repeated span holds at least three copies of the unit
+and ``MIN_SPAN`` tokens (so a two-token unit must come six times), or two
+copies of a long unit (``LONG_UNIT`` tokens: a whole sentence said twice in a
+row). Legitimate repetition is left alone: a unit with no letters at all
+(table rules, "| --- | --- |", indentation, "0, 0, 0", "}}}") must fill
+``LETTERLESS_SPAN`` tokens first, and repeats that are not back to back
+(the same code line in two functions, numbered lists whose numbers change)
+are not periodic at all. The text kept ends with the first copy of the unit.
+
+The guard also decides which tokens are safe to show: the tail that may still
+turn into a loop (a second copy under way) is held back, so the text streamed
+is always the text kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+MAX_PERIOD = 200  # longest unit looked for, in tokens (a short paragraph)
+MIN_SPAN = 12  # a loop covers at least this many tokens...
+MIN_COPIES = 3  # ...and this many copies of its unit,
+LONG_UNIT = 24  # or two copies of a unit this long
+LETTERLESS_SPAN = 128  # units without letters (rules, numbers, whitespace) may repeat this long
+HOLD_RUN = 3  # a second copy this many tokens along is held back until it breaks off
+
+
+class RepetitionGuard:
+    """Feed it the visible token ids as they come (``push``); ``looped`` once a loop is found."""
+
+    def __init__(self, has_letters: Callable[[Sequence[int]], bool]) -> None:
+        self.has_letters = has_letters  # does the text of these token ids hold a letter?
+        self.ids: list[int] = []
+        self.run = [0] * (MAX_PERIOD + 1)  # run[p]: trailing tokens equal to the token p before them
+        self.keep: int | None = None  # tokens kept once a loop is found (the first copy ends there)
+        self.period = 0
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any) -> "RepetitionGuard":
+        def has_letters(ids: Sequence[int]) -> bool:
+            text = tokenizer.decode(list(ids), skip_special_tokens=True)
+            # U+FFFD: a character split across byte-level tokens; CJK and the like count as letters.
+            return any(ch.isalpha() or ch == "\ufffd" for ch in text)
+
+        return cls(has_letters)
+
+    @property
+    def looped(self) -> bool:
+        return self.keep is not None
+
+    def push(self, new_ids: Sequence[int]) -> bool:
+        """Add tokens; True when they complete a loop (then ``keep`` says how many tokens to keep)."""
+        for token in new_ids:
+            if self.keep is not None:
+                break
+            self.ids.append(int(token))
+            self._step()
+        return self.keep is not None
+
+    def _step(self) -> None:
+        ids, run, i = self.ids, self.run, len(self.ids) - 1
+        token = ids[i]
+        for p in range(1, min(i, MAX_PERIOD) + 1):
+            if ids[i - p] != token:
+                run[p] = 0
+                continue
+            run[p] += 1
+            span = run[p] + p
+            if span < MIN_SPAN or (span < MIN_COPIES * p and not (p >= LONG_UNIT and span >= 2 * p)):
+                continue
+            unit = ids[i - p + 1:i + 1]
+            if span < LETTERLESS_SPAN and not self.has_letters(unit):
+                continue
+            self.keep, self.period = i + 1 - span + p, p
+            return
+
+    def safe_len(self) -> int:
+        """How many tokens can be shown now without showing part of a loop that may still be cut."""
+        if self.keep is not None:
+            return self.keep
+        n = len(self.ids)
+        safe = n - (HOLD_RUN - 1)  # a run reaching HOLD_RUN later starts no earlier than this
+        for p in range(1, min(n - 1, MAX_PERIOD) + 1):
+            if self.run[p] >= HOLD_RUN:
+                safe = min(safe, n - self.run[p])  # the second copy begins there
+        return max(0, safe)
