@@ -92,3 +92,18 @@ class QueueFullError(HearthError):
         self.queued = queued
         self.retry_after = float(retry_after)
         super().__init__(f"The engine is busy: {queued} tasks are waiting. Try again in {self.retry_after:.0f} s.")
+
+
+class ContextOverflowError(GenerationError):
+    """A prompt (plus the tokens asked for) does not fit the model's context window."""
+
+    def __init__(self, prompt_tokens: int, context_length: int, max_tokens: int | None = None):
+        self.prompt_tokens = prompt_tokens
+        self.context_length = context_length
+        self.max_tokens = max_tokens
+        if max_tokens is None or prompt_tokens >= context_length:
+            detail = f"the prompt has {prompt_tokens} tokens"
+        else:
+            detail = f"the prompt has {prompt_tokens} tokens and {max_tokens} more were asked for"
+        super().__init__(f"This model's context is {context_length} tokens, but {detail}. "
+                         "Shorten the prompt or ask for fewer tokens.")
