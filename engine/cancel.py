@@ -29,3 +29,18 @@ class CancelToken:
 
     def __repr__(self) -> str:
         return f"CancelToken(cancelled={self.cancelled})"
+
+
+class LinkedCancel(CancelToken):
+    """Cancelled when the caller cancels, or when we decide to stop ourselves (a code boundary reached)."""
+
+    def __init__(self, outer: CancelToken | None) -> None:
+        super().__init__()
+        self.outer = outer or CancelToken()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.outer.cancelled or self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        self.outer.raise_if_cancelled()

@@ -167,10 +167,19 @@ def test_final_markdown_matches_the_form_asked_for():
     assert to_markdown("Here is why it matters: costs.\nMore.", "prose").startswith("Here is why")
 
 
-def test_a_looping_model_is_stopped_and_cut(fake_lm, monkeypatch):
-    answer = "- The licence grants rights.\n" + "- What you need to know about it.\n" * 5
-    monkeypatch.setattr(sm, "_generate", FakeModel(answer))
-    streamed = []
-    result = summarize(fake_lm, "A short text.", SummaryConfig(form="bullets"), on_text=streamed.append)
-    assert result.text == "- The licence grants rights.\n- What you need to know about it."
-    assert "".join(streamed).strip() == result.text and result.finish_reason == "stop"
+def test_a_loop_cut_by_generation_is_reported(fake_lm, monkeypatch):
+    # Generation's repetition guard cuts the loop (tests/test_engine_repetition.py); the summary says so.
+    calls = []
+
+    def looping(lm, messages, sampling, on_text, cancel):
+        calls.append(on_text)
+        if on_text is not None:
+            on_text("- The licence grants rights.")
+        return GenerationResult("- The licence grants rights.", 3, 0, "repetition", 0.0, 0.0, 0.0,
+                                notice="The reply began to repeat itself, so it was stopped there.")
+
+    monkeypatch.setattr(sm, "_generate", looping)
+    result = summarize(fake_lm, "A short text.", SummaryConfig(form="bullets"))
+    assert result.finish_reason == "repetition" and "repeat" in result.notice
+    result = summarize(fake_lm, TEXT, SummaryConfig(max_chunk_tokens=200))
+    assert result.parts >= 2 and f"repeating itself in {result.parts} of the partial" in result.notice

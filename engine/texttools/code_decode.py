@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from engine.cancel import CancelToken
 from engine.texttools.code_boundary import Boundary
-from engine.texttools.loop_guard import LinkedCancel
+from engine.cancel import LinkedCancel
 
 
 # How whitespace looks inside raw token strings: byte-level BPE (space, newline, tab, CR), SentencePiece.

@@ -19,7 +19,6 @@ from engine.cancel import CancelToken
 from engine.texttools.chunking import TokenCounter, chunk_text
 from engine.config import ChatMessage, SamplingConfig
 from engine.errors import CancelledError, GenerationError, HearthError, InvalidConfigError
-from engine.texttools.loop_guard import LoopGuard
 
 LENGTHS = ("short", "medium", "long")
 FORMS = ("prose", "bullets")
@@ -46,7 +45,8 @@ class SummaryConfig:
     overlap_tokens: int = 64
     max_chunk_tokens: int = 0  # 0: by model size (small models summarize small pieces far better)
     max_new_tokens: int = 0  # 0: from the length
-    # Greedy: the same text gets the same summary; the penalty and LoopGuard keep small models from looping.
+    # Greedy: the same text gets the same summary; the penalty and generation's repetition guard keep small
+    # models from looping.
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
         temperature=0.0, repetition_penalty=1.15))
 
@@ -156,17 +156,16 @@ def summarize(lm: Any, text: str, config: SummaryConfig | None = None, *,
     plan = _Planner(lm, config)
     final_max = config.final_max_new
     calls = [0]
+    looped = [0]  # partial summaries the repetition guard cut
 
     def run(messages: list[ChatMessage], max_new: int, stream: bool) -> Any:
         cancel.raise_if_cancelled()
         calls[0] += 1
-        guard = LoopGuard(on_text if stream else None, cancel)  # stops a model going round in circles
-        result = _generate(lm, messages, config.sampling.with_(max_new_tokens=max_new), guard, guard.token)
-        result.text = guard.finish()
+        result = _generate(lm, messages, config.sampling.with_(max_new_tokens=max_new), on_text if stream else None,
+                           cancel)
         if cancel.cancelled and not stream:
             raise CancelledError()
-        if guard.looped and not cancel.cancelled:
-            result.finish_reason = "stop"
+        looped[0] += not stream and result.finish_reason == "repetition"
         return result
 
     input_tokens = plan.counter(text)
@@ -175,7 +174,7 @@ def summarize(lm: Any, text: str, config: SummaryConfig | None = None, *,
         result = run(final_messages(text, config, False), final_max, True)
         progress(1.0, "Done")
         return SummaryResult(to_markdown(result.text, config.form), 1, 0, calls[0], input_tokens,
-                             result.finish_reason)
+                             result.finish_reason, result.notice)
 
     part_max = min(PART_MAX_NEW, max(32, final_max))
     budget = plan.piece_budget(lambda t: part_messages(t, config, 99, 99, False), part_max)
@@ -191,7 +190,11 @@ def summarize(lm: Any, text: str, config: SummaryConfig | None = None, *,
     progress(len(pieces) / (len(pieces) + 1), "Combining the partial summaries")
     result = run(final_messages("\n\n".join(notes), config, True), final_max, True)
     progress(1.0, "Done")
-    notice = f"The model wrote nothing for {empty} of the parts; they are missing from the summary." if empty else ""
+    notices = [result.notice,
+               f"The model wrote nothing for {empty} of the parts; they are missing from the summary." if empty else "",
+               f"The model began repeating itself in {looped[0]} of the partial summaries; they were cut there."
+               if looped[0] else ""]
+    notice = " ".join(n for n in notices if n)
     return SummaryResult(to_markdown(result.text, config.form), len(pieces), rounds + 1, calls[0], input_tokens,
                          result.finish_reason, notice)
 

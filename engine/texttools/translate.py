@@ -15,7 +15,6 @@ from engine.texttools.chunking import TokenCounter, chunk_text
 from engine.config import ChatMessage, SamplingConfig
 from engine.errors import HearthError, InvalidConfigError
 from engine.texttools.language_detect import LANGUAGES, detect_language, language_name
-from engine.texttools.loop_guard import LoopGuard
 
 DEFAULT_SAMPLING = SamplingConfig(temperature=0.0, repetition_penalty=1.1, max_new_tokens=1024)  # greedy: stable
 
@@ -83,19 +82,24 @@ def translate(lm: Any, request: TranslateRequest, *, on_text: Callable[[str], No
     # of the room, its answer up to two thirds.
     budget = max(32, min(1024, (lm.context_length - overhead) // 3 - 8))
     pieces = chunk_text(TokenCounter(lm.tokenizer), request.text, budget)
-    out, reason = [], "eos"
+    out, reason, looped = [], "eos", 0
     for i, piece in enumerate(pieces, 1):
         progress((i - 1) / len(pieces), f"Translating part {i} of {len(pieces)}" if len(pieces) > 1 else "Translating")
         if out:
             emit("\n\n")
-        guard = LoopGuard(emit, cancel)  # small models can fall into repeating one line
         system, *messages = messages_for(piece, source, request.target)
         result = chat(lm, messages, request.sampling.with_(
             max_new_tokens=min(request.sampling.max_new_tokens, budget * 2)), system_prompt=system.content,
-            on_text=guard, cancel=guard.token)
-        out.append(guard.finish().strip())
-        reason = "cancelled" if cancel.cancelled else ("stop" if guard.looped else result.finish_reason)
+            on_text=emit, cancel=cancel)  # generation's repetition guard cuts a piece that goes round in circles
+        out.append(result.text.strip())
+        reason = "cancelled" if cancel.cancelled else result.finish_reason
+        looped += reason == "repetition"
         if reason == "cancelled":
             break
     progress(1.0, "Done")
-    return TranslationResult("\n\n".join(out), source, request.target, detected, len(pieces), reason)
+    notice = (f"The model began repeating itself in {looped} of the {len(pieces)} parts; they were cut there."
+              if looped and len(pieces) > 1 else "The translation began to repeat itself, so it was cut there."
+              if looped else "")
+    if looped and reason != "cancelled":
+        reason = "repetition"
+    return TranslationResult("\n\n".join(out), source, request.target, detected, len(pieces), reason, notice)
