@@ -408,9 +408,10 @@ _default_lock = threading.Lock()
 
 
 def default_scheduler() -> Scheduler:
-    """The process-wide scheduler (created on first use): the CLI and the server share it."""
+    """The process-wide scheduler (created on first use, again after a shutdown): the CLI, the
+    server and the window share it."""
     global _default
     with _default_lock:
-        if _default is None:
+        if _default is None or _default._closed:
             _default = Scheduler()
         return _default

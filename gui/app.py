@@ -57,9 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     icon = resource_path("hearth.png")
     if icon:
         app.setWindowIcon(QIcon(icon))
+    from engine.scheduler import default_scheduler
     from gui.main_window import MainWindow
+    from gui.worker import EngineClient
 
-    window = MainWindow(defer_views=True)
+    # The process-wide scheduler: a server started in this process shares the window's model.
+    window = MainWindow(EngineClient(scheduler=default_scheduler()), defer_views=True)
     window.show()
     startup = time.time() - process_start_time()
     if args.self_test:

@@ -19,7 +19,7 @@ from gui.device_menu import DeviceMenu
 from gui.model_picker import ModelPicker
 from gui.chat.sampling_panel import SamplingPanel
 from gui.views import VIEWS
-from gui.worker import EngineClient
+from gui.worker import EngineClient, TaskSignals
 
 
 class MainWindow(QMainWindow):
@@ -32,7 +32,7 @@ class MainWindow(QMainWindow):
         self.resize(1180, 780)
         self.client = client or EngineClient(self)
         self.model_info: dict | None = None
-        self._load_task: int | None = None
+        self._load_task: TaskSignals | None = None
         self._load_path: str | None = None
         self.error_banner = Banner("error")
         self.notice_banner = Banner("notice")
@@ -41,10 +41,6 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_views()
         self._build_menus()
-        self.client.progress_changed.connect(self._on_progress)
-        self.client.finished.connect(self._on_finished)
-        self.client.failed.connect(self._on_failed)
-        self.client.cancelled.connect(self._on_cancelled)
 
     # -- construction -------------------------------------------------------------
     def _build_views(self) -> None:
@@ -195,7 +191,7 @@ class MainWindow(QMainWindow):
         self._show_stats(f"{result.tok_s:.1f} tok/s" + (f" ({decoder})" if decoder else ""), context)
 
     # -- model loading ------------------------------------------------------------
-    def load_model(self, path: str | None = None) -> int:
+    def load_model(self, path: str | None = None) -> TaskSignals:
         from engine.tasks import load_task
 
         self._load_path = path
@@ -204,18 +200,21 @@ class MainWindow(QMainWindow):
         self.load_progress.show()
         self.status_model.setText("Loading model…")
         config = LoadConfig(path=path, device=DeviceMenu.value("device"), dtype=DeviceMenu.value("dtype"))
-        self._load_task = self.client.submit(load_task, config=config)
-        return self._load_task
+        if self._load_task is not None:  # a newer choice wins; the older load's outcome is not shown
+            self._load_task.abandon()
+        task = self._load_task = self.client.submit(load_task, label="load model", config=config)
+        task.progress.connect(self._on_progress)
+        task.done.connect(self._on_finished)
+        task.failed.connect(self._on_failed)
+        task.cancelled.connect(self._on_cancelled)
+        return task
 
-    def _on_progress(self, task_id: int, fraction: float, message: str) -> None:
-        if task_id == self._load_task:
-            self.load_progress.setValue(int(fraction * 1000))
-            self.load_progress.setFormat(message or "%p %")
-            self.load_progress.setToolTip(message)
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.load_progress.setValue(int(fraction * 1000))
+        self.load_progress.setFormat(message or "%p %")
+        self.load_progress.setToolTip(message)
 
-    def _on_finished(self, task_id: int, result) -> None:
-        if task_id != self._load_task:
-            return
+    def _on_finished(self, result) -> None:
         self._load_task = None
         self.load_progress.hide()
         self.model_info = result
@@ -226,9 +225,7 @@ class MainWindow(QMainWindow):
         self.build_pending_views()  # every view must hear about the model
         self.model_changed.emit(result)
 
-    def _on_failed(self, task_id: int, message: str, error_type: str) -> None:
-        if task_id != self._load_task:
-            return
+    def _on_failed(self, message: str, error_type: str) -> None:
         self._load_task = None
         self.load_progress.hide()
         self.status_model.setText(f"{self.model_info['name']} · {self.model_info['device']}" if self.model_info
@@ -236,10 +233,9 @@ class MainWindow(QMainWindow):
         self.model_picker.refresh()
         self.show_error(message + ("" if self.model_info else "  Choose another model in the Model box."))
 
-    def _on_cancelled(self, task_id: int, result) -> None:
-        if task_id == self._load_task:
-            self._load_task = None
-            self.load_progress.hide()
+    def _on_cancelled(self, result) -> None:
+        self._load_task = None
+        self.load_progress.hide()
 
     # -- help -------------------------------------------------------------------
     def run_diagnostics(self) -> None:

@@ -32,7 +32,7 @@ class SelfTest(QObject):
         self._last_tick: float | None = None
         self.ticker = QTimer(self, interval=5, timerType=Qt.TimerType.PreciseTimer, timeout=self._tick)
         window.model_changed.connect(self._on_model)
-        window.client.failed.connect(self._on_failed)
+        window.client.submitted.connect(lambda task: task.failed.connect(self._on_failed))
         window.chat.reply_finished.connect(self._on_reply)
         QTimer.singleShot(TIMEOUT_S * 1000, lambda: self._fail(f"no reply within {TIMEOUT_S} s"))
 
@@ -51,7 +51,7 @@ class SelfTest(QObject):
         chat.input.setFocus()
         QTest.keyClicks(chat.input, QUESTION)
         QTest.keyClick(chat.input, Qt.Key.Key_Return)
-        if chat.task_id is None:
+        if chat.task is None:
             self._fail("pressing Enter in the chat box did not send the message")
 
     def _on_reply(self, result) -> None:
@@ -76,7 +76,7 @@ class SelfTest(QObject):
         except Exception as exc:  # never fail the check over this
             print(f"self-test: could not remove its conversation: {exc}", file=sys.stderr)
 
-    def _on_failed(self, task_id: int, message: str, error_type: str) -> None:
+    def _on_failed(self, message: str, error_type: str) -> None:
         self._fail(f"{error_type}: {message}")
 
     def _fail(self, message: str) -> None:

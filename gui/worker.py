@@ -1,121 +1,227 @@
-"""The one module that speaks both Qt and engine: a worker thread that owns the model.
+"""The thin Qt adapter over the engine's scheduler (engine/scheduler.py).
 
-``Worker`` is a long-lived QObject moved to its own QThread. The GUI thread
-never calls the engine; it calls ``EngineClient.submit(fn, **kwargs)``, which
-queues the task to the worker and returns a task id. Results come back as
-queued signals carrying that id:
+The scheduler's device thread owns the models and runs every task; the GUI thread never calls
+the engine. ``EngineClient.submit(fn, **kwargs)`` queues a task and returns a :class:`TaskSignals`,
+one per task, whose signals arrive queued on the GUI thread, in the handle's lifecycle order::
 
-* ``chunk_received(id, text)``      streamed text, in order
-* ``progress_changed(id, fraction, message)``
-* then exactly one of ``finished(id, result)``, ``failed(id, message, error_type)``,
-  ``cancelled(id, partial_result_or_None)``.
+    started -> chunk(str) / progress(float, str) / event(str, object) ...
+            -> exactly one of done(object) | failed(str message, str error_type) | cancelled(object)
+            -> ended()
 
-Cancel does not go through the event loop (the worker is busy): it sets the
-task's ``CancelToken`` directly, and the engine reads it after every token.
+A view connects to the signals of its own task and keeps the object while it cares; it never
+sees another view's task. ``.cancel()`` sets the task's cancel token directly (a busy thread
+would never get a queued request), or takes it out of the queue if it has not started.
+
+Anything with the same signals (``gui/finetune``'s training in a child process) is handled alike.
 """
 
 from __future__ import annotations
 
-import itertools
 import sys
-import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from engine.cancel import CancelToken
-from engine.errors import CancelledError, HearthError
+from engine.errors import HearthError
+from engine.scheduler import Handle, Scheduler
 
 
-class Worker(QObject):
-    chunk_received = Signal(int, str)
-    progress_changed = Signal(int, float, str)
-    finished = Signal(int, object)
-    failed = Signal(int, str, str)
-    cancelled = Signal(int, object)
-    started = Signal(int)
+def describe_error(error: BaseException) -> tuple[str, str]:
+    """(message for people, error type name) for a task's error."""
+    if isinstance(error, HearthError):
+        return str(error), type(error).__name__
+    return f"Unexpected error: {type(error).__name__}: {error}", type(error).__name__
 
-    def __init__(self) -> None:
-        super().__init__()
-        from engine.session import Session
 
-        self.session = Session()
+class TaskSignals(QObject):
+    """One task's events as Qt signals, delivered on the thread that created it (the GUI thread).
 
-    @Slot(int, object, object, object)
-    def run_task(self, task_id: int, fn: Callable, kwargs: dict, token: CancelToken) -> None:
-        if token.cancelled:  # cancelled while it waited in the queue
-            self.cancelled.emit(task_id, None)
-            return
-        self.started.emit(task_id)
+    It is also the scheduler listener of its handle: the ``on_*`` methods run on the scheduler's
+    thread and only post to this object, so they never block the task.
+    """
+
+    started = Signal()
+    chunk = Signal(str)
+    progress = Signal(float, str)
+    event = Signal(str, object)
+    done = Signal(object)
+    failed = Signal(str, str)  # message for people, error type name
+    cancelled = Signal(object)  # the partial result, or None
+    ended = Signal()
+    _relay = Signal(str, object)  # any thread -> this object's thread
+
+    def __init__(self, label: str = "", parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.label = label
+        self.handle: Handle | None = None
+        self.outcome: str | None = None  # "done" | "failed" | "cancelled" once delivered
+        self._relay.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+
+    # ---- what views use ---------------------------------------------------------------------------
+    @property
+    def id(self) -> int:
+        return self.handle.id if self.handle is not None else -1
+
+    @property
+    def state(self) -> str:
+        """As the GUI has seen it so far: queued, running, done, failed or cancelled."""
+        return self.outcome or ("running" if self._started else "queued")
+
+    @property
+    def finished(self) -> bool:
+        """True once ``ended`` has been delivered."""
+        return self._ended
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+
+    def abandon(self) -> None:
+        """Cancel, and deliver nothing more to the views: for a task replaced by a newer one."""
+        self._abandoned = True
+        self.cancel()
+
+    _started = False
+    _ended = False
+    _abandoned = False
+    _on_ended: Callable[[], None] | None = None  # the client's bookkeeping, runs even when abandoned
+
+    # ---- the scheduler's listener interface (any thread) ------------------------------------------
+    def on_started(self) -> None:
+        self._post("started", None)
+
+    def on_chunk(self, text: str) -> None:
+        self._post("chunk", text)
+
+    def on_progress(self, fraction: float, message: str) -> None:
+        self._post("progress", (fraction, message))
+
+    def on_event(self, name: str, payload: Any) -> None:
+        self._post("event", (name, payload))
+
+    def on_done(self, result: Any) -> None:
+        self._post("done", result)
+
+    def on_failed(self, error: BaseException) -> None:
+        self._post("failed", describe_error(error))
+
+    def on_cancelled(self, partial: Any) -> None:
+        self._post("cancelled", partial)
+
+    def on_ended(self) -> None:
+        self._post("ended", None)
+
+    def _post(self, kind: str, data: Any) -> None:
         try:
-            result = fn(self.session, on_text=lambda text: self.chunk_received.emit(task_id, text),
-                        on_progress=lambda f, m="": self.progress_changed.emit(task_id, float(f), str(m)),
-                        cancel=token, **kwargs)
-        except CancelledError:
-            self.cancelled.emit(task_id, None)
-        except HearthError as exc:
-            self.failed.emit(task_id, str(exc), type(exc).__name__)
-        except MemoryError:
-            self.failed.emit(task_id, "Out of memory. Try a smaller model, batch or input.", "OutOfMemoryError")
-        except Exception as exc:  # a bug: keep the app alive, show it, log the traceback
-            traceback.print_exc(file=sys.stderr)
-            self.failed.emit(task_id, f"Unexpected error: {type(exc).__name__}: {exc}", type(exc).__name__)
-        else:
-            if getattr(result, "finish_reason", None) == "cancelled":
-                self.cancelled.emit(task_id, result)
-            else:
-                self.finished.emit(task_id, result)
+            self._relay.emit(kind, data)
+        except RuntimeError:  # the window is gone (its C++ side deleted): nobody is listening
+            pass
+
+    @Slot(str, object)
+    def _deliver(self, kind: str, data: Any) -> None:
+        if kind == "ended":
+            self._ended = True
+            if self._on_ended is not None:
+                self._on_ended()
+        if self._abandoned:
+            return
+        if kind == "started":
+            self._started = True
+            self.started.emit()
+        elif kind == "chunk":
+            self.chunk.emit(data)
+        elif kind == "progress":
+            self.progress.emit(*data)
+        elif kind == "event":
+            self.event.emit(*data)
+        elif kind == "done":
+            self.outcome = "done"
+            self.done.emit(data)
+        elif kind == "failed":
+            self.outcome = "failed"
+            self.failed.emit(*data)
+        elif kind == "cancelled":
+            self.outcome = "cancelled"
+            self.cancelled.emit(data)
+        elif kind == "ended":
+            self.ended.emit()
 
 
 class EngineClient(QObject):
-    """Lives in the GUI thread; owns the worker thread. Safe to call only from the GUI thread."""
+    """Lives in the GUI thread; submits to a scheduler. Safe to call only from the GUI thread.
 
-    _request = Signal(int, object, object, object)
+    ``scheduler`` None: a scheduler of its own (tests, a second window); the app passes the
+    process-wide one (``engine.scheduler.default_scheduler()``) so a server in the same process
+    shares the model with the window.
+    """
 
-    def __init__(self, parent: QObject | None = None, name: str = "hearth-worker") -> None:
+    submitted = Signal(object)  # every new TaskSignals (the self-test watches all tasks for failures)
+
+    def __init__(self, parent: QObject | None = None, name: str = "hearth-worker",
+                 scheduler: Scheduler | None = None) -> None:
         super().__init__(parent)
-        self._ids = itertools.count(1)
-        self._tokens: dict[int, CancelToken] = {}
-        self.thread = QThread()
-        self.thread.setObjectName(name)
-        self.worker = Worker()
-        self.worker.moveToThread(self.thread)
-        self._request.connect(self.worker.run_task)  # queued: the worker lives in another thread
-        for signal in (self.worker.finished, self.worker.failed, self.worker.cancelled):
-            signal.connect(self._forget)
-        self.thread.start()
-        # Re-export the worker's signals so views connect to the client.
-        self.chunk_received = self.worker.chunk_received
-        self.progress_changed = self.worker.progress_changed
-        self.finished = self.worker.finished
-        self.failed = self.worker.failed
-        self.cancelled = self.worker.cancelled
-        self.started = self.worker.started
+        self.name = name
+        self.scheduler = scheduler or Scheduler()
+        self._live: set[TaskSignals] = set()  # kept alive until their ``ended`` is delivered
 
-    def submit(self, fn: Callable, **kwargs: Any) -> int:
-        task_id = next(self._ids)
-        token = CancelToken()
-        self._tokens[task_id] = token
-        self._request.emit(task_id, fn, kwargs, token)
-        return task_id
+    @property
+    def session(self):
+        """The Session the scheduler's thread owns (tests set a model on it before any task runs)."""
+        return self.scheduler.session()
 
-    def cancel(self, task_id: int | None = None) -> None:
-        """Cancel one task, or every pending one when ``task_id`` is None."""
-        ids = list(self._tokens) if task_id is None else [task_id]
-        for tid in ids:
-            token = self._tokens.get(tid)
-            if token is not None:
-                token.cancel()
+    def submit(self, fn: Callable, /, *, label: str = "", **kwargs: Any) -> TaskSignals:
+        signals = self.adopt(TaskSignals(label or getattr(fn, "__name__", "task")))
+        try:
+            signals.handle = self.scheduler.submit(fn, label=signals.label, listener=signals, **kwargs)
+        except Exception:
+            self._live.discard(signals)
+            raise
+        self.submitted.emit(signals)
+        return signals
+
+    def watch(self, handle: Any) -> TaskSignals:
+        """Adapt a handle run elsewhere (training in a child process: engine/finetune/process.py).
+
+        Anything with ``.id``, ``.label``, ``cancel()`` and ``subscribe(listener)`` works. Subscribe
+        before it starts, or it misses the events that came before.
+        """
+        signals = self.adopt(TaskSignals(getattr(handle, "label", "")))
+        signals.handle = handle
+        handle.subscribe(signals)
+        self.submitted.emit(signals)
+        return signals
+
+    def adopt(self, signals: TaskSignals) -> TaskSignals:
+        """Count a task as this client's (``is_busy``, ``cancel``) until its ``ended`` is delivered."""
+        self._live.add(signals)
+        signals._on_ended = lambda: self._live.discard(signals)
+        return signals
+
+    def cancel(self) -> None:
+        """Cancel every task of this client, queued or running."""
+        for signals in list(self._live):
+            signals.cancel()
 
     def is_busy(self) -> bool:
-        return bool(self._tokens)
-
-    @Slot(int)
-    def _forget(self, task_id: int, *_: Any) -> None:
-        self._tokens.pop(task_id, None)
+        """True while a task submitted here has not delivered its ``ended``."""
+        return bool(self._live)
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Cancel everything and stop the thread; True if it stopped in time."""
+        """Cancel everything and stop the scheduler's threads; True if they stopped in time."""
         self.cancel()
-        self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        stopped = self.scheduler.shutdown(timeout=timeout_ms / 1000)
+        if not stopped:
+            print("hearth: the engine thread did not stop in time", file=sys.stderr)
+        return stopped
+
+
+def connect(task: TaskSignals, **slots: Callable) -> TaskSignals:
+    """``task.<signal>.connect(slot)`` for each ``signal=slot``; returns the task."""
+    for name, slot in slots.items():
+        getattr(task, name).connect(slot)
+    return task
+
+
+def is_running(task: TaskSignals | None) -> bool:
+    """True from submit until the task's ``ended`` has been delivered."""
+    return task is not None and not task.finished

@@ -78,7 +78,7 @@ def test_shift_enter_makes_a_new_line_and_empty_input_does_nothing(qtbot, window
 
     chat = window.chat
     qtbot.keyClick(chat.input, Qt.Key.Key_Return)
-    assert chat.model.rowCount() == 0 and chat.task_id is None
+    assert chat.model.rowCount() == 0 and chat.task is None
     qtbot.keyClicks(chat.input, "a")
     qtbot.keyClick(chat.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     qtbot.keyClicks(chat.input, "b")

@@ -126,7 +126,7 @@ def test_messages_are_saved_and_come_back_in_a_new_window(qtbot, make_window):
     sidebar.tree.setCurrentItem(sidebar.items()[0])
     assert shown(again)[-1] == ("assistant", "reply 2")
     send(qtbot, again, "Third")  # the model sees the whole stored thread
-    seen = again.client.worker.session.state["seen"][-1][0]
+    seen = again.client.session.state["seen"][-1][0]
     assert seen == ["Hi there", "reply 1", "Second question", "reply 2", "Third"]
 
 
@@ -230,7 +230,7 @@ def test_presets_set_the_conversation_prompt_and_sampling(qtbot, window):
     assert chat.system_prompt.toPlainText().startswith("You are an expert programmer")
     assert window.sampling_panel.config().temperature == pytest.approx(0.2)
     send(qtbot, window, "sort a list")
-    assert window.client.worker.session.state["seen"][-1][1].startswith("You are an expert programmer")
+    assert window.client.session.state["seen"][-1][1].startswith("You are an expert programmer")
     conversation = chat.saved.conversation()
     assert conversation.preset_id == chat.presets.current_id() and conversation.sampling.temperature == 0.2
     chat.system_prompt.setPlainText("Answer in French.")
@@ -274,7 +274,7 @@ def test_an_interrupted_reply_can_be_continued(qtbot, window):
     with qtbot.waitSignal(chat.reply_finished, timeout=5000):
         chat.continue_reply(1)
     assert shown(window)[-1] == ("assistant", "Once upon a time and the rest.")
-    assert window.client.worker.session.state["continued"] == (["Tell a story"], "Once upon a time")
+    assert window.client.session.state["continued"] == (["Tell a story"], "Once upon a time")
     assert stored_thread(conv.id)[-1] == ("assistant", "Once upon a time and the rest.", "complete")
 
 

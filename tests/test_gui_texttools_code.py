@@ -136,14 +136,15 @@ def test_a_late_completion_for_old_text_is_dropped(view, qtbot):
     view.request_completion()
     qtbot.keyClicks(view.editor, "u")  # the user types on while the model thinks
     view.fake.release.set()
-    qtbot.waitUntil(lambda: not view.task.busy, timeout=10000)
+    qtbot.waitUntil(lambda: not view.busy, timeout=10000)
     assert not view.editor.has_ghost() and view.editor.toPlainText() == BEFORE + "u"
 
 
-def test_open_and_save_keep_encoding(view, tmp_path):
+def test_open_and_save_keep_encoding(view, tmp_path, qtbot):
     path = tmp_path / "café.py"
     path.write_bytes("# Café – naïve\nx = 1\n".encode("cp1252"))
-    assert view.open_file(str(path))
+    with qtbot.waitSignal(view.file_opened, timeout=10000):
+        assert view.open_file(str(path))  # read on the engine's thread
     assert view.encoding == "cp1252" and view.editor.toPlainText().startswith("# Café")
     assert view.language.currentText() == "Python" and view.window_.notices
     view.editor.appendPlainText("y = 2")
@@ -151,7 +152,10 @@ def test_open_and_save_keep_encoding(view, tmp_path):
     assert view.save()
     assert path.read_bytes().decode("cp1252").endswith("y = 2")
     assert not view.title.text().startswith("●")
-    assert not view.open_file(str(tmp_path / "missing.py")) and "no such file" in view.window_.errors[-1]
+    errors = len(view.window_.errors)
+    view.open_file(str(tmp_path / "missing.py"))
+    qtbot.waitUntil(lambda: len(view.window_.errors) > errors, timeout=10000)
+    assert "no such file" in view.window_.errors[-1] and view.path == str(path)
 
 
 def test_complete_while_typing_after_a_pause(view, qtbot):

@@ -39,10 +39,10 @@ def test_summarize_view_files_progress_and_output(window, qtbot, tmp_path, monke
     assert "# a.md" in view.input.toPlainText() and "From a.md, b.txt." == view.source_label.text()
     assert any("cp1252" in n for n in window.notices)
     progress = []
-    view.task.progress.connect(lambda f, m: progress.append(m))
     view.length.setCurrentText("Short")
     view.bullets.setChecked(True)
     view.summarize()
+    view.task.progress.connect(lambda f, m: progress.append(m))  # signals come queued: nothing missed yet
     qtbot.waitUntil(lambda: view.status.text().startswith("Summary of"), timeout=10000)
     assert progress[1] == "Summarizing part 2 of 3" and progress[-1].startswith("Combining")
     assert view.summary_markdown == "- The sea is wide.\n- Ships sail at night."
@@ -87,8 +87,8 @@ def test_translate_view_streams_and_swaps(window, qtbot, monkeypatch):
     view.target.setCurrentText("German")
     view.input.setPlainText("The sea is wide.")
     chunks = []
-    view.task.chunk.connect(chunks.append)
     view.translate()
+    view.task.chunk.connect(chunks.append)  # signals come queued: nothing missed yet
     qtbot.waitUntil(lambda: "→" in view.status.text(), timeout=20000)
     assert view.status.text() == "English (detected) → German"
     assert chunks == ["Das Meer ", "ist weit."] and view.output.toPlainText() == "Das Meer ist weit."

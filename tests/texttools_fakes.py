@@ -23,7 +23,7 @@ class FakeWindow(QObject):
         from gui.worker import EngineClient
 
         self.client = EngineClient(self)
-        self.client.worker.session.model = lm  # set before any task runs on the worker thread
+        self.client.session.model = lm  # set before any task runs on the worker thread
         self.model_info = lm.describe() if lm is not None else {"name": "fake", "context_length": 1024}
         self.sampling_panel = FakeSampling(sampling or SamplingConfig(temperature=0.0, max_new_tokens=6))
         self.errors: list[str] = []

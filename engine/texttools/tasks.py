@@ -55,6 +55,13 @@ def load_documents(paths: Sequence[str], *, cancel=None, on_progress=None) -> Lo
     return loaded
 
 
+def read_document_task(session, *, on_text=None, on_progress=None, cancel=None, path: str):
+    """One file as a Document (its text, encoding, notice): the code editor's Open."""
+    from engine.documents import read_document
+
+    return read_document(path)
+
+
 def read_documents_task(session, *, on_text=None, on_progress=None, cancel=None, paths: Sequence[str]) -> LoadedText:
     return load_documents(list(paths), cancel=cancel, on_progress=on_progress)
 

@@ -1,10 +1,10 @@
 """The chat view: conversations sidebar, the thread, the message box, Send/Stop, Regenerate, system prompt.
 
 Follow a message: ``send`` commits it to the store (``ChatHistory``), puts it in
-the ChatModel and submits ``engine.tasks.chat_task`` to the worker; streamed
-chunks arrive as ``chunk_received`` and are buffered, then flushed into the
+the ChatModel and submits ``engine.tasks.chat_task`` to the scheduler; the reply's
+own task signals (gui/worker.py) bring its chunks, which are buffered, then flushed into the
 model every 40 ms (so a fast model cannot flood the event loop) and into the
-store's ReplyRecorder (committed about once a second); ``finished`` /
+store's ReplyRecorder (committed about once a second); ``done`` /
 ``cancelled`` / ``failed`` close the reply.
 
 Regenerate adds an alternative reply; editing an earlier message of yours
@@ -44,7 +44,7 @@ class ChatView(QWidget):
         super().__init__()
         self.window = window
         self.client = window.client
-        self.task_id: int | None = None
+        self.task = None  # the reply being written: its TaskSignals (gui/worker.py), or None
         self.sampling_override = None  # the self-test asks for greedy decoding without touching settings
         self._buffer: list[str] = []
         self._branch_parent = LEAF  # where the next message goes: the leaf, or an edited message's parent
@@ -55,10 +55,6 @@ class ChatView(QWidget):
         self._build()
         self._flush_timer = QTimer(self, interval=FLUSH_MS, timeout=self._flush)
         self._settings_timer = QTimer(self, singleShot=True, interval=SAVE_SETTINGS_MS, timeout=self._save_settings)
-        self.client.chunk_received.connect(self._on_chunk)
-        self.client.finished.connect(self._on_finished)
-        self.client.cancelled.connect(self._on_cancelled)
-        self.client.failed.connect(self._on_failed)
         window.model_changed.connect(lambda info: self._update_buttons())
         window.sampling_panel.changed.connect(self._on_settings_edited)
         if hasattr(window, "installEventFilter"):
@@ -146,7 +142,7 @@ class ChatView(QWidget):
     # -- state --------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self.task_id is not None
+        return self.task is not None
 
     def _update_buttons(self) -> None:
         loaded = self.window.model_info is not None
@@ -336,9 +332,9 @@ class ChatView(QWidget):
         self.saved.continue_reply(stored.id)
         self.model.update(row, streaming=True)
         messages = self.saved.thread(stored.parent_id) or []
-        self.task_id = self.client.submit(continue_task, messages=messages, partial=stored.content,
-                                          system_prompt=self.system_prompt.toPlainText(),
-                                          sampling=self.sampling_override or self.window.sampling_panel.config())
+        self._watch(self.client.submit(continue_task, label="continue reply", messages=messages,
+                                       partial=stored.content, system_prompt=self.system_prompt.toPlainText(),
+                                       sampling=self.sampling_override or self.window.sampling_panel.config()))
         self._flush_timer.start()
         self._update_buttons()
 
@@ -366,8 +362,8 @@ class ChatView(QWidget):
         return [item_for(m) for m in self.saved.safely(self.saved.store.messages, rest, default=[])]
 
     def stop(self) -> None:
-        if self.task_id is not None:
-            self.client.cancel(self.task_id)
+        if self.task is not None:
+            self.task.cancel()
 
     def _escape(self) -> None:
         if self.busy:
@@ -382,15 +378,21 @@ class ChatView(QWidget):
         reply_id = self.saved.start_reply(parent_id, name, sampling)
         meta = {"model": name} if reply_id is None else {"model": name, "id": reply_id}
         self.model.append(ChatItem("assistant", "", meta, streaming=True))
-        self.task_id = self.client.submit(chat_task, messages=messages, system_prompt=self.system_prompt.toPlainText(),
-                                          sampling=sampling)
+        self._watch(self.client.submit(chat_task, label="chat reply", messages=messages,
+                                       system_prompt=self.system_prompt.toPlainText(), sampling=sampling))
         self._flush_timer.start()
         self._update_buttons()
 
-    # -- worker signals -------------------------------------------------------
-    def _on_chunk(self, task_id: int, text: str) -> None:
-        if task_id == self.task_id:
-            self._buffer.append(text)
+    # -- the reply's task signals ---------------------------------------------
+    def _watch(self, task) -> None:
+        self.task = task
+        task.chunk.connect(self._on_chunk)
+        task.done.connect(self._on_finished)
+        task.cancelled.connect(self._on_cancelled)
+        task.failed.connect(self._on_failed)
+
+    def _on_chunk(self, text: str) -> None:
+        self._buffer.append(text)
 
     def _flush(self) -> None:
         if self._buffer:
@@ -406,7 +408,7 @@ class ChatView(QWidget):
     def _close_reply(self, result, reason: str | None = None) -> None:
         self._flush()
         self._flush_timer.stop()
-        self.task_id = None
+        self.task = None
         row = len(self.model.items) - 1
         item = self.model.items[row]
         meta = dict(item.meta)
@@ -428,19 +430,16 @@ class ChatView(QWidget):
         self._update_buttons()
         self.reply_finished.emit(result)
 
-    def _on_finished(self, task_id: int, result) -> None:
-        if task_id == self.task_id:
-            self._close_reply(result)
+    def _on_finished(self, result) -> None:
+        self._close_reply(result)
 
-    def _on_cancelled(self, task_id: int, result) -> None:
-        if task_id == self.task_id:
-            self._close_reply(result, "cancelled")
+    def _on_cancelled(self, result) -> None:
+        self._close_reply(result, "cancelled")
 
-    def _on_failed(self, task_id: int, message: str, error_type: str) -> None:
-        if task_id == self.task_id:
-            self._close_reply(None, "error")
-            self.model.append(ChatItem("error", message))
-            self.window.show_error(message)
+    def _on_failed(self, message: str, error_type: str) -> None:
+        self._close_reply(None, "error")
+        self.model.append(ChatItem("error", message))
+        self.window.show_error(message)
 
     def on_window_closing(self) -> None:
         """The window closes mid-reply: keep what came, marked interrupted (it can be continued)."""

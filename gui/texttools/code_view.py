@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from engine.texttools.tasks import complete_task
+from engine.texttools.tasks import complete_task, read_document_task
 from gui.texttools.code_editor import CodeEditor
 from gui.texttools.code_highlighter import lexer_for
-from gui.texttools.text_task import TextTask
+from gui.worker import connect, is_running
 
 LANGUAGES = {"Python": "python", "JavaScript": "javascript", "TypeScript": "typescript", "C": "c", "C++": "cpp",
              "C#": "csharp", "Java": "java", "Go": "go", "Rust": "rust", "Ruby": "ruby", "PHP": "php",
@@ -28,19 +28,19 @@ SETTINGS_AUTO, SETTINGS_DELAY = "code/auto_complete", "code/auto_delay_ms"
 
 
 class CodeView(QWidget):
+    file_opened = Signal(str)  # the path, once its text is in the editor
+
     def __init__(self, window) -> None:
         super().__init__()
         self.window_ = window
         self.path: str | None = None
         self.encoding = "utf-8"
         self._request_state: tuple[int, int] | None = None  # (edit count, cursor) when asked
-        self.task = TextTask(window.client, self)
+        self.task = None  # the completion being computed: its TaskSignals (gui/worker.py)
+        self.reader = None  # the file being read (PDF and DOCX files take a while)
         self.editor = CodeEditor()
         self._build()
         self.set_language("python")
-        self.task.done.connect(self._on_completion)
-        self.task.failed.connect(self._on_failed)
-        self.task.stopped.connect(lambda _: self._set_status(""))
         self.editor.completion_requested.connect(self.request_completion)
         self.editor.user_edited.connect(self._on_edit)
         self.editor.cursorPositionChanged.connect(self._show_position)
@@ -119,20 +119,31 @@ class CodeView(QWidget):
             self.language.blockSignals(False)
 
     def open_file(self, path: str | None = None) -> bool:
+        """Start reading ``path`` (asked for when None) on the engine's thread; False if the user declined.
+
+        The text replaces the editor's when it has been read (``file_opened`` then fires).
+        """
         if not path:
             path, _ = QFileDialog.getOpenFileName(self, "Open source file")
             if not path:
                 return False
         if not self._may_discard():
             return False
-        from engine.documents import kind_of, read_document
-        from engine.errors import DocumentError
+        if self.reader is not None:
+            self.reader.abandon()  # the newer choice wins
+        self._set_status(f"Reading {Path(path).name}…")
+        self.reader = connect(self.window_.client.submit(read_document_task, label="read file", path=path),
+                              done=lambda doc: self._show_file(path, doc), failed=self._on_read_failed)
+        return True
 
-        try:
-            doc = read_document(path)
-        except DocumentError as exc:
-            self.window_.show_error(str(exc))
-            return False
+    def _on_read_failed(self, message: str, error_type: str = "") -> None:
+        self._set_status("")
+        self.window_.show_error(message)
+
+    def _show_file(self, path: str, doc) -> None:
+        from engine.documents import kind_of
+
+        self._set_status("")
         self.editor.dismiss_ghost(emit=False)
         self.editor.setPlainText(doc.text)
         self.editor.document().setModified(False)
@@ -141,7 +152,7 @@ class CodeView(QWidget):
         if doc.notice:
             self.window_.show_notice(doc.notice)
         self._update_title()
-        return True
+        self.file_opened.emit(path)
 
     def save(self) -> bool:
         return self.save_as(self.path) if self.path else self.save_as()
@@ -189,7 +200,16 @@ class CodeView(QWidget):
                                     max_lines=self.max_lines.value())
         self._request_state = (self.editor.edit_count, pos)
         self._set_status("Completing…")
-        self.task.start(complete_task, request=request)
+        if self.task is not None:
+            self.task.abandon()
+        self.task = connect(self.window_.client.submit(complete_task, label="complete code", request=request),
+                            done=self._on_completion, failed=self._on_failed,
+                            cancelled=lambda _: self._set_status(""))
+
+    @property
+    def busy(self) -> bool:
+        """True while a completion is being computed."""
+        return is_running(self.task)
 
     def _on_completion(self, result) -> None:
         state = (self.editor.edit_count, self.editor.textCursor().position())
@@ -203,12 +223,12 @@ class CodeView(QWidget):
         mode = "fill-in-the-middle" if result.mode == "fim" else "code before the cursor"
         self._set_status(f"Tab accepts, Esc dismisses ({mode}).")
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, message: str, error_type: str = "") -> None:
         self._set_status("")
         self.window_.show_error(message)
 
     def _on_edit(self) -> None:
-        if self.task.busy:
+        if self.busy:
             self.task.cancel()  # its answer would be for text that no longer exists
         if self.auto.isChecked() and not self.editor.has_ghost():
             self._auto_timer.start(self.delay.value())

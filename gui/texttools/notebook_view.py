@@ -12,24 +12,17 @@ from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut, QTextCharForma
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 from engine.texttools.tasks import count_tokens_task, notebook_task
-from gui.texttools.text_task import TextTask
+from gui.worker import connect, is_running
 
 
 class NotebookView(QWidget):
     def __init__(self, window) -> None:
         super().__init__()
         self.window_ = window
-        self.task = TextTask(window.client, self)
-        self.counter = TextTask(window.client, self)
+        self.task = None  # the continuation being written: its TaskSignals (gui/worker.py)
+        self.counter = None  # counting the tokens
         self._insert: QTextCursor | None = None  # where streamed text goes
         self._build()
-        self.task.chunk.connect(self._on_chunk)
-        self.task.done.connect(self._on_done)
-        self.task.stopped.connect(self._on_stopped)
-        self.task.failed.connect(self._on_failed)
-        self.task.busy_changed.connect(self._set_busy)
-        self.counter.done.connect(self._show_tokens)
-        self.counter.failed.connect(lambda _: self.tokens.setText(""))
         window.model_changed.connect(lambda _: self._count_timer.start())
 
     def _build(self) -> None:
@@ -45,7 +38,7 @@ class NotebookView(QWidget):
         self.generate_button.clicked.connect(self.generate)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.task.cancel)
+        self.stop_button.clicked.connect(self.stop)
         self.undo_button = QPushButton("Undo")
         self.undo_button.clicked.connect(self.editor.undo)
         self.tokens = QLabel("")
@@ -64,7 +57,7 @@ class NotebookView(QWidget):
         QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.generate)
 
     def generate(self) -> None:
-        if self.task.busy:
+        if self.busy:
             return
         if self.window_.model_info is None:
             self.window_.show_error("No model is loaded yet. Wait for loading to finish, or choose a model.")
@@ -75,7 +68,19 @@ class NotebookView(QWidget):
         self._insert = QTextCursor(cursor)
         self._first_chunk = True
         self.status.setText("Writing…")
-        self.task.start(notebook_task, text=prompt, sampling=self.window_.sampling_panel.config())
+        self._set_busy(True)
+        self.task = connect(self.window_.client.submit(notebook_task, label="notebook", text=prompt,
+                                                       sampling=self.window_.sampling_panel.config()),
+                            chunk=self._on_chunk, done=self._on_done, cancelled=self._on_stopped,
+                            failed=self._on_failed, ended=lambda: self._set_busy(False))
+
+    @property
+    def busy(self) -> bool:
+        return is_running(self.task)
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
 
     def _on_chunk(self, text: str) -> None:
         if self._insert is None:
@@ -108,19 +113,23 @@ class NotebookView(QWidget):
         self.status.setText("Stopped.")
         self._count_timer.start()
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, message: str, error_type: str = "") -> None:
         self._insert = None
         self.status.setText("")
         self.window_.show_error(message)
 
     def _on_text_changed(self) -> None:
-        if not self.task.busy:
+        if not self.busy:
             self._count_timer.start()
 
     def _count(self) -> None:
-        if self.window_.model_info is None or self.task.busy:
+        if self.window_.model_info is None or self.busy:
             return
-        self.counter.start(count_tokens_task, text=self.editor.toPlainText())
+        if self.counter is not None:
+            self.counter.abandon()  # its count is for text that changed since
+        self.counter = connect(self.window_.client.submit(count_tokens_task, label="count tokens",
+                                                          text=self.editor.toPlainText()),
+                               done=self._show_tokens, failed=lambda *_: self.tokens.setText(""))
 
     def _show_tokens(self, count: int) -> None:
         context = (self.window_.model_info or {}).get("context_length")

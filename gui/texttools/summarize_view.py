@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
 
 from engine.texttools.tasks import read_documents_task, summarize_task
 from gui.file_drop_edit import FileDropEdit
-from gui.texttools.text_task import TextTask
+from gui.worker import connect
 
 FILE_FILTER = ("Documents (*.txt *.md *.markdown *.rst *.html *.htm *.pdf *.docx *.py *.js *.ts *.java *.c *.cpp "
                "*.h *.go *.rs *.rb *.json *.yaml *.yml *.toml *.csv *.log);;All files (*)")
@@ -24,18 +24,9 @@ class SummarizeView(QWidget):
         super().__init__()
         self.window_ = window
         self.summary_markdown = ""
-        self.reader = TextTask(window.client, self)
-        self.task = TextTask(window.client, self)
+        self.reader = None  # reading files: its TaskSignals (gui/worker.py)
+        self.task = None  # summarizing
         self._build()
-        self.reader.done.connect(self._on_documents)
-        self.reader.failed.connect(self._on_read_failed)
-        self.reader.busy_changed.connect(lambda busy: self.open_button.setEnabled(not busy))
-        self.task.chunk.connect(self._on_chunk)
-        self.task.progress.connect(self._on_progress)
-        self.task.done.connect(self._on_done)
-        self.task.failed.connect(self._on_failed)
-        self.task.stopped.connect(self._on_stopped)
-        self.task.busy_changed.connect(self._set_busy)
 
     # -- layout ----------------------------------------------------------------------
     def _build(self) -> None:
@@ -53,7 +44,7 @@ class SummarizeView(QWidget):
         self.run_button.clicked.connect(self.summarize)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.task.cancel)
+        self.stop_button.clicked.connect(self.stop)
         bar = QHBoxLayout()
         for w in (self.open_button, QLabel("Length"), self.length, self.bullets):
             bar.addWidget(w)
@@ -122,7 +113,13 @@ class SummarizeView(QWidget):
 
     def load_files(self, paths: list[str]) -> None:
         self.status.setText("Reading " + (paths[0] if len(paths) == 1 else f"{len(paths)} items") + "…")
-        self.reader.start(read_documents_task, paths=list(paths))
+        if self.reader is not None:
+            self.reader.abandon()  # the newer choice of files wins
+        self.open_button.setEnabled(False)
+        self.reader = connect(self.window_.client.submit(read_documents_task, label="read documents",
+                                                         paths=list(paths)),
+                              done=self._on_documents, failed=self._on_read_failed,
+                              ended=lambda: self.open_button.setEnabled(True))
 
     def _on_documents(self, loaded) -> None:
         self.input.setPlainText(loaded.text)
@@ -133,7 +130,7 @@ class SummarizeView(QWidget):
         if loaded.report():
             self.window_.show_notice(loaded.report())
 
-    def _on_read_failed(self, message: str) -> None:
+    def _on_read_failed(self, message: str, error_type: str = "") -> None:
         self.status.setText("")
         self.window_.show_error(message)
 
@@ -161,7 +158,17 @@ class SummarizeView(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("Starting…")
         self.progress.show()
-        self.task.start(summarize_task, text=text, config=self.config())
+        if self.task is not None:
+            self.task.abandon()
+        self._set_busy(True)
+        self.task = connect(self.window_.client.submit(summarize_task, label="summarize", text=text,
+                                                       config=self.config()),
+                            chunk=self._on_chunk, progress=self._on_progress, done=self._on_done,
+                            failed=self._on_failed, cancelled=self._on_stopped, ended=lambda: self._set_busy(False))
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
 
     def _set_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)
@@ -191,7 +198,7 @@ class SummarizeView(QWidget):
         if result.notice:
             self.window_.show_notice(result.notice)
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, message: str, error_type: str = "") -> None:
         self.window_.show_error(message)
         self.status.setText("")
 

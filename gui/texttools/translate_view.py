@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, Q
 
 from engine.texttools.language_detect import LANGUAGES
 from engine.texttools.tasks import translate_task
-from gui.texttools.text_task import TextTask
+from gui.worker import connect
 
 DETECT = "Detect language"
 NAMES = sorted(LANGUAGES.values())
@@ -20,14 +20,8 @@ class TranslateView(QWidget):
         super().__init__()
         self.window_ = window
         self.detected = ""
-        self.task = TextTask(window.client, self)
+        self.task = None  # the translation being written: its TaskSignals (gui/worker.py)
         self._build()
-        self.task.chunk.connect(self._on_chunk)
-        self.task.progress.connect(lambda f, m: self.status.setText(m))
-        self.task.done.connect(self._on_done)
-        self.task.failed.connect(self._on_failed)
-        self.task.stopped.connect(lambda _: self.status.setText("Stopped."))
-        self.task.busy_changed.connect(self._set_busy)
 
     def _build(self) -> None:
         settings = QSettings()
@@ -46,7 +40,7 @@ class TranslateView(QWidget):
         self.run_button.clicked.connect(self.translate)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
-        self.stop_button.clicked.connect(self.task.cancel)
+        self.stop_button.clicked.connect(self.stop)
         self.copy_button = QPushButton("Copy")
         self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.output.toPlainText()))
         bar = QHBoxLayout()
@@ -93,7 +87,17 @@ class TranslateView(QWidget):
         QSettings().setValue("translate/target", self.target.currentText())
         self.output.clear()
         self.status.setText("Translating…")
-        self.task.start(translate_task, request=request)
+        if self.task is not None:
+            self.task.abandon()
+        self._set_busy(True)
+        self.task = connect(self.window_.client.submit(translate_task, label="translate", request=request),
+                            chunk=self._on_chunk, progress=lambda f, m: self.status.setText(m), done=self._on_done,
+                            failed=self._on_failed, cancelled=lambda _: self.status.setText("Stopped."),
+                            ended=lambda: self._set_busy(False))
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
 
     def swap(self) -> None:
         source = self.source.currentText()
@@ -126,6 +130,6 @@ class TranslateView(QWidget):
         origin = f"{result.source} (detected)" if result.detected else (result.source or "unknown language")
         self.status.setText(f"{origin} → {result.target}" + (f". {result.notice}" if result.notice else ""))
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, message: str, error_type: str = "") -> None:
         self.status.setText("")
         self.window_.show_error(message)
