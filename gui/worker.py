@@ -25,6 +25,8 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from engine.errors import HearthError
 from engine.scheduler import Handle, Scheduler
 
+TRAINING = "training"  # the scheduler's device key for in-window training: its own thread and Session
+
 
 def describe_error(error: BaseException) -> tuple[str, str]:
     """(message for people, error type name) for a task's error."""

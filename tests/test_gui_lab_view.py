@@ -42,7 +42,7 @@ def lab(qtbot, tiny_model_dir):
     window = FakeWindow()
     window.client.submit(one_thread)
     view = LabView(window)
-    view.train.runner().client.submit(one_thread)
+    window.client.submit(one_thread, device="training")
     qtbot.addWidget(view)
     view.resize(1100, 800)
     view.add_model_folder(str(tiny_model_dir))

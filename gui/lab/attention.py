@@ -168,7 +168,7 @@ class AttentionPanel(QWidget):
 
     def __init__(self, lab, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.lab = lab  # the LabView: .runner, .model_path(), .window
+        self.lab = lab  # the LabView: .run(), .model_path(), .window
         self.result = None
         self.text = QPlainTextEdit(DEFAULT_TEXT)
         self.text.setMaximumHeight(70)
@@ -222,10 +222,10 @@ class AttentionPanel(QWidget):
             return
         self.show_button.setEnabled(False)
         self.notice.setText("Running the model…")
-        self.lab.runner.run(lab_attention_task, self.show_result, on_error=self._failed, text=text,
-                            model_path=self.lab.model_path())
+        self.lab.run(lab_attention_task, done=self.show_result, failed=self._failed, text=text,
+                     model_path=self.lab.model_path())
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, error_type: str = "") -> None:
         self.show_button.setEnabled(True)
         self.notice.setText("")
         self.lab.window.show_error(message)

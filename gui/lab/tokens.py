@@ -151,10 +151,10 @@ class TokenPanel(QWidget):
             return
         self.score_button.setEnabled(False)
         self.summary.setText("Running the model…")
-        self.lab.runner.run(lab_token_probs_task, self.show_result, on_error=self._failed, text=text,
-                            model_path=self.lab.model_path())
+        self.lab.run(lab_token_probs_task, done=self.show_result, failed=self._failed, text=text,
+                     model_path=self.lab.model_path())
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, error_type: str = "") -> None:
         self.score_button.setEnabled(True)
         self.summary.setText("")
         self.lab.window.show_error(message)
@@ -277,10 +277,10 @@ class NextTokenPanel(QWidget):
         from engine.lab.tasks import lab_next_tokens_task
 
         self.predict_button.setEnabled(False)
-        self.lab.runner.run(lab_next_tokens_task, self.show_result, on_error=self._failed,
-                            prefix=self.prefix.toPlainText(), model_path=self.lab.model_path(), k=20)
+        self.lab.run(lab_next_tokens_task, done=self.show_result, failed=self._failed,
+                     prefix=self.prefix.toPlainText(), model_path=self.lab.model_path(), k=20)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, error_type: str = "") -> None:
         self._generating = False
         for b in (self.predict_button, self.fill_button):
             b.setEnabled(True)
@@ -318,15 +318,15 @@ class NextTokenPanel(QWidget):
                 self.lab.window.show_notice(result.notice)
             self.run()
 
-        self.lab.runner.run(lab_generate_task, done, on_error=self._failed, on_chunk=self.prefix.insertPlainText,
-                            prompt=self.prefix.toPlainText(), model_path=self.lab.model_path(), sampling=sampling)
+        self.lab.run(lab_generate_task, done=done, failed=self._failed, chunk=self.prefix.insertPlainText,
+                     prompt=self.prefix.toPlainText(), model_path=self.lab.model_path(), sampling=sampling)
 
     def fill(self) -> None:
         from engine.lab.tasks import lab_fill_mask_task
 
         self.fill_button.setEnabled(False)
-        self.lab.runner.run(lab_fill_mask_task, self._show_fill, on_error=self._failed,
-                            text=self.mask_input.text(), model_path=self.lab.model_path())
+        self.lab.run(lab_fill_mask_task, done=self._show_fill, failed=self._failed,
+                     text=self.mask_input.text(), model_path=self.lab.model_path())
 
     def _show_fill(self, result) -> None:
         self.fill_button.setEnabled(True)

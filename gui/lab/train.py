@@ -8,14 +8,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox,
                                QSplitter, QVBoxLayout, QWidget)
 
 from engine.lab.config import SIZES, LabTrainConfig
 from engine.errors import HearthError
-from gui.lab.common import TaskRunner
+from gui.worker import TRAINING, connect
 from gui.loss_plot import LossPlot
 
 
@@ -48,24 +48,15 @@ class FileList(QListWidget):
         event.acceptProposedAction()
 
 
-class _Events(QObject):
-    """Carries training events from the worker thread to the GUI thread (a queued signal)."""
-
-    received = Signal(object)
-
-
 class TrainPanel(QWidget):
     model_ready = Signal(str)  # a folder holding a trained model
 
     def __init__(self, lab, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.lab = lab
-        self._client = None
-        self._runner: TaskRunner | None = None
-        self._task: int | None = None
+        self._task = None  # the training run: its TaskSignals (gui/worker.py)
+        self._estimate_task = None
         self._out: str | None = None
-        self.events = _Events(self)
-        self.events.received.connect(self._on_event)
         self._build()
         self._estimate_timer = QTimer(self, singleShot=True, interval=400)
         self._estimate_timer.timeout.connect(self._estimate)
@@ -174,19 +165,16 @@ class TrainPanel(QWidget):
             self._estimate_timer.start()
         super().showEvent(event)
 
-    # -- worker -------------------------------------------------------------------
-    def runner(self) -> TaskRunner:
-        if self._runner is None:
-            from gui.worker import EngineClient
-
-            self._client = EngineClient(self, name="hearth-lab")
-            self._client.progress_changed.connect(self._on_progress)
-            self._runner = TaskRunner(self._client, self)
-        return self._runner
+    # -- the scheduler --------------------------------------------------------------
+    def submit(self, fn, **kwargs):
+        """Training and its estimate run on the scheduler's "training" thread, so the window's model
+        stays free for chat and the lab's viewers meanwhile."""
+        return self.lab.window.client.submit(fn, device=TRAINING, **kwargs)
 
     def shutdown(self) -> None:
-        if self._client is not None:
-            self._client.shutdown(timeout_ms=4000)
+        """The window closes: stop training (the window's client then stops every thread)."""
+        if self._task is not None:
+            self._task.cancel()
 
     # -- settings -----------------------------------------------------------------
     def config(self, resume_dir: str | None = None) -> LabTrainConfig:
@@ -214,7 +202,11 @@ class TrainPanel(QWidget):
         except HearthError as exc:
             self.estimate_label.setText(str(exc))
             return
-        self.runner().run(lab_estimate_task, self._show_estimate, on_error=self.estimate_label.setText, config=config)
+        if self._estimate_task is not None:
+            self._estimate_task.abandon()  # its answer is for settings that changed since
+        self._estimate_task = connect(self.submit(lab_estimate_task, label="lab estimate", config=config),
+                                      done=self._show_estimate,
+                                      failed=lambda message, _: self.estimate_label.setText(message))
 
     def _show_estimate(self, est) -> None:
         warn = "" if est.fits else "  ⚠ This will not fit in memory: choose a smaller size."
@@ -238,12 +230,14 @@ class TrainPanel(QWidget):
         self.samples.clear()
         self.status.setText("Starting…")
         self._set_running(True)
-        self._task = self.runner().run(lab_train_task, self._finished, on_error=self._failed,
-                                       on_chunk=self._append_text, config=config, on_event=self.events.received.emit)
+        self._task = connect(self.submit(lab_train_task, label="lab training", config=config),
+                             chunk=self._append_text, progress=self._on_progress,
+                             event=lambda name, payload: self._on_event(payload), done=self._finished,
+                             cancelled=self._on_cancelled, failed=self._failed)
 
     def stop(self) -> None:
-        if self._task is not None and self._client is not None:
-            self._client.cancel(self._task)
+        if self._task is not None:
+            self._task.cancel()
             self.status.setText("Stopping after this step; everything so far is kept…")
 
     def _resume_dialog(self) -> None:
@@ -265,10 +259,9 @@ class TrainPanel(QWidget):
         self.chat_button.setEnabled(done and _objective(self._out) == "clm")  # a masked model cannot chat
 
     # -- results ------------------------------------------------------------------
-    def _on_progress(self, task_id: int, fraction: float, message: str) -> None:
-        if task_id == self._task:
-            self.progress.setValue(int(fraction * 1000))
-            self.progress.setFormat(message or "%p %")
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.progress.setFormat(message or "%p %")
 
     def _on_event(self, event: dict) -> None:
         if event["kind"] == "train":
@@ -292,7 +285,15 @@ class TrainPanel(QWidget):
         if (Path(result.out_dir) / "config.json").is_file():
             self.model_ready.emit(result.out_dir)
 
-    def _failed(self, message: str) -> None:
+    def _on_cancelled(self, result) -> None:
+        if result is not None:  # stopped: what was trained so far is saved
+            self._finished(result)
+        else:
+            self._task = None
+            self.status.setText("Stopped before anything was saved.")
+            self._set_running(False)
+
+    def _failed(self, message: str, error_type: str = "") -> None:
         self._task = None
         self.status.setText("")
         self._set_running(False)

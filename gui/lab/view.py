@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QPus
                                QVBoxLayout, QWidget)
 
 from gui.lab.attention import AttentionPanel
-from gui.lab.common import TaskRunner
+from gui.worker import connect
 from gui.lab.tokens import NextTokenPanel, TokenPanel
 from gui.lab.train import TrainPanel
 
@@ -23,7 +23,6 @@ class LabView(QWidget):
     def __init__(self, window) -> None:
         super().__init__()
         self.window = window
-        self.runner = TaskRunner(window.client, self)
         self.source = QComboBox()
         self.source.addItem(CURRENT, None)
         self.source.setMinimumWidth(260)
@@ -79,7 +78,12 @@ class LabView(QWidget):
         if self.model_path() is None and getattr(self.window, "model_info", None) is None:
             self.info.setText("(no model loaded yet)")
             return
-        self.runner.run(lab_model_info_task, self._show_info, on_error=self._info_failed, model_path=self.model_path())
+        self.run(lab_model_info_task, done=self._show_info, failed=self._info_failed, model_path=self.model_path())
+
+    def run(self, fn, *, done, failed, chunk=None, **kwargs):
+        """Submit one of the lab's inspection tasks to the window's scheduler; returns its TaskSignals."""
+        slots = {"chunk": chunk} if chunk is not None else {}
+        return connect(self.window.client.submit(fn, **kwargs), done=done, failed=failed, **slots)
 
     def _show_info(self, info: dict) -> None:
         if info.get("model_path") != self.model_path():
@@ -89,7 +93,7 @@ class LabView(QWidget):
                           f"{info.get('heads')} heads, context {info['context_length']:,}; {kind}.")
         self.next.set_masked(bool(info.get("masked")))
 
-    def _info_failed(self, message: str) -> None:
+    def _info_failed(self, message: str, error_type: str = "") -> None:
         self.info.setText("")
         self.window.show_error(message)
 
