@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from engine.errors import InvalidConfigError
+from engine.setting import setting
 
 
 def _check(condition: bool, message: str) -> None:
@@ -19,16 +20,23 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """How the next token is chosen. ``temperature == 0`` means greedy."""
+    """How the next token is chosen. ``temperature == 0`` means greedy.
 
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 50  # 0 switches top-k off
-    min_p: float = 0.0  # 0 switches min-p off
-    repetition_penalty: float = 1.1  # 1.0 switches it off
-    max_new_tokens: int = 512
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
+    Each field's setting (engine/setting.py) is its row in the sampling form and its ``hearth-cli`` flag."""
+
+    temperature: float = setting(0.7, "Temperature", "0 = greedy: always the most likely token",
+                                 minimum=0.0, maximum=5.0, step=0.05)
+    top_p: float = setting(0.9, "Top-p", "Sample only from the smallest set of tokens whose probabilities add up "
+                           "to this", minimum=0.01, maximum=1.0, step=0.05)
+    top_k: int = setting(50, "Top-k", "Sample only from the k most likely tokens (0 = off)", minimum=0, maximum=1000)
+    min_p: float = setting(0.0, "Min-p", "Drop tokens less likely than this × the top token (0 = off)",
+                           minimum=0.0, maximum=0.99, step=0.01)
+    repetition_penalty: float = setting(1.1, "Repetition penalty", "Above 1 discourages repeating earlier tokens",
+                                        minimum=0.5, maximum=3.0, step=0.05)
+    max_new_tokens: int = setting(512, "Max new tokens", "The longest reply, in tokens", minimum=1, maximum=32768)
+    # The sampling panel has its own rows for these two (a seed switch, a list of stop strings).
+    seed: int | None = setting(None, "Seed", "Random seed, for replies that repeat exactly", form=False)
+    stop: tuple[str, ...] = setting((), "Stop strings", "Stop string", form=False, repeat=True)
     repetition_guard: bool = True  # stop where the output starts going round in circles (engine/repetition.py)
 
     def __post_init__(self) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from engine.config import LoadConfig, SamplingConfig
+from engine.setting import described, split
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -14,22 +16,63 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
 
 
+def add_setting_options(parser: argparse.ArgumentParser, cls: type, defaults: dict | None = None) -> None:
+    """A flag for every field of the config class ``cls`` that has a setting with a flag (engine/setting.py);
+    the value lands in ``args.<field name>``. ``defaults`` overrides the dataclass's defaults."""
+    defaults = defaults or {}
+    for d in described(cls):
+        if d.flag is None:
+            continue
+        default = defaults.get(d.name, d.default)
+        text = d.setting.help or d.label
+        if d.kind is tuple and d.setting.repeat:
+            text += " (repeatable)"
+            default = ", ".join(repr(item) for item in default or ())
+        if d.kind is bool and d.flag.startswith("--no-"):
+            text = f"turn off: {text[0].lower()}{text[1:]}"
+        elif d.kind is not bool and default not in (None, (), ""):
+            text += f" (default: {_shown(default, d.setting.separator)})"
+        options: dict[str, Any] = {"dest": d.name, "help": text}
+        if d.kind is bool:
+            options.update(action="store_false" if d.flag.startswith("--no-") else "store_true")
+        elif d.kind is tuple and d.setting.repeat:
+            options.update(action="append", default=None, metavar=d.flag.lstrip("-").replace("-", "_").upper())
+        elif d.kind is tuple:
+            options.update(default=_shown(default, d.setting.separator))
+        else:
+            options.update(type=d.kind, default=default)
+            if d.setting.choices:
+                options["choices"] = [value for value, _label in d.setting.choices]
+        if d.kind is not bool and "choices" not in options:
+            options["metavar"] = d.flag.lstrip("-").replace("-", "_").upper()
+        parser.add_argument(d.flag, **options)
+
+
+def settings_from(args: argparse.Namespace, cls: type, **values: Any) -> Any:
+    """``cls`` built from the flags of :func:`add_setting_options` (``values`` win; None means the default)."""
+    kwargs = {}
+    for d in described(cls):
+        if d.flag is None or d.name in values or not hasattr(args, d.name):
+            continue
+        value = getattr(args, d.name)
+        if d.kind is tuple and value is not None:
+            value = tuple(value) if d.setting.repeat else split(value, d.setting.separator)
+        if value is not None or d.optional:
+            kwargs[d.name] = value
+    kwargs.update({k: v for k, v in values.items() if v is not None})
+    return cls(**kwargs)
+
+
+def _shown(value: Any, separator: str) -> str:
+    return separator.join(value) if isinstance(value, tuple) else str(value)
+
+
 def add_sampling_options(parser: argparse.ArgumentParser, max_new_tokens: int = 512) -> None:
-    d = SamplingConfig()
-    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
-    parser.add_argument("--temperature", type=float, default=d.temperature)
-    parser.add_argument("--top-p", type=float, default=d.top_p)
-    parser.add_argument("--top-k", type=int, default=d.top_k)
-    parser.add_argument("--min-p", type=float, default=d.min_p)
-    parser.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    add_setting_options(parser, SamplingConfig, {"max_new_tokens": max_new_tokens})
 
 
 def sampling_from(args: argparse.Namespace) -> SamplingConfig:
-    return SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, min_p=args.min_p,
-                          repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens,
-                          seed=args.seed, stop=tuple(args.stop))
+    return settings_from(args, SamplingConfig)
 
 
 def load_from(args: argparse.Namespace, quiet: bool = False):

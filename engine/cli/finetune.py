@@ -16,9 +16,9 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from engine.cli._common import add_setting_options
     from engine.finetune.config import DataConfig, TrainConfig
 
-    d, t = DataConfig(), TrainConfig()
     p = sub.add_parser("finetune", help="fine-tune a model on your files (LoRA or full), printing progress")
     p.add_argument("paths", nargs="*", help="files or folders: text, Markdown, code, PDF, DOCX, JSON/JSONL, CSV")
     p.add_argument("--model", default=None, help="base model folder (default: the embedded model)")
@@ -27,30 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out/--config from its last checkpoint")
     p.add_argument("--estimate", action="store_true", help="only print the memory/time/disk estimate")
     p.add_argument("--merge", metavar="NAME", default=None, help="afterwards, save the result as model NAME")
-    p.add_argument("--method", choices=("lora", "full"), default=t.method)
-    p.add_argument("--max-steps", type=int, default=t.max_steps, help="steps (0: use --epochs)")
-    p.add_argument("--epochs", type=float, default=t.epochs)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4 LoRA, 2e-5 full)")
-    p.add_argument("--schedule", default=t.schedule)
-    p.add_argument("--warmup", type=float, default=t.warmup_ratio, help="warm-up share of the steps")
-    p.add_argument("--batch-size", type=int, default=t.batch_size)
-    p.add_argument("--grad-accum", type=int, default=t.grad_accum)
-    p.add_argument("--seq-len", type=int, default=d.seq_len)
-    p.add_argument("--rank", type=int, default=t.lora_rank)
-    p.add_argument("--alpha", type=int, default=t.lora_alpha)
-    p.add_argument("--dropout", type=float, default=t.lora_dropout)
-    p.add_argument("--target-modules", default="all-linear", help="comma-separated module names")
-    p.add_argument("--weight-decay", type=float, default=t.weight_decay)
-    p.add_argument("--l1", type=float, default=t.l1)
-    p.add_argument("--eval-steps", type=int, default=t.eval_steps)
-    p.add_argument("--save-steps", type=int, default=t.save_steps)
-    p.add_argument("--patience", type=int, default=t.patience)
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
-    p.add_argument("--no-dedupe", action="store_true")
-    p.add_argument("--no-random-offset", action="store_true")
-    p.add_argument("--prompt", action="append", default=None, help="sample prompt at each evaluation (repeatable)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--seed", type=int, default=t.seed)
+    # Every TrainConfig and DataConfig setting is a flag (engine/finetune/config.py describes them);
+    # the learning rate's default depends on the method.
+    add_setting_options(p, TrainConfig, {"learning_rate": None})
+    add_setting_options(p, DataConfig)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: every core)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--events-json", action="store_true",
@@ -108,18 +88,12 @@ def job_from_args(args: argparse.Namespace):
         if not args.out:
             raise SystemExit("hearth-cli: --resume needs --out RUN_FOLDER (or --config RUN/job.json)")
         return JobConfig.load(args.out)
+    from engine.cli._common import settings_from
+
     model = args.model or _default_model()
-    lr = args.lr if args.lr is not None else (2e-4 if args.method == "lora" else 2e-5)
-    targets = tuple(s.strip() for s in args.target_modules.split(",") if s.strip())
-    data = DataConfig(paths=tuple(args.paths), seq_len=args.seq_len, val_fraction=args.val_fraction,
-                      dedupe=not args.no_dedupe, random_offset=not args.no_random_offset, seed=args.seed)
-    extra = {"sample_prompts": tuple(args.prompt)} if args.prompt else {}
-    train = TrainConfig(method=args.method, lora_rank=args.rank, lora_alpha=args.alpha, lora_dropout=args.dropout,
-                        target_modules=targets, epochs=args.epochs, max_steps=args.max_steps, learning_rate=lr,
-                        schedule=args.schedule, warmup_ratio=args.warmup, batch_size=args.batch_size,
-                        grad_accum=args.grad_accum, weight_decay=args.weight_decay, l1=args.l1,
-                        eval_steps=args.eval_steps, save_steps=args.save_steps, patience=args.patience,
-                        device=args.device, seed=args.seed, **extra)
+    lr = args.learning_rate if args.learning_rate is not None else (2e-4 if args.method == "lora" else 2e-5)
+    data = settings_from(args, DataConfig, paths=tuple(args.paths), seed=args.seed)
+    train = settings_from(args, TrainConfig, learning_rate=lr)
     out = args.out or str(new_run_dir(Path(model).name))
     return JobConfig(base_model=model, out_dir=out, data=data, train=train)
 

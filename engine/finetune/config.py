@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from engine.errors import InvalidConfigError
+from engine.setting import setting
 
 METHODS = ("lora", "full")
 SCHEDULES = ("cosine", "linear", "constant", "constant_with_warmup")
@@ -31,15 +32,24 @@ def _tuple(value) -> tuple:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which files, and how they become training sequences."""
+    """Which files, and how they become training sequences.
 
-    paths: tuple[str, ...] = ()
-    seq_len: int = 512  # tokens per training sequence
-    val_fraction: float = 0.1  # share held out for validation, by file where possible
-    dedupe: bool = True  # drop exact duplicate examples
-    random_offset: bool = True  # shift packed text by a random offset each epoch (light augmentation)
-    max_file_mb: float = 20.0  # read at most this much of one file (a notice says so)
-    seed: int = 0
+    Each field's setting (engine/setting.py) is its row in the fine-tuning form and its ``hearth-cli finetune``
+    flag; ``group`` names the form's box and ``order`` places the row among TrainConfig's."""
+
+    paths: tuple[str, ...] = ()  # the form's file list; the command's positional arguments
+    seq_len: int = setting(512, "Sequence length", "Tokens per training sequence", minimum=16, maximum=131072,
+                           group="length")
+    # held out for validation, by file where possible
+    val_fraction: float = setting(0.1, "Validation share", "Share of the data held out for validation",
+                                  minimum=0.0, maximum=0.5, step=0.05, group="guards", order=-1)
+    dedupe: bool = setting(True, "Remove exact duplicates", "Drop exact duplicate examples", group="guards",
+                           order=1.5)
+    random_offset: bool = setting(True, "Random-offset packing (light augmentation)",
+                                  "Shift packed text by a random offset each epoch", group="guards", order=1)
+    max_file_mb: float = setting(20.0, "Largest file, MB", "Read at most this much of one file (a notice says so)",
+                                 form=False)
+    seed: int = 0  # set from TrainConfig's seed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "paths", tuple(str(Path(p).expanduser()) for p in _tuple(self.paths)))
@@ -50,30 +60,55 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. ``max_steps > 0`` overrides ``epochs``."""
+    """How to train. ``max_steps > 0`` overrides ``epochs``.
 
-    method: str = "lora"
-    lora_rank: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("all-linear",)
-    epochs: float = 3.0
-    max_steps: int = 0
-    learning_rate: float = 2e-4
-    schedule: str = "cosine"
-    warmup_ratio: float = 0.05
-    batch_size: int = 4
-    grad_accum: int = 1
-    weight_decay: float = 0.01  # L2, decoupled (AdamW)
-    l1: float = 0.0  # L1 penalty on the trainable weights, added to the loss
-    eval_steps: int = 20  # validation loss every N optimizer steps
-    save_steps: int = 20  # checkpoint every N steps (a multiple of eval_steps)
-    patience: int = 3  # early stopping after N evaluations without improvement; 0 = off
-    sample_prompts: tuple[str, ...] = DEFAULT_PROMPTS
-    sample_max_tokens: int = 40
-    seed: int = 42
-    device: str = "auto"
-    gradient_checkpointing: bool = False
+    Each field's setting (engine/setting.py) is its row in the fine-tuning form (``group`` names the box)
+    and its ``hearth-cli finetune`` flag."""
+
+    method: str = setting("lora", "Method", "LoRA trains a small adapter; full fine-tuning changes every weight",
+                          choices=(("lora", "LoRA (small adapter, fast)"), ("full", "Full fine-tuning (every weight)")),
+                          group="method")
+    lora_rank: int = setting(16, "LoRA rank", "LoRA rank: size of the adapter; 8–64 is typical", minimum=1,
+                             maximum=1024, flag="--rank", group="method")
+    lora_alpha: int = setting(32, "LoRA alpha", "LoRA alpha: the adapter's scale (often twice the rank)", minimum=1,
+                              maximum=4096, flag="--alpha", group="method")
+    lora_dropout: float = setting(0.05, "Dropout", "Dropout in the adapter: a guard against over-fitting",
+                                  minimum=0.0, maximum=0.9, step=0.05, flag="--dropout", group="method")
+    target_modules: tuple[str, ...] = setting(("all-linear",), "Target modules", "Layers that get an adapter: "
+                                              "'all-linear', or names like q_proj,v_proj", group="method")
+    epochs: float = setting(3.0, "Epochs", "Passes over the data (used when max steps is 0)", minimum=0.1,
+                            maximum=1000, step=0.5, decimals=1, group="length")
+    max_steps: int = setting(0, "Max steps", "Optimizer steps; 0 means use epochs", minimum=0, maximum=10_000_000,
+                             group="length")
+    learning_rate: float = setting(2e-4, "Learning rate", "Learning rate (LoRA ~2e-4, full ~2e-5)", minimum=1e-7,
+                                   maximum=0.1, step=1e-5, decimals=6, flag="--lr", group="length")
+    schedule: str = setting("cosine", "Schedule", "How the learning rate changes over the run",
+                            choices=tuple((s, s) for s in SCHEDULES), group="length")
+    warmup_ratio: float = setting(0.05, "Warm-up share", "Share of the steps spent warming up the learning rate",
+                                  minimum=0.0, maximum=0.5, step=0.01, flag="--warmup", group="length")
+    batch_size: int = setting(4, "Batch size", "Sequences per step on each device", minimum=1, maximum=4096,
+                              group="length")
+    grad_accum: int = setting(1, "Gradient accumulation", "Steps whose gradients are added before each update "
+                              "(a larger effective batch without more memory)", minimum=1, maximum=4096, group="length")
+    weight_decay: float = setting(0.01, "Weight decay (L2)", "L2 weight decay (AdamW)", minimum=0.0, maximum=1.0,
+                                  step=0.01, decimals=3, group="guards", order=0.5)
+    l1: float = setting(0.0, "L1 penalty", "L1 penalty on the trainable weights (pushes them towards zero)",
+                        minimum=0.0, maximum=1.0, step=0.001, decimals=4, group="guards", order=0.5)
+    eval_steps: int = setting(20, "Evaluate every", "Validation loss (and samples) every N steps", minimum=1,
+                              maximum=1_000_000, group="guards")
+    save_steps: int = setting(20, "Checkpoint every", "Checkpoint every N steps (rounded to evaluations)",
+                              minimum=1, maximum=1_000_000, group="guards")
+    patience: int = setting(3, "Early-stop patience", "Stop after N evaluations without a better validation loss; "
+                            "0 = off", minimum=0, maximum=1000, group="guards")
+    sample_prompts: tuple[str, ...] = setting(DEFAULT_PROMPTS, "Sample prompts", "Sample prompts answered at each "
+                                              "evaluation", flag="--prompt", repeat=True,
+                                              separator="\n", group="guards", order=2)
+    sample_max_tokens: int = setting(40, "Sample length", "Tokens per sample answer", minimum=1, maximum=1024,
+                                     form=False)
+    seed: int = setting(42, "Seed", "Random seed (data order, offsets, initial weights)", form=False)
+    device: str = setting("auto", "Device", "auto, cpu or cuda", form=False)
+    gradient_checkpointing: bool = setting(False, "Gradient checkpointing", "Recompute activations in the "
+                                           "backward pass: less memory, slower steps", form=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target_modules", _tuple(self.target_modules) or ("all-linear",))

@@ -33,8 +33,8 @@ class SamplingPanel(SamplingForm):
         self.form.addRow(reset)
         self.use_seed.toggled.connect(self.seed.setEnabled)
         self.set_config(self._load())
-        for w in (*self.number_boxes(), self.seed):
-            w.valueChanged.connect(self._on_change)
+        for signal in (*self.edit_signals(), self.seed.valueChanged):
+            signal.connect(self._on_change)
         self.use_seed.toggled.connect(self._on_change)
         self.stop.editingFinished.connect(self._on_change)
 
