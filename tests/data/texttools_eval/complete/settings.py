@@ -1,0 +1,6 @@
+DEFAULTS = {
+    "width": 800,
+    "height": 600,
+    "depth": 24,
+<|cursor|>
+}
