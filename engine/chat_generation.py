@@ -67,6 +67,8 @@ def chat(lm: Any, messages: Sequence[ChatMessage], sampling: SamplingConfig | No
          cancel: CancelToken | None = None) -> GenerationResult:
     """Answer the last message of ``messages`` as the assistant."""
     sampling = sampling or SamplingConfig()
+    if getattr(lm, "is_remote", False):  # a model on a server (engine/remote): its chat template is there
+        return lm.chat(messages, sampling, system_prompt=system_prompt, on_text=on_text, cancel=cancel)
     prompt = build_chat_prompt(lm.tokenizer, messages, system_prompt, lm.context_length, sampling.max_new_tokens)
     result = generate_ids(lm, prompt.input_ids,
                           sampling.with_(max_new_tokens=prompt.max_new_tokens, stop=_stop_strings(lm, sampling)),
@@ -92,6 +94,9 @@ def continue_reply(lm: Any, messages: Sequence[ChatMessage], partial: str, sampl
     partial reply's own tokens: the model carries on mid-sentence instead of starting over.
     """
     sampling = sampling or SamplingConfig()
+    if getattr(lm, "is_remote", False):
+        return lm.continue_reply(messages, partial, sampling, system_prompt=system_prompt, on_text=on_text,
+                                 cancel=cancel)
     partial_ids = lm.tokenizer(partial, add_special_tokens=False)["input_ids"] if partial else []
     prompt = build_chat_prompt(lm.tokenizer, messages, system_prompt, lm.context_length,
                                sampling.max_new_tokens + len(partial_ids))

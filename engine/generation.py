@@ -62,6 +62,8 @@ def generate(lm: Any, prompt: str | Sequence[int], sampling: SamplingConfig | No
              add_special_tokens: bool = True) -> GenerationResult:
     """Continue ``prompt`` (raw text, no chat template) with ``lm`` (a LoadedModel)."""
     sampling = sampling or SamplingConfig()
+    if getattr(lm, "is_remote", False):  # a model on a server (engine/remote) generates there
+        return lm.generate(prompt, sampling, on_text=on_text, cancel=cancel)
     if isinstance(prompt, str):
         ids = lm.tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
     else:

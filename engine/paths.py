@@ -63,3 +63,16 @@ def models_dir() -> Path:
 def runs_dir() -> Path:
     """Fine-tuning and lab training runs (checkpoints, logs)."""
     return subdir("runs")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600 from creation: never briefly readable by others).
+
+    For secrets: the server's API key, keys of remote servers when there is no keychain."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)

@@ -30,7 +30,8 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
 
 def unsupported(param: str, what: str) -> APIError:
     """A field the server understands but does not implement: refused, never silently ignored."""
-    return APIError(400, f"'{param}' is not supported by this server: {what}", param=param, code="unsupported_parameter")
+    return APIError(400, f"'{param}' is not supported by this server: {what}", param=param,
+                    code="unsupported_parameter")
 
 
 def unauthorized(message: str) -> APIError:

@@ -6,9 +6,9 @@ The app shows it (and can renew it); ``hearth-cli serve`` uses the same one unle
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from engine.paths import write_private
 from engine.server.security import new_key
 
 KEY_FILE = "api_key"
@@ -35,14 +35,3 @@ def renew_key() -> str:
     key = new_key()
     write_private(key_path(), key + "\n")
     return key
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read (0600 from creation: never briefly world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)

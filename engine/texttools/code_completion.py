@@ -109,6 +109,8 @@ def complete_code(lm: Any, request: CompletionRequest, *, on_text: Callable[[str
     """Complete at the cursor; streams whole lines to ``on_text`` as they are accepted."""
     from engine.texttools.code_decode import decode_completion
 
+    if getattr(lm, "is_remote", False):  # a model on a server: its own FIM, through /v1/completions
+        return lm.complete_code(request, on_text=on_text, cancel=cancel)
     cancel = cancel or CancelToken()
     budget = max(16, min(request.context_tokens, lm.context_length - request.max_new_tokens))
     ids, mode, healed = build_prompt(lm.tokenizer, request, budget)
