@@ -105,7 +105,7 @@ class ChatDelegate(QStyledItemDelegate):
         if meta.get("tok_s"):
             parts.append(f"{meta['new_tokens']} tokens · {meta['tok_s']:.1f} tok/s")
         reason = meta.get("finish_reason")
-        if reason in ("cancelled", "length", "interrupted"):
-            parts.append({"cancelled": "stopped", "length": "cut at max tokens",
-                          "interrupted": "interrupted"}[reason])
+        if reason in ("cancelled", "length", "interrupted", "repetition"):
+            parts.append({"cancelled": "stopped", "length": "cut at max tokens", "interrupted": "interrupted",
+                          "repetition": "stopped: it began repeating itself"}[reason])
         return "   ".join(parts)

@@ -102,6 +102,10 @@ class ChatView(QWidget):
         self.regenerate_button = QPushButton("Regenerate")
         self.regenerate_button.setToolTip("Write another reply; the current one stays as an alternative (‹ n/m ›)")
         self.regenerate_button.clicked.connect(self.regenerate)
+        self.continue_button = QPushButton("Continue anyway")
+        self.continue_button.setToolTip("The reply was stopped because it began to repeat itself: carry it on "
+                                        "with the repetition guard off")
+        self.continue_button.clicked.connect(lambda: self.continue_reply(len(self.model.items) - 1, guard=False))
         self.new_button = QPushButton("New chat")
         self.new_button.clicked.connect(self.new_chat)
         self.new_button.hide()  # the sidebar has one; this stays for keyboard users of older layouts
@@ -109,7 +113,7 @@ class ChatView(QWidget):
         self.hint.setStyleSheet("color: #777")
         buttons = QHBoxLayout()
         buttons.addWidget(self.hint, 1)
-        for b in (self.new_button, self.regenerate_button, self.stop_button, self.send_button):
+        for b in (self.new_button, self.continue_button, self.regenerate_button, self.stop_button, self.send_button):
             buttons.addWidget(b)
         chat = QWidget()
         layout = QVBoxLayout(chat)
@@ -150,6 +154,10 @@ class ChatView(QWidget):
         self.stop_button.setEnabled(self.busy)
         has_reply = any(i.role == "assistant" for i in self.model.items)
         self.regenerate_button.setEnabled(loaded and not self.busy and has_reply)
+        last = self.model.items[-1] if self.model.items else None
+        looped = last is not None and last.role == "assistant" and last.meta.get("finish_reason") == "repetition"
+        self.continue_button.setVisible(looped and not self.busy and "id" in last.meta)
+        self.continue_button.setEnabled(loaded)
         self.new_button.setEnabled(not self.busy)
         self.sidebar.new_button.setEnabled(not self.busy)
         self.sidebar.tree.setEnabled(not self.busy)
@@ -318,8 +326,8 @@ class ChatView(QWidget):
         self.list.setCurrentIndex(self.model.index(row))
         self._update_buttons()
 
-    def continue_reply(self, row: int) -> None:
-        """Carry on an interrupted or stopped reply in place."""
+    def continue_reply(self, row: int, guard: bool = True) -> None:
+        """Carry on an interrupted or stopped reply in place (``guard=False``: even if it repeats itself)."""
         item = self.model.items[row]
         if self.busy or self.window.model_info is None or item.role != "assistant" or "id" not in item.meta:
             return
@@ -332,9 +340,12 @@ class ChatView(QWidget):
         self.saved.continue_reply(stored.id)
         self.model.update(row, streaming=True)
         messages = self.saved.thread(stored.parent_id) or []
+        sampling = self.sampling_override or self.window.sampling_panel.config()
+        if not guard:
+            sampling = sampling.with_(repetition_guard=False)
         self._watch(self.client.submit(continue_task, label="continue reply", messages=messages,
                                        partial=stored.content, system_prompt=self.system_prompt.toPlainText(),
-                                       sampling=self.sampling_override or self.window.sampling_panel.config()))
+                                       sampling=sampling))
         self._flush_timer.start()
         self._update_buttons()
 
@@ -512,6 +523,9 @@ class ChatView(QWidget):
                 menu.addAction("Regenerate", self.regenerate)
                 if item.meta.get("finish_reason") in ("interrupted", "cancelled", "length") and "id" in item.meta:
                     menu.addAction("Continue", lambda: self.continue_reply(row))
+                elif item.meta.get("finish_reason") == "repetition" and "id" in item.meta:
+                    menu.addAction("Continue anyway (it was repeating itself)",
+                                   lambda: self.continue_reply(row, guard=False))
             if "id" in item.meta:
                 menu.addSeparator()
                 menu.addAction("Delete message…", lambda: self.delete_message(row))

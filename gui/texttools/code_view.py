@@ -221,7 +221,8 @@ class CodeView(QWidget):
             return
         self.editor.show_ghost(result.text)
         mode = "fill-in-the-middle" if result.mode == "fim" else "code before the cursor"
-        self._set_status(f"Tab accepts, Esc dismisses ({mode}).")
+        looped = " It was cut where it began to repeat itself." if result.finish_reason == "repetition" else ""
+        self._set_status(f"Tab accepts, Esc dismisses ({mode}).{looped}")
 
     def _on_failed(self, message: str, error_type: str = "") -> None:
         self._set_status("")
