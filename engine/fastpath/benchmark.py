@@ -1,21 +1,28 @@
-"""``hearth-cli bench``: transformers' plain ``generate`` against the fast path, in one process.
+"""``hearth-cli bench``: transformers, Hearth and llama.cpp on the same model, in one process.
 
-The CPU of a desktop is shared, so absolute speeds wander; every figure is
-measured interleaved (baseline, then each fast mode, prompt by prompt, round
-by round) and reported next to the baseline as a ratio. The KV cache of the
-fast path is cleared before every run, so no run gains from an earlier one.
+The CPU of a desktop is shared, so absolute speeds wander; every speed is
+measured interleaved (each system in turn, prompt by prompt, round by round)
+and reported next to the baseline (transformers ``generate``) and next to
+llama.cpp as ratios. Every system decodes the same token ids with the same
+thread count; no run reuses an earlier run's KV cache.
+
+Per system: decode tok/s (after the first token), time to first token and
+prompt tok/s for a long prompt, perplexity on held-out text from the system's
+own logits, and peak resident memory, measured in a fresh process per system
+(bench_memory.py) because one process holding all three says nothing about
+any one of them.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from engine.cancel import CancelToken
-from engine.config import InvalidConfigError, SamplingConfig
+from engine.config import InvalidConfigError
 
 PROMPTS = (
     "Write a short poem about the sea at night.",
@@ -43,213 +50,181 @@ HELD_OUT = (
     "them the same thing: the keeper never lost count, not once, not even in the worst storm of all."
 )
 
+MODES = ("exact", "int8")
+
 
 @dataclass(frozen=True)
 class BenchConfig:
     model: str | None = None  # None: the default model
     device: str = "cpu"
     new_tokens: int = 64
-    repeats: int = 2  # rounds over the five prompts
-    modes: tuple[str, ...] = ("exact", "int8")
-    long_prompt_tokens: int = 500  # for time to first token
+    repeats: int = 2  # rounds over the prompts
+    modes: tuple[str, ...] | None = None  # extra fast-path packs of the transformers model; None: by model kind
+    long_prompt_tokens: int = 500  # for time to first token and prompt speed
     perplexity_tokens: int = 256
+    threads: int = 0  # every system's thread count; 0: torch's default
+    llama_cpp: bool = True  # compare with llama.cpp when llama-cpp-python is installed
+    memory: bool = True  # peak RSS per system, each in a fresh process
+    baseline: bool = True  # transformers generate (slow on big models)
     prompts: tuple[str, ...] = field(default=PROMPTS)
 
     def __post_init__(self) -> None:
         if self.new_tokens < 2 or self.repeats < 1 or self.long_prompt_tokens < 2 or self.perplexity_tokens < 8:
             raise InvalidConfigError("new_tokens >= 2, repeats >= 1, long_prompt_tokens >= 2 and "
                                      "perplexity_tokens >= 8 are needed for a benchmark")
-        for mode in self.modes:
-            if mode not in ("exact", "int8"):
+        for mode in self.modes or ():
+            if mode not in MODES:
                 raise InvalidConfigError(f"bench modes are exact and int8, not {mode!r}")
+        if self.threads < 0:
+            raise InvalidConfigError("threads must be 0 (torch's default) or more")
 
 
+# -- which models -------------------------------------------------------------------
+def gguf_for(model: str | None) -> Path | None:
+    """The GGUF file a model comes from (llama.cpp runs it), or None for a transformers folder."""
+    if model is not None:
+        return Path(model) if str(model).lower().endswith(".gguf") else None
+    try:
+        from engine.default_model import find_default_gguf
+
+        return Path(find_default_gguf())
+    except Exception:  # no default model installed: the bench of a folder still runs
+        return None
+
+
+def load_app_model(config: BenchConfig, on_progress: Callable, cancel: CancelToken) -> Any:
+    """The model as the app loads it, fast path attached (a GGUF runs on its own quantization)."""
+    from engine.config import LoadConfig
+    from engine.loader import load_model
+
+    return load_model(LoadConfig(path=config.model, device=config.device), on_progress=on_progress, cancel=cancel)
+
+
+def load_baseline(config: BenchConfig, on_progress: Callable, cancel: CancelToken) -> Any:
+    """transformers as it comes: fp32, eager, no fast path; a GGUF through its dequantized folder."""
+    from engine import convert
+    from engine.config import LoadConfig
+    from engine.loader import load_folder
+
+    load = LoadConfig(path=config.model, device=config.device, dtype="float32", fast=False)
+    gguf = gguf_for(config.model)
+    if gguf is None:
+        folder = Path(config.model)
+    elif config.model is None:
+        folder = convert.ensure_default_model(on_progress=on_progress, cancel=cancel)
+    else:
+        folder = convert.ensure_gguf_converted(gguf, on_progress=on_progress, cancel=cancel)
+    return load_folder(folder, load, on_progress=on_progress, cancel=cancel)
+
+
+def runs_quantized_file(lm: Any) -> bool:
+    """True when the app runs the GGUF's own blocks (not a transformers model)."""
+    return "gguf" in lm.extras
+
+
+# -- the run ------------------------------------------------------------------------
 def run_bench(config: BenchConfig, *, on_progress: Callable[[float, str], None] | None = None,
-              cancel: CancelToken | None = None, lm: Any = None) -> dict:
-    """Measure; returns the report as a dict (see bench/README.md for the fields)."""
+              cancel: CancelToken | None = None) -> dict:
+    """Measure; returns the report as a dict (bench/README.md describes the fields)."""
     import torch
 
     from engine.chat_generation import render
-    from engine.fastpath.decoder import FastDecoder
+    from engine.fastpath.bench_report import build_report
 
     on_progress = on_progress or (lambda f, m: None)
     cancel = cancel or CancelToken()
     load_start = os.getloadavg()[0]
-    if lm is None:
-        from engine.config import LoadConfig
-        from engine.loader import load_model
+    threads = config.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    systems, app_lm = _systems(config, threads, on_progress, cancel)
+    lm = app_lm  # its tokenizer gives every system the same ids
+    prompts = [render(lm.tokenizer, [{"role": "user", "content": p}]) for p in config.prompts]
+    context = min(s.context_limit for s in systems)
+    long_ids = _long_prompt(lm.tokenizer, min(config.long_prompt_tokens, context - 2))
+    text_ids = _held_out_ids(lm.tokenizer, min(config.perplexity_tokens, context))
+    decode = {s.name: [] for s in systems}
+    long = {s.name: [] for s in systems}
+    total, done = config.repeats * (len(prompts) + 1) * len(systems), 0
+    for round_ in range(config.repeats):
+        for ids in prompts:
+            for s in systems:
+                cancel.raise_if_cancelled()
+                decode[s.name].append(s.generate(ids, config.new_tokens, cancel))
+                done += 1
+                on_progress(0.1 + 0.6 * done / total, f"decoding: {s.name}, round {round_ + 1}")
+        for s in systems:  # the long prompt: time to first token
+            cancel.raise_if_cancelled()
+            long[s.name].append(s.generate(long_ids, 2, cancel))
+            done += 1
+    on_progress(0.72, "perplexity")
+    ppl = {}
+    for s in systems:
+        cancel.raise_if_cancelled()
+        ppl[s.name] = s.perplexity(text_ids)
+    memory = {}
+    if config.memory:
+        from engine.fastpath.bench_memory import probe
 
-        # The baseline is transformers as it comes: fp32, eager, no fast path attached.
-        lm = load_model(LoadConfig(path=config.model, device=config.device, dtype="float32", fast=False),
-                        on_progress=lambda f, m: on_progress(0.05 * f, m), cancel=cancel)
-    paths: dict[str, Any] = {"baseline": None}
-    prepare_s: dict[str, float] = {}
-    for mode in config.modes:
-        decoder = FastDecoder(lm, mode)
+        for i, s in enumerate(systems):
+            cancel.raise_if_cancelled()
+            on_progress(0.8 + 0.19 * i / len(systems), f"peak memory: {s.name}")
+            memory[s.name] = probe(s.kind, config, threads, len(long_ids), s.probe_mode)
+    on_progress(1.0, "done")
+    return build_report(config, lm, systems, decode=decode, long=long, ppl=ppl, memory=memory, threads=threads,
+                        prompts=prompts, long_ids=long_ids, text_ids=text_ids,
+                        load_average=[round(load_start, 2), round(os.getloadavg()[0], 2)])
+
+
+def _systems(config: BenchConfig, threads: int, on_progress: Callable, cancel: CancelToken) -> tuple[list, Any]:
+    """The systems in the order they run, and the model whose tokenizer makes the ids."""
+    from engine.fastpath import bench_systems as B
+    from engine.fastpath.decoder import FastDecoder
+
+    on_progress(0.0, "loading the model")
+    app_lm = load_app_model(config, on_progress=lambda f, m: on_progress(0.04 * f, m), cancel=cancel)
+    quantized = runs_quantized_file(app_lm)
+    base_lm = None
+    if config.baseline and not quantized and str(app_lm.dtype) == "torch.float32":
+        base_lm = app_lm  # a transformers model, fp32 already: the baseline, and the packs come from it
+    elif config.baseline:
+        base_lm = load_baseline(config, lambda f, m: on_progress(0.04 + 0.04 * f, m), cancel)
+    systems: list = []
+    if base_lm is not None:
+        base_lm.tokenizer = app_lm.tokenizer
+        systems.append(_with_limits(B.Transformers(base_lm), base_lm.context_length, None))
+    if quantized:
+        decoder = app_lm.extras["decoder"]
+        systems.append(_with_limits(B.Hearth(app_lm, decoder, f"hearth {decoder.mode}", threads),
+                                    app_lm.context_length, "app"))
+    modes = config.modes if config.modes is not None else (() if quantized else MODES)
+    source = base_lm if base_lm is not None else app_lm
+    for mode in modes:
+        if runs_quantized_file(source):
+            raise InvalidConfigError("the exact / int8 packs need the transformers model (drop --no-baseline)")
+        decoder = FastDecoder(source, mode)
         start = time.perf_counter()
         if not decoder.prepare():
             raise InvalidConfigError(f"the fast path cannot run this model: {decoder.reason}")
-        prepare_s[decoder.mode] = time.perf_counter() - start
-        paths[decoder.mode] = decoder
-    prompts = [render(lm.tokenizer, [{"role": "user", "content": p}]) for p in config.prompts]
-    greedy = SamplingConfig(temperature=0.0, repetition_penalty=1.0, max_new_tokens=config.new_tokens)
-    timing = {name: [0, 0.0] for name in paths}  # name -> [tokens after the first, seconds]
-    first_round: dict[str, list[tuple[int, ...]]] = {name: [] for name in paths}
-    runs, done = config.repeats * len(prompts) * len(paths), 0
-    for round_ in range(config.repeats):
-        for ids in prompts:
-            for name, decoder in paths.items():
-                cancel.raise_if_cancelled()
-                result = _timed_run(lm, decoder, ids, greedy, cancel)
-                timing[name][0] += max(0, result.new_tokens - 1)
-                timing[name][1] += result.elapsed_s - result.ttft_s
-                if round_ == 0:
-                    first_round[name].append(result.token_ids)
-                done += 1
-                on_progress(0.05 + 0.6 * done / runs, f"decoding: {name}, round {round_ + 1}")
-    long_ids = _long_prompt(lm.tokenizer, min(config.long_prompt_tokens, lm.context_length - 2))
-    ttft = {name: [] for name in paths}
-    for _ in range(config.repeats):
-        for name, decoder in paths.items():
-            cancel.raise_if_cancelled()
-            ttft[name].append(_timed_run(lm, decoder, long_ids, greedy.with_(max_new_tokens=1), cancel).ttft_s)
-    on_progress(0.75, "perplexity")
-    text_ids = _held_out_ids(lm.tokenizer, min(config.perplexity_tokens, lm.context_length))
-    ppl = {"baseline": _hf_perplexity(lm, text_ids)}
-    for name, decoder in paths.items():
-        if decoder is not None:
-            cancel.raise_if_cancelled()
-            ppl[name] = _fast_perplexity(decoder, lm, text_ids)
-    on_progress(0.95, "llama.cpp")
-    tok_s = {name: (t / s if s > 0 else 0.0) for name, (t, s) in timing.items()}
-    report = {
-        "model": lm.name, "device": str(lm.device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "prompts": len(prompts), "prompt_tokens": round(sum(map(len, prompts)) / len(prompts), 1),
-        "new_tokens": config.new_tokens, "repeats": config.repeats,
-        "baseline": {"path": "transformers generate (fp32, eager)", "tok_s": round(tok_s["baseline"], 2),
-                     "ttft_s": _median(ttft["baseline"]), "perplexity": round(ppl["baseline"], 4)},
-        "paths": [],
-        "long_prompt_tokens": len(long_ids), "perplexity_tokens": len(text_ids),
-    }
-    for name in paths:
-        if name == "baseline":
-            continue
-        entry = {"path": f"hearth {name}", "mode": name, "tok_s": round(tok_s[name], 2),
-                 "ratio": round(tok_s[name] / tok_s["baseline"], 2) if tok_s["baseline"] else None,
-                 "ttft_s": _median(ttft[name]), "prepare_s": round(prepare_s[name], 3),
-                 "greedy_match": _greedy_match(first_round["baseline"], first_round[name], 64),
-                 "perplexity": round(ppl[name], 4),
-                 "perplexity_change_pct": round(100 * (ppl[name] / ppl["baseline"] - 1), 3)}
-        report["paths"].append(entry)
-    report["llama_cpp"] = _llama_cpp(lm, config, prompts, tok_s["baseline"])
-    report["load_average"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
-    on_progress(1.0, "done")
-    return report
+        hearth = B.Hearth(source, decoder, f"hearth {decoder.mode}", threads)
+        hearth.prepare_s = time.perf_counter() - start
+        systems.append(_with_limits(hearth, source.context_length, decoder.mode))
+    gguf = gguf_for(config.model)
+    if config.llama_cpp and gguf is not None and B.llama_cpp_available():
+        on_progress(0.09, "loading llama.cpp")
+        context = min(app_lm.context_length, 4096)
+        systems.append(_with_limits(B.LlamaCpp(gguf, threads, context), context, None))
+    return systems, app_lm
 
 
-def _timed_run(lm: Any, decoder: Any, ids: list[int], sampling: SamplingConfig, cancel: CancelToken):
-    from engine.generation import generate_ids
-
-    if decoder is not None:
-        decoder.forget()  # no reuse of an earlier run's KV cache
-    original = lm.extras.get("decoder")
-    lm.extras["decoder"] = decoder
-    try:
-        return generate_ids(lm, ids, sampling, cancel=cancel)
-    finally:
-        lm.extras["decoder"] = original
-
-
-def _greedy_match(reference: list[tuple[int, ...]], other: list[tuple[int, ...]], first: int) -> float:
-    """Share of the baseline's first ``first`` tokens that the other path reproduced, position by position."""
-    same = total = 0
-    for ref, out in zip(reference, other):
-        ref = ref[:first]
-        total += len(ref)
-        same += sum(a == b for a, b in zip(ref, out))
-    return round(same / total, 4) if total else 0.0
-
-
-def _median(values: list[float]) -> float:
-    values = sorted(values)
-    mid = len(values) // 2
-    return round(values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2, 4)
+def _with_limits(system: Any, context: int, probe_mode: str | None) -> Any:
+    system.context_limit, system.probe_mode = int(context), probe_mode
+    return system
 
 
 def _held_out_ids(tokenizer: Any, n: int) -> list[int]:
-    ids = tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"]
-    return ids[:n]
+    return tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"][:n]
 
 
 def _long_prompt(tokenizer: Any, n: int) -> list[int]:
     ids = tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"]
     return (ids * (n // max(1, len(ids)) + 1))[:n]
-
-
-def _hf_perplexity(lm: Any, ids: list[int]) -> float:
-    import torch
-
-    with torch.inference_mode():
-        x = torch.tensor([ids], device=lm.device)
-        loss = lm.model(input_ids=x, labels=x).loss
-    return math.exp(float(loss))
-
-
-def _fast_perplexity(decoder: Any, lm: Any, ids: list[int]) -> float:
-    """Teacher-forced, one token at a time: the route every reply token takes."""
-    import torch
-
-    forward = decoder.ready_for(lm).forward
-    decoder.forget()
-    nll = 0.0
-    with torch.inference_mode():
-        for pos in range(len(ids) - 1):
-            logits = forward.forward(torch.tensor(ids[pos:pos + 1], device=lm.device), pos)
-            nll -= float(torch.log_softmax(logits, -1)[ids[pos + 1]])
-    decoder.forget()
-    return math.exp(nll / (len(ids) - 1))
-
-
-def _llama_cpp(lm: Any, config: BenchConfig, prompts: list[list[int]], baseline_tok_s: float) -> dict | None:
-    """llama.cpp on the same GGUF, only if llama-cpp-python happens to be installed (never a dependency)."""
-    try:
-        from llama_cpp import Llama  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    gguf = _gguf_for(lm, config)
-    if gguf is None:
-        return {"error": "no GGUF file for this model"}
-    import torch
-
-    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=torch.get_num_threads(), verbose=False)
-    tokens, seconds = 0, 0.0
-    for _ in range(config.repeats):
-        for ids in prompts:
-            first = None
-            count = 0
-            for _chunk in llm.create_completion(prompt=ids, max_tokens=config.new_tokens, temperature=0.0,
-                                                top_k=1, stream=True):
-                count += 1
-                if first is None:
-                    first = time.perf_counter()
-            if first is not None and count > 1:
-                tokens += count - 1
-                seconds += time.perf_counter() - first
-    tok_s = tokens / seconds if seconds else 0.0
-    return {"path": f"llama.cpp ({gguf.name})", "tok_s": round(tok_s, 2),
-            "ratio": round(tok_s / baseline_tok_s, 2) if baseline_tok_s else None}
-
-
-def _gguf_for(lm: Any, config: BenchConfig):
-    from pathlib import Path
-
-    if config.model and str(config.model).lower().endswith(".gguf"):
-        return Path(config.model)
-    if config.model is None:
-        try:
-            from engine.default_model import find_default_gguf
-
-            return Path(find_default_gguf())
-        except Exception:
-            return None
-    return None

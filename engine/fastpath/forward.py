@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from engine.fastpath.spec import DEFAULT_ROPE, ArchSpec
+from engine.fastpath.spec import ArchSpec
 from engine.fastpath.weights import PackedWeights
 
 CACHE_STEP = 256  # the KV cache grows in these steps (positions)

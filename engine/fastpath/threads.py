@@ -19,10 +19,11 @@ SMOOTHING = 0.2  # weight of a new measurement in the running estimate
 
 
 class ThreadChooser:
-    def __init__(self, most: int | None = None, explore_every: int = EXPLORE_EVERY) -> None:
+    def __init__(self, most: int | None = None, explore_every: int = EXPLORE_EVERY, *, fixed: bool = False) -> None:
+        """``fixed``: always ``most`` threads (benchmarks give every system the same count)."""
         most = most or torch.get_num_threads()
         self.explore_every = explore_every
-        self.options = sorted({1, most})
+        self.options = [most] if fixed else sorted({1, most})
         self.cost: dict[int, float | None] = {n: None for n in self.options}  # seconds per step
         self.steps = 0
 
