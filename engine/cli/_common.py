@@ -10,10 +10,16 @@ from engine.config import LoadConfig, SamplingConfig
 from engine.setting import described, split
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="model folder or .gguf file (default: the embedded model)")
+def add_model_options(parser: argparse.ArgumentParser, remote: bool = True) -> None:
+    parser.add_argument("--model", default=None, help="model folder or .gguf file (default: the embedded model); "
+                        "with --server, the server's model name (default: its first)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    if remote:
+        parser.add_argument("--server", default=None, metavar="URL",
+                            help="use a model on an OpenAI-compatible server (http://host:port/v1) instead")
+        parser.add_argument("--api-key", dest="server_api_key", default=None, metavar="KEY",
+                            help="the server's API key (default: $HEARTH_API_KEY, or the key saved in the app)")
 
 
 def add_setting_options(parser: argparse.ArgumentParser, cls: type, defaults: dict | None = None) -> None:
@@ -78,6 +84,9 @@ def sampling_from(args: argparse.Namespace) -> SamplingConfig:
 def load_from(args: argparse.Namespace, quiet: bool = False):
     from engine.loader import load_model
 
+    if getattr(args, "server", None):
+        return connect_from(args, quiet)
+
     def progress(fraction: float, message: str) -> None:
         if not quiet:
             print(f"\r[{fraction * 100:5.1f}%] {message}\033[K", end="", file=sys.stderr, flush=True)
@@ -86,6 +95,21 @@ def load_from(args: argparse.Namespace, quiet: bool = False):
     if not quiet:
         print("\r\033[K", end="", file=sys.stderr, flush=True)
     return lm
+
+
+def connect_from(args: argparse.Namespace, quiet: bool = False):
+    """``--server URL [--api-key K] [--model NAME]``: the server's model, used like a local one."""
+    import os
+
+    from engine.remote import RemoteServer, connect_model
+    from engine.remote.servers import load_key
+
+    url = args.server.rstrip("/")
+    key = args.server_api_key or os.environ.get("HEARTH_API_KEY") or load_key(url)
+    remote = connect_model(RemoteServer(url, key), args.model)
+    if not quiet:
+        print(f"[{remote.name} on {remote.host}]", file=sys.stderr)
+    return remote
 
 
 def stream_to_stdout(chunk: str) -> None:

@@ -16,7 +16,7 @@ from engine.cli._common import add_model_options
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the model over an OpenAI-compatible HTTP API")
-    add_model_options(p)
+    add_model_options(p, remote=False)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     p.add_argument("--api-key", default=None,
@@ -39,9 +39,6 @@ def run_serve(args: argparse.Namespace) -> int:
     from engine.server.keys import stored_key
     from engine.tasks import load_task
 
-    if getattr(args, "server", None):
-        print("hearth-cli: serve needs a local model; --server cannot be served again.", file=sys.stderr)
-        return 2
     key = args.api_key or stored_key()
     config = ServerConfig(host=args.host, port=args.port, api_key=key, allow_network=args.allow_network,
                           cors_origins=tuple(args.cors_origin), allowed_hosts=tuple(args.allowed_host),
