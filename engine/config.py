@@ -37,7 +37,9 @@ class SamplingConfig:
     # The sampling panel has its own rows for these two (a seed switch, a list of stop strings).
     seed: int | None = setting(None, "Seed", "Random seed, for replies that repeat exactly", form=False)
     stop: tuple[str, ...] = setting((), "Stop strings", "Stop string", form=False, repeat=True)
-    repetition_guard: bool = True  # stop where the output starts going round in circles (engine/repetition.py)
+    # engine/repetition.py: off only to let a reply that was stopped for repeating itself carry on.
+    repetition_guard: bool = setting(True, "Stop repetition loops", "Stop a reply where it starts repeating the "
+                                     "same words over and over", flag="--no-repetition-guard")
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.temperature <= 5.0, f"temperature must be between 0 and 5, not {self.temperature}")

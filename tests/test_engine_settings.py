@@ -97,7 +97,7 @@ def test_a_new_sampling_field_appears_as_a_flag_and_a_form_row(qtbot):
     assert label.text() == "Typical-p" and form.typical_p.maximum() == 1.0
     form.typical_p.setValue(0.4)
     assert form.config() == MoreSampling(typical_p=0.4)
-    assert len(form.edit_signals()) == 7
+    assert len(form.edit_signals()) == len(SamplingForm().edit_signals()) + 1
 
 
 def test_a_new_training_field_appears_as_a_flag_and_a_form_row(qtbot):
@@ -134,7 +134,9 @@ def test_the_forms_show_every_described_field_and_keep_their_values(qtbot):
     qtbot.addWidget(sampling)
     qtbot.addWidget(finetune)
     assert [d.name for d in sampling.fields] == ["temperature", "top_p", "top_k", "min_p", "repetition_penalty",
-                                                 "max_new_tokens"]
+                                                 "max_new_tokens", "repetition_guard"]
+    sampling.repetition_guard.setChecked(False)
+    assert sampling.config().repetition_guard is False
     assert finetune.train_config() == TrainConfig() and finetune.data_config([]) == DataConfig()
     finetune.method.setCurrentIndex(finetune.method.findData("full"))
     finetune.targets.setText("q_proj,v_proj")
