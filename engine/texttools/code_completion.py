@@ -57,7 +57,7 @@ class CompletionRequest:
 class CompletionResult:
     text: str  # what to insert at the cursor
     mode: str  # "fim" or "prefix"
-    finish_reason: str  # "boundary", "eos", "length" or "cancelled"
+    finish_reason: str  # "boundary", "eos", "length", "repetition" or "cancelled"
     prompt_tokens: int
     healed: str = ""  # the text of the prefix token that was re-generated
 
