@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton
 
-STYLES = {
-    "error": "background: #fdecea; color: #611a15; border: 1px solid #f5c2c0;",
-    "notice": "background: #fff8e1; color: #5d4200; border: 1px solid #ffe08a;",
-}
+from gui.colors import AMBER, RED, banner_style, palette_of
+
+HUES = {"error": RED, "notice": AMBER}
 
 
 class Banner(QFrame):
     def __init__(self, kind: str, parent=None) -> None:
         super().__init__(parent)
+        self.kind = kind
         self.setObjectName(f"{kind}Banner")
-        self.setStyleSheet(f"QFrame#{kind}Banner {{ {STYLES[kind]} border-radius: 4px; }}")
+        self._restyle()
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -29,6 +29,18 @@ class Banner(QFrame):
         layout.addWidget(self.label, 1)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
+
+    def _restyle(self) -> None:
+        """Colours from the palette (gui/colors.py); again when the desktop theme changes."""
+        # The application's palette: a style sheet changes the widget's own.
+        sheet = f"QFrame#{self.kind}Banner {{ {banner_style(palette_of(), HUES[self.kind])} border-radius: 4px; }}"
+        if sheet != self.styleSheet():  # setting a style sheet can itself send a palette change
+            self.setStyleSheet(sheet)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._restyle()
+        super().changeEvent(event)
 
     def show_message(self, text: str) -> None:
         self.label.setText(text)

@@ -3,24 +3,51 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QWidget
+
+from gui.colors import BLUE, ORANGE, Role, accent, mix, palette_of
 
 SMOOTHING = 0.8  # weight of the past in the moving average of the training loss
 
 
 class LossPlot(pg.PlotWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background="w")
+        super().__init__(parent)
         self.setMinimumHeight(220)
         self.showGrid(x=True, y=True, alpha=0.25)
         self.setLabel("bottom", "step")
         self.setLabel("left", "loss")
-        self.addLegend(offset=(-10, 10))
-        self.train_raw = self.plot([], [], pen=pg.mkPen((120, 160, 230), width=1), name="training (per step)")
-        self.train_avg = self.plot([], [], pen=pg.mkPen((30, 90, 200), width=2), name="training (average)")
-        self.val = self.plot([], [], pen=pg.mkPen((220, 80, 30), width=2), symbol="o", symbolSize=7,
-                             symbolBrush=(220, 80, 30), name="validation")
+        self.legend = self.addLegend(offset=(-10, 10))
+        self.train_raw = self.plot([], [], name="training (per step)")
+        self.train_avg = self.plot([], [], name="training (average)")
+        self.val = self.plot([], [], symbol="o", symbolSize=7, name="validation")
+        self._apply_palette()
         self.clear_data()
+
+    def _apply_palette(self) -> None:
+        """Background, axes, legend and lines from the palette (gui/colors.py), so a dark theme reads."""
+        pal = palette_of(self)
+        base, text = pal.color(Role.Base), pal.color(Role.Text)
+        self.setBackground(base)
+        for name in ("bottom", "left"):
+            self.getAxis(name).setPen(mix(base, text, 0.6))
+            self.getAxis(name).setTextPen(text)
+        self.legend.setLabelTextColor(text)
+        for _sample, label in self.legend.items:
+            label.setText(label.text)  # pyqtgraph applies the new colour when the text is set
+        self.legend.setBrush(pg.mkBrush(base))
+        blue, orange = accent(pal, BLUE), accent(pal, ORANGE)
+        self.train_raw.setPen(pg.mkPen(mix(base, blue, 0.45), width=1))
+        self.train_avg.setPen(pg.mkPen(blue, width=2))
+        self.val.setPen(pg.mkPen(orange, width=2))
+        self.val.setSymbolBrush(orange)
+        self.val.setSymbolPen(orange)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "val"):  # not during construction
+            self._apply_palette()
+        super().changeEvent(event)
 
     def clear_data(self) -> None:
         self.train_steps: list[int] = []

@@ -1,8 +1,9 @@
 """Paints one chat message: a header line and the Markdown body, in a rounded bubble.
 
 Qt's own Markdown (``QTextDocument.setMarkdown``) renders the body, code blocks
-in a fixed-pitch font. Laid-out documents are cached by role, content and
-width, so scrolling a long conversation only lays out what changed.
+in a fixed-pitch font. Laid-out documents are cached by role, content, width
+and colours, so scrolling a long conversation only lays out what changed. Every
+colour comes from the palette (gui/colors.py), so a dark theme reads as well.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontDatab
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
 from gui.chat.list_model import MetaRole, RoleRole, StreamingRole
+from gui.colors import AMBER, RED, Role, border, css, mix, muted, palette_of, surface
 
 PAD = 10
 MARGIN = 6
@@ -21,7 +23,6 @@ HEADER = 18
 DISPLAY_LIMIT = 20_000  # characters shown of a huge message (all of it is still sent and kept)
 CACHE_SIZE = 256  # laid-out messages kept: far more than fit on a screen
 
-COLORS = {"user": "#e8f0fe", "assistant": "#f6f6f6", "error": "#fde8e8", "notice": "#fff8e1"}
 TITLES = {"user": "You", "error": "Error", "notice": "Note"}
 
 
@@ -31,23 +32,31 @@ def shown_text(content: str) -> str:
     return content[:DISPLAY_LIMIT] + f"\n\n*… {len(content) - DISPLAY_LIMIT:,} more characters not shown*"
 
 
+def bubble_color(palette: QPalette, role: str) -> QColor:
+    """Your messages tinted with the selection colour, errors red, notes amber, replies a neutral grey."""
+    hue = {"user": palette.color(Role.Highlight), "error": RED, "notice": AMBER}.get(role)
+    return surface(palette, hue, 0.12) if hue is not None else surface(palette)
+
+
 class ChatDelegate(QStyledItemDelegate):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         # Laid-out documents by what decides their layout, so rows that move, change or go away
         # never need the cache told; least recently used first out.
-        self._cache: OrderedDict[tuple[str, str, int], QTextDocument] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, int, str], QTextDocument] = OrderedDict()
         self.mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
 
-    def document(self, content: str, role: str, width: int) -> QTextDocument:
-        key = (role, content, width)
+    def document(self, content: str, role: str, width: int, palette: QPalette | None = None) -> QTextDocument:
+        palette = palette or palette_of()
+        code = css(mix(bubble_color(palette, role), palette.color(Role.Text), 0.08))  # code blocks stand out
+        key = (role, content, width, code)
         doc = self._cache.get(key)
         if doc is not None:
             self._cache.move_to_end(key)
             return doc
         doc = QTextDocument()
         doc.setDocumentMargin(0)
-        doc.setDefaultStyleSheet(f"pre, code {{ font-family: '{self.mono.family()}'; background: #ececec; }}")
+        doc.setDefaultStyleSheet(f"pre, code {{ font-family: '{self.mono.family()}'; background: {code}; }}")
         text = shown_text(content)
         if role in ("user", "error", "notice"):
             doc.setPlainText(text)  # what the user typed is shown as typed
@@ -64,7 +73,7 @@ class ChatDelegate(QStyledItemDelegate):
 
     def sizeHint(self, option, index) -> QSize:
         role = index.data(RoleRole)
-        doc = self.document(index.data() or "", role, self._body_width(option))
+        doc = self.document(index.data() or "", role, self._body_width(option), option.palette)
         return QSize(option.rect.width(), int(doc.size().height()) + HEADER + 2 * PAD + 2 * MARGIN)
 
     def paint(self, painter, option, index) -> None:
@@ -73,25 +82,27 @@ class ChatDelegate(QStyledItemDelegate):
         painter.save()
         bubble = QRectF(option.rect).adjusted(MARGIN, MARGIN, -MARGIN, -MARGIN)
         painter.setRenderHint(painter.RenderHint.Antialiasing)
-        painter.setPen(QColor("#4a7bd0") if option.state & QStyle.StateFlag.State_Selected else QColor("#dddddd"))
-        painter.setBrush(QColor(COLORS.get(role, "#ffffff")))
+        pal = option.palette
+        selected = option.state & QStyle.StateFlag.State_Selected
+        painter.setPen(pal.color(Role.Highlight) if selected else border(pal))
+        painter.setBrush(bubble_color(pal, role))
         painter.drawRoundedRect(bubble, 8, 8)
         header_font = QFont(option.font)
         header_font.setBold(True)
         painter.setFont(header_font)
-        painter.setPen(QColor("#333333"))
+        painter.setPen(pal.color(Role.Text))
         title = TITLES.get(role) or meta.get("model") or "Assistant"
         header_rect = bubble.adjusted(PAD, PAD - 2, -PAD, 0)
         painter.drawText(header_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
         status = self._status(meta, bool(index.data(StreamingRole)))
         if status:
             painter.setFont(option.font)
-            painter.setPen(QColor("#777777"))
+            painter.setPen(muted(pal))
             painter.drawText(header_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, status)
-        doc = self.document(index.data() or "", role, self._body_width(option))
+        doc = self.document(index.data() or "", role, self._body_width(option), pal)
         painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
         context = QAbstractTextDocumentLayout.PaintContext()
-        context.palette.setColor(QPalette.ColorRole.Text, QColor("#111111"))
+        context.palette.setColor(Role.Text, pal.color(Role.Text))
         doc.documentLayout().draw(painter, context)
         painter.restore()
 

@@ -6,15 +6,19 @@ import datetime as dt
 import html
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout
+
+from gui.colors import AMBER, css, muted, muted_label, palette_of, surface
 
 HitRole = Qt.ItemDataRole.UserRole + 1
 START, END = "\x02", "\x03"  # match markers: characters no message contains
 
 
-def highlighted(snippet: str) -> str:
-    """A search snippet as HTML, the matched words in bold."""
-    return html.escape(snippet).replace(START, "<b style='background:#fff3b0'>").replace(END, "</b>")
+def highlighted(snippet: str, palette: QPalette | None = None) -> str:
+    """A search snippet as HTML, the matched words in bold on an amber tint of the palette's base."""
+    mark = css(surface(palette or palette_of(), AMBER, 0.3))
+    return html.escape(snippet).replace(START, f"<b style='background:{mark}'>").replace(END, "</b>")
 
 
 class SearchDialog(QDialog):
@@ -32,7 +36,7 @@ class SearchDialog(QDialog):
         self.results.setWordWrap(True)
         self.results.setAlternatingRowColors(True)
         self.status = QLabel("")
-        self.status.setStyleSheet("color: #777")
+        muted_label(self.status)
         layout = QVBoxLayout(self)
         layout.addWidget(self.query)
         layout.addWidget(self.results, 1)
@@ -51,6 +55,7 @@ class SearchDialog(QDialog):
         store = self.history.store
         hits = self.history.safely(store.search, text, limit=200, marks=(START, END),
                                    default=[]) if store is not None else []
+        pal, grey = self.results.palette(), css(muted(self.results.palette()))
         for hit in hits:
             when = dt.datetime.fromtimestamp(hit.created_at).strftime("%Y-%m-%d")
             who = "You" if hit.role == "user" else hit.role.capitalize()
@@ -59,7 +64,7 @@ class SearchDialog(QDialog):
             item.setToolTip(f"{hit.conversation_title or 'New chat'}  ·  {when}\n{who}: {plain}")
             item.setData(HitRole, (hit.conversation_id, hit.message_id))
             label = QLabel(f"<b>{html.escape(hit.conversation_title or 'New chat')}</b>"
-                           f" <span style='color:#777'>· {when}</span><br>{who}: {highlighted(hit.snippet)}")
+                           f" <span style='color:{grey}'>· {when}</span><br>{who}: {highlighted(hit.snippet, pal)}")
             label.setWordWrap(True)
             label.setContentsMargins(6, 3, 6, 3)
             label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)

@@ -14,6 +14,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLineEdit, QMenu, QMessageBox, QPushButton, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from gui.colors import muted
+
 IdRole = Qt.ItemDataRole.UserRole + 1
 LIST_LIMIT = 2000  # the newest conversations shown; older ones are reached through the filter box
 
@@ -116,7 +118,7 @@ class ConversationSidebar(QWidget):
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 0.9)
         group.setFont(0, font)
-        group.setForeground(0, Qt.GlobalColor.darkGray)
+        group.setForeground(0, muted(self.tree.palette()))
         return group
 
     def items(self) -> list[QTreeWidgetItem]:

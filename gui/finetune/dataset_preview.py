@@ -13,6 +13,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget,
                                QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 
+from gui.colors import muted_label
+
 COLUMNS = ("Source", "Kind", "Split", "Tokens", "Text")
 
 
@@ -27,7 +29,7 @@ class FileDropList(QWidget):
         self.list.setToolTip("Drop files or folders here")
         self.hint = QLabel("Drop files or folders here: text, Markdown, code, PDF, DOCX, JSON/JSONL, CSV.")
         self.hint.setWordWrap(True)
-        self.hint.setStyleSheet("color: #666;")
+        muted_label(self.hint)
         add_files, add_folder = QPushButton("Add files…"), QPushButton("Add folder…")
         remove, clear = QPushButton("Remove"), QPushButton("Clear")
         add_files.clicked.connect(self._add_files)

@@ -13,6 +13,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
                                QScrollArea, QSpinBox, QStackedWidget, QToolTip, QVBoxLayout, QWidget)
 
+from gui.colors import Role
 from gui.lab.common import export_png, viridis_color, visible_token
 
 DEFAULT_TEXT = "The cat sat on the mat because it was tired."
@@ -56,7 +57,8 @@ class HeatmapWidget(QWidget):
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
-        p.fillRect(self.rect(), Qt.GlobalColor.white)
+        p.fillRect(self.rect(), self.palette().color(Role.Base))
+        p.setPen(self.palette().color(Role.Text))
         p.setFont(self._font)
         p.drawText(QRect(4, 2, self.width() - 8, 18), Qt.AlignmentFlag.AlignLeft, self.title)
         n, cell, o = len(self.tokens), self._cell(), self._origin()
@@ -66,7 +68,7 @@ class HeatmapWidget(QWidget):
         for i in range(n):
             for j in range(n):
                 p.fillRect(o.x() + j * cell, o.y() + i * cell, cell, cell, viridis_color(self.matrix[i, j] / peak))
-        p.setPen(Qt.GlobalColor.black)
+        p.setPen(self.palette().color(Role.Text))
         self._paint_scale(p, o.x() + n * cell + 16, o.y(), peak)
         if cell >= 8:  # labels only where they can be read
             lw = self._label_width()
@@ -141,10 +143,10 @@ class HeadGrid(QWidget):
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
-        p.fillRect(self.rect(), Qt.GlobalColor.white)
+        p.fillRect(self.rect(), self.palette().color(Role.Base))
         for h, matrix in enumerate(self.maps):
             r = self._tile_rect(h)
-            p.setPen(Qt.GlobalColor.black)
+            p.setPen(self.palette().color(Role.Text))
             p.drawText(r.x(), r.y() - 6, f"layer {self.layer} · head {h}")
             n = len(matrix)
             if not n:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from engine.lab.png import viridis
+from gui.colors import surface
 
 
 def viridis_color(value: float) -> QColor:
@@ -13,11 +14,12 @@ def viridis_color(value: float) -> QColor:
     return QColor(r, g, b)
 
 
-def probability_color(p: float) -> QColor:
-    """Red for tokens the model found unlikely, through yellow, to green for likely ones."""
+def probability_color(p: float, palette: QPalette) -> QColor:
+    """Red for tokens the model found unlikely, through yellow, to green for likely ones: a tint of the
+    palette's base, so the palette's text colour reads on it in a light or a dark theme."""
     p = max(0.0, min(1.0, p))
     hue = int(120 * p ** 0.5)  # square root: most tokens have small probabilities; spread them out
-    return QColor.fromHsv(hue, 110, 255)
+    return surface(palette, QColor.fromHsv(hue, 255, 255), 0.33)
 
 
 def visible_token(text: str) -> str:

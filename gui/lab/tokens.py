@@ -8,6 +8,7 @@ from PySide6.QtGui import QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QScrollArea,
                                QToolTip, QVBoxLayout, QWidget)
 
+from gui.colors import Role, surface
 from gui.lab.common import export_png, probability_color, visible_token
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. Paris is the capital of France."
@@ -59,17 +60,15 @@ class TokenStrip(QWidget):
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
-        p.fillRect(self.rect(), Qt.GlobalColor.white)
+        pal = self.palette()
+        p.fillRect(self.rect(), pal.color(Role.Base))
         p.setFont(self._font)
         for t, box in zip(self.tokens, self.boxes):
-            if t.prob is None:
-                p.fillRect(box, Qt.GlobalColor.lightGray)
-            else:
-                p.fillRect(box, probability_color(t.prob))
-            p.setPen(Qt.GlobalColor.black)
+            p.fillRect(box, surface(pal, None, 0.3) if t.prob is None else probability_color(t.prob, pal))
+            p.setPen(pal.color(Role.Text))
             p.drawText(box, Qt.AlignmentFlag.AlignCenter, t.text.replace("\n", "↵").replace("\t", "    ") or "∅")
         if self.selected is not None and self.selected < len(self.boxes):
-            p.setPen(Qt.GlobalColor.blue)
+            p.setPen(pal.color(Role.Highlight))
             p.drawRect(self.boxes[self.selected].adjusted(0, 0, -1, -1))
 
     def index_at(self, pos) -> int | None:
@@ -201,17 +200,18 @@ class BarChart(QWidget):
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
-        p.fillRect(self.rect(), Qt.GlobalColor.white)
+        pal = self.palette()
+        p.fillRect(self.rect(), pal.color(Role.Base))
         p.setFont(self._font)
         label_w, pct_w = 150, 64
         bar_w = max(50, self.width() - label_w - pct_w - 16)
         peak = max((prob for _, prob in self.items), default=1.0) or 1.0
         for i, (text, prob) in enumerate(self.items):
             y = 4 + i * self.ROW
-            p.setPen(Qt.GlobalColor.black)
+            p.setPen(pal.color(Role.Text))
             p.drawText(QRect(4, y, label_w - 8, self.ROW), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                        f"‘{visible_token(text)[:16]}’")
-            p.fillRect(label_w, y + 3, int(bar_w * prob / peak), self.ROW - 6, probability_color(prob))
+            p.fillRect(label_w, y + 3, int(bar_w * prob / peak), self.ROW - 6, probability_color(prob, pal))
             p.drawText(QRect(label_w + bar_w + 6, y, pct_w, self.ROW), Qt.AlignmentFlag.AlignVCenter, f"{prob:.1%}")
 
     def mousePressEvent(self, event) -> None:

@@ -13,10 +13,11 @@ coloured by the highlighter; the caret stays in front of it.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFontDatabase, QKeySequence, QPainter, QTextCursor, QTextDocument
+from PySide6.QtCore import QEvent, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QFontDatabase, QKeySequence, QPainter, QTextCursor, QTextDocument
 from PySide6.QtWidgets import QPlainTextEdit, QWidget
 
+from gui.colors import muted
 from gui.texttools.code_highlighter import PygmentsHighlighter
 
 INDENT = "    "
@@ -61,6 +62,11 @@ class CodeEditor(QPlainTextEdit):
         # contentsChange, not contentsChanged: re-highlighting emits the latter with no text changed.
         self.document().contentsChange.connect(self._on_changed)
         self._update_margin()
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "highlighter"):
+            self.highlighter.set_style()  # a dark theme gets a dark Pygments style
+        super().changeEvent(event)
 
     # -- ghost text ------------------------------------------------------------------
     @property
@@ -240,7 +246,7 @@ class CodeEditor(QPlainTextEdit):
         height = self.fontMetrics().height()
         while block.isValid() and top <= event.rect().bottom():
             if block.isVisible() and bottom >= event.rect().top():
-                painter.setPen(self.palette().text().color() if number == current else QColor("#8a8a8a"))
+                painter.setPen(self.palette().text().color() if number == current else muted(self.palette()))
                 painter.drawText(0, top, self.numbers.width() - 6, height, Qt.AlignmentFlag.AlignRight,
                                  str(number + 1))
             block = block.next()

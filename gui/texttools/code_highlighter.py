@@ -4,13 +4,16 @@ Pygments lexes whole files (a docstring or comment can span lines), so the
 document is lexed as a whole after edits settle (debounced) and each block
 takes its spans from that pass. A block edited since then is lexed alone in
 the meantime, so typing is coloured at once. Ghost text (a completion shown
-but not accepted) is drawn grey, whatever its tokens.
+but not accepted) is drawn in the palette's secondary colour, whatever its tokens.
+The Pygments style follows the palette: a dark one on a dark theme.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat
+
+from gui.colors import is_dark, muted, palette_of
 
 
 WHOLE_FILE_LIMIT = 400_000  # characters; bigger files are coloured line by line
@@ -35,21 +38,27 @@ def lexer_for(filename: str = "", language: str = "", sample: str = ""):
 
 
 class PygmentsHighlighter(QSyntaxHighlighter):
-    def __init__(self, document, style: str = "default") -> None:
+    def __init__(self, document, style: str | None = None) -> None:
         super().__init__(document)
-        from pygments.styles import get_style_by_name
-
-        self.style = get_style_by_name(style)
         self.lexer = lexer_for(language="text")
-        self._formats: dict = {}
         self._spans: dict[int, tuple[str, list[tuple[int, int, QTextCharFormat]]]] = {}
         self.ghost_range: tuple[int, int] | None = None  # absolute (start, end) of ghost text
         self.ghost_format = QTextCharFormat()
-        self.ghost_format.setForeground(QColor("#9a9a9a"))
         self.ghost_format.setFontItalic(True)
+        self.set_style(style)
         self._timer = QTimer(singleShot=True, interval=250)
         self._timer.timeout.connect(self.relex)
         document.contentsChanged.connect(self._timer.start)
+
+    def set_style(self, style: str | None = None) -> None:
+        """A Pygments style by name; None: the one that suits the application's palette."""
+        from pygments.styles import get_style_by_name
+
+        palette = palette_of()
+        self.style = get_style_by_name(style or ("github-dark" if is_dark(palette) else "default"))
+        self.ghost_format.setForeground(muted(palette))
+        self._formats: dict = {}
+        self.set_lexer(self.lexer)  # colour the document again
 
     @property
     def language(self) -> str:
