@@ -13,19 +13,25 @@ DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="module")
-def minilm():
+def minilm(tmp_path_factory):
+    """Unpacked once for the module into its own data folder (the per-test one does not exist yet here)."""
     from engine.rag.embedder import find_embedder_zip, load_embedder
 
     try:
         find_embedder_zip()
     except Exception as exc:  # pragma: no cover - only without `make setup`
         pytest.skip(str(exc))
-    return load_embedder()
+    data = tmp_path_factory.mktemp("minilm-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HEARTH_DATA_DIR", str(data))
+        embedder = load_embedder()
+    assert embedder.path == data / "models" / "all-MiniLM-L6-v2"
+    return embedder
 
 
-def test_minilm_embeds_meaning(minilm, data_dir):
+def test_minilm_embeds_meaning(minilm):
     assert minilm.dim == 384 and minilm.max_tokens == 256
-    assert (data_dir / "models" / "all-MiniLM-L6-v2" / "model.safetensors").is_file()
+    assert (minilm.path / "model.safetensors").is_file()
     v = minilm.embed(["The cat sits on the mat.", "A kitten is lying on a rug.", "Quarterly revenue grew by 5%."])
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > 0.4 > v[0] @ v[2]
