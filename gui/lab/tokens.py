@@ -119,7 +119,8 @@ class TokenPanel(QWidget):
         self.details = QLabel("Click a token to keep its alternatives here.")
         self.details.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.details.setMinimumWidth(230)
-        self.details.setStyleSheet("font-family: monospace; padding: 6px; background: white;")
+        self.details.setStyleSheet("font-family: monospace; padding: 6px; "
+                                   "background: palette(base); color: palette(text);")
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.strip.token_clicked.connect(lambda i: self.details.setText(self.strip.tooltip_for(i)))
         body = QHBoxLayout()
