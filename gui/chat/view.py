@@ -30,6 +30,7 @@ from gui.chat.history import ChatHistory, item_for
 from gui.chat.input_box import ChatInput
 from gui.chat.list_model import ChatItem, ChatModel, MetaRole, StreamingRole
 from gui.chat.sidebar import ConversationSidebar
+from gui.colors import muted_label
 from gui.chat.presets_bar import PresetsBar
 
 FLUSH_MS = 40
@@ -110,7 +111,7 @@ class ChatView(QWidget):
         self.new_button.clicked.connect(self.new_chat)
         self.new_button.hide()  # the sidebar has one; this stays for keyboard users of older layouts
         self.hint = QLabel("")
-        self.hint.setStyleSheet("color: #777")
+        muted_label(self.hint)
         buttons = QHBoxLayout()
         buttons.addWidget(self.hint, 1)
         for b in (self.new_button, self.continue_button, self.regenerate_button, self.stop_button, self.send_button):
