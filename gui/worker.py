@@ -25,13 +25,17 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from engine.errors import HearthError
 from engine.scheduler import Handle, Scheduler
 
-TRAINING = "training"  # the scheduler's device key for in-window training: its own thread and Session
+# Scheduler device keys (each its own thread and Session) besides the model's "default":
+TRAINING = "training"  # in-window training: chat keeps working meanwhile
+FILES = "files"  # quick jobs that need no model (reading files, listing runs, dataset previews): never
+#                  stuck behind a long reply
 
 
 def describe_error(error: BaseException) -> tuple[str, str]:
     """(message for people, error type name) for a task's error."""
+    error_type = getattr(error, "error_type", None) or type(error).__name__  # a child process's own type name
     if isinstance(error, HearthError):
-        return str(error), type(error).__name__
+        return str(error), error_type
     return f"Unexpected error: {type(error).__name__}: {error}", type(error).__name__
 
 
@@ -181,15 +185,18 @@ class EngineClient(QObject):
         self.submitted.emit(signals)
         return signals
 
-    def watch(self, handle: Any) -> TaskSignals:
-        """Adapt a handle run elsewhere (training in a child process: engine/finetune/process.py).
+    def start_elsewhere(self, start: Callable[[TaskSignals], Handle], label: str = "") -> TaskSignals:
+        """Adapt a task run elsewhere, like training in a child process (engine/finetune/process.py).
 
-        Anything with ``.id``, ``.label``, ``cancel()`` and ``subscribe(listener)`` works. Subscribe
-        before it starts, or it misses the events that came before.
+        ``start(listener)`` starts it with the listener already subscribed and returns its handle
+        (anything with ``.id``, ``cancel()`` and the listener calls); its signals are as for ``submit``.
         """
-        signals = self.adopt(TaskSignals(getattr(handle, "label", "")))
-        signals.handle = handle
-        handle.subscribe(signals)
+        signals = self.adopt(TaskSignals(label))
+        try:
+            signals.handle = start(signals)
+        except Exception:
+            self._live.discard(signals)
+            raise
         self.submitted.emit(signals)
         return signals
 

@@ -56,8 +56,9 @@ def window(qtbot, tiny_model_dir):
     from gui.worker import EngineClient
 
     client = EngineClient()
-    with qtbot.waitSignal(client.finished, timeout=60_000):
-        client.submit(load_task, config=LoadConfig(path=str(tiny_model_dir), device="cpu"))
+    task = client.submit(load_task, config=LoadConfig(path=str(tiny_model_dir), device="cpu"))
+    with qtbot.waitSignal(task.done, timeout=60_000):  # signals come queued: not missed yet
+        pass
     win = FakeWindow(client, {"path": str(tiny_model_dir), "name": "tiny", "context_length": 256})
     yield win
     for view in win.views.values():
@@ -87,8 +88,15 @@ def make_view(qtbot, window, child_process=False):
     return view
 
 
+def wait_trained(qtbot, view, timeout=120_000):
+    """Training has ended and the runs list (read on the files thread) shows its outcome."""
+    qtbot.waitUntil(lambda: view.train_task is None and view.runs_task is None, timeout=timeout)
+
+
 def wait_preview(qtbot, view):
-    qtbot.waitUntil(lambda: view.stats is not None and view.preview_task is None, timeout=60_000)
+    # The suggested settings may change the sequence length, which previews again: wait for the last one.
+    qtbot.waitUntil(lambda: view.stats is not None and view.preview_task is None
+                    and not view.preview_timer.isActive(), timeout=60_000)
     qtbot.waitUntil(lambda: view.estimate_label.text().startswith("Estimate"), timeout=60_000)
 
 
@@ -124,7 +132,7 @@ def test_empty_folder_shows_a_clear_message(qtbot, window, tmp_path):
     view.files.add_paths([str(tmp_path / "empty")])
     qtbot.waitUntil(lambda: "No files found" in view.preview.totals.text(), timeout=30_000)
     view.start()  # starting anyway: the training task itself refuses, with the same message
-    qtbot.waitUntil(lambda: view.train_task is None, timeout=60_000)
+    wait_trained(qtbot, view, 60_000)
     assert "No files found" in window.errors[-1] and view.start_button.isEnabled()
 
 
@@ -140,7 +148,7 @@ def test_train_watch_save_and_compare(qtbot, window, corpus, monkeypatch):
     short_run(view)
     view.start()
     assert view.stop_button.isEnabled() and not view.start_button.isEnabled()
-    qtbot.waitUntil(lambda: view.train_task is None, timeout=180_000)
+    wait_trained(qtbot, view, 180_000)
     assert window.errors == []
     assert view.status.text().startswith("Finished at step 4/4")
     assert view.plot.train_steps == [1, 2, 3, 4] and view.plot.val_steps == [0, 2, 4]
@@ -157,7 +165,8 @@ def test_train_watch_save_and_compare(qtbot, window, corpus, monkeypatch):
     window.views["Compare"] = compare
     qtbot.addWidget(compare)
     view.open_compare()
-    assert window.shown == "Compare" and compare.tuned.currentData() == run.output
+    assert window.shown == "Compare"
+    qtbot.waitUntil(lambda: compare.tuned.currentData() == run.output, timeout=30_000)  # the list is read again
     compare.prompt.setPlainText("Where do ships sail?")
     compare.send()
     qtbot.waitUntil(lambda: compare.base_task is None and compare.tuned_task is None, timeout=60_000)
@@ -179,15 +188,15 @@ def test_stop_then_resume_from_the_runs_list(qtbot, window, corpus):
     assert "other" in view.base_label.text()  # the next run uses the new model
     window.model_changed.emit(window.model_info)
     view.stop()
-    qtbot.waitUntil(lambda: view.train_task is None, timeout=120_000)
+    wait_trained(qtbot, view)
     assert view.status.text().startswith("Stopped at step")
     run = view.selected_run()
     assert run.state == "stopped" and run.resumable and view.resume_button.isEnabled()
     stopped_at = run.step
-    view.resume()
+    view.resume()  # reads the run's events first, then starts
     qtbot.waitUntil(lambda: view.plot.train_steps and view.plot.train_steps[-1] > stopped_at + 1, timeout=120_000)
     view.stop()
-    qtbot.waitUntil(lambda: view.train_task is None, timeout=120_000)
+    wait_trained(qtbot, view)
     assert view.selected_run().step > stopped_at
     assert window.errors == []
 

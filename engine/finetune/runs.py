@@ -109,3 +109,34 @@ def new_run_dir(base_name: str) -> Path:
 
 def history(folder: Path | str) -> list[dict]:
     return read_events(Path(folder))
+
+
+def tuned_outputs() -> list[tuple[str, str, dict]]:
+    """(label, path, info) of every run's result and of every model saved from a run, for Compare.
+
+    ``info``: ``base`` (the run's base model folder or None), ``before`` / ``after`` (validation perplexity).
+    """
+    import json
+
+    from engine.paths import models_dir
+
+    out = []
+    for info in list_runs():
+        if info.output:
+            kind = "LoRA adapter" if info.is_adapter else "full model"
+            out.append((f"{info.name} ({kind})", info.output,
+                        {"base": info.base_model, "before": info.ppl_before, "after": info.ppl_after}))
+    folders = sorted(models_dir().iterdir()) if models_dir().is_dir() else []
+    for folder in folders:
+        marker = folder / "hearth_finetune.json"
+        if not marker.is_file():
+            continue
+        try:
+            run = Path(json.loads(marker.read_text(encoding="utf-8")).get("run", ""))
+        except (OSError, ValueError, AttributeError):
+            continue  # a damaged marker: the folder is still a model, just not listed as a run's
+        info = run_info(run) if run.is_dir() else None
+        out.append((f"{folder.name} (saved model)", str(folder),
+                    {"base": info.base_model if info else None,
+                     "before": info.ppl_before if info else None, "after": info.ppl_after if info else None}))
+    return out

@@ -101,6 +101,27 @@ def export_task(session, *, on_text=None, on_progress=None, cancel=None, run_dir
     return str(save_as_model(run_dir, name=name, on_progress=on_progress, cancel=cancel))
 
 
+def list_runs_task(session, *, on_text=None, on_progress=None, cancel=None, root: str | None = None) -> list:
+    """Every fine-tuning run, newest first (reads each run's files: not for the UI thread)."""
+    from engine.finetune.runs import list_runs
+
+    return list_runs(root)
+
+
+def tuned_outputs_task(session, *, on_text=None, on_progress=None, cancel=None) -> list:
+    """Compare's list: every run's result and every model saved from a run."""
+    from engine.finetune.runs import tuned_outputs
+
+    return tuned_outputs()
+
+
+def run_history_task(session, *, on_text=None, on_progress=None, cancel=None, run_dir: str) -> list[dict]:
+    """A run's event file (losses, evaluations, samples), parsed."""
+    from engine.finetune.runs import history
+
+    return history(run_dir)
+
+
 def tuned_model(session, path: str) -> Any:
     """A LoadedModel for a run's result (an adapter merged into its base in memory, or a model
     folder), from the session's one model cache."""

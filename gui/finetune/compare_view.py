@@ -1,52 +1,32 @@
 """Compare: one prompt to the base model and to a fine-tuned one, both answers streaming side by side.
 
-The base answers on the window's worker (its own model, or the run's base if
-that is another one); the fine-tuned model answers on this view's own worker,
-so both stream at the same time. Both use the same sampling settings and seed.
+The base answers on the scheduler's default thread (the window's model, or the run's base if
+that is another one); the fine-tuned model answers on the scheduler's "compare" thread, so both
+stream at the same time. Both use the same sampling settings and seed. The list of fine-tuned
+models is read on the "files" thread (it reads every run's folder), again each time the view is shown.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
                                QVBoxLayout, QWidget)
 
 from engine.config import ChatMessage
-from engine.finetune import runs as ft_runs
 from engine.finetune import tasks as ft_tasks
-from gui.worker import EngineClient
+from gui.worker import FILES, connect
 
-
-def tuned_outputs() -> list[tuple[str, str, dict]]:
-    """(label, path, info) of every run result and of models saved from runs."""
-    out = []
-    for info in ft_runs.list_runs():
-        if info.output:
-            kind = "LoRA adapter" if info.is_adapter else "full model"
-            out.append((f"{info.name} ({kind})", info.output,
-                        {"base": info.base_model, "before": info.ppl_before, "after": info.ppl_after}))
-    from engine.paths import models_dir
-
-    for folder in sorted(models_dir().iterdir()):
-        marker = folder / "hearth_finetune.json"
-        if marker.is_file():
-            run = Path(json.loads(marker.read_text(encoding="utf-8")).get("run", ""))
-            info = ft_runs.run_info(run) if run.is_dir() else None
-            out.append((f"{folder.name} (saved model)", str(folder),
-                        {"base": info.base_model if info else None,
-                         "before": info.ppl_before if info else None, "after": info.ppl_after if info else None}))
-    return out
+COMPARE = "compare"  # the scheduler device key of the fine-tuned model's thread
 
 
 class CompareView(QWidget):
     def __init__(self, window) -> None:
         super().__init__()
         self.window = window
-        self._client: EngineClient | None = None  # made on first Send
-        self.base_task: int | None = None
-        self.tuned_task: int | None = None
+        # Each task's TaskSignals (gui/worker.py) while it runs, else None.
+        self.base_task = self.tuned_task = self.list_task = None
+        self._wanted: str | None = None  # an output to select once the list has been read
         self.tuned = QComboBox()
         self.tuned.setMinimumContentsLength(34)
         self.refresh_button = QPushButton("Refresh")
@@ -85,38 +65,34 @@ class CompareView(QWidget):
         self.tuned.currentIndexChanged.connect(self._on_selected)
         self.send_button.clicked.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
-        # One set of slots per worker: both count task ids from 1, so the ids alone are ambiguous.
-        window.client.chunk_received.connect(self._base_chunk)
-        window.client.progress_changed.connect(self._base_progress)
-        for signal in (window.client.finished, window.client.cancelled):
-            signal.connect(self._base_done)
-        window.client.failed.connect(self._base_failed)
         if hasattr(window, "model_changed"):
             window.model_changed.connect(lambda _info: self._on_selected())
         self.refresh()
         self._set_busy(False)
 
-    @property
-    def client(self) -> EngineClient:
-        """The fine-tuned model's worker, so both answers stream at the same time."""
-        if self._client is None:
-            self._client = EngineClient(self, name="hearth-compare")
-            self._client.chunk_received.connect(self._tuned_chunk)
-            self._client.progress_changed.connect(self._tuned_progress)
-            for signal in (self._client.finished, self._client.cancelled):
-                signal.connect(self._tuned_done)
-            self._client.failed.connect(self._tuned_failed)
-        return self._client
-
     def refresh(self) -> None:
-        current = self.tuned.currentData()
+        """Read the list of fine-tuned models again (on the files thread)."""
+        if self.list_task is not None:
+            self.list_task.abandon()
+        self.list_task = connect(self.window.client.submit(ft_tasks.tuned_outputs_task, label="list fine-tuned",
+                                                           device=FILES),
+                                 done=self._show_outputs, failed=self._list_failed)
+
+    def _list_failed(self, message: str, error_type: str) -> None:
+        self.list_task = None
+        self.window.show_error(message)
+
+    def _show_outputs(self, outputs: list) -> None:
+        self.list_task = None
+        wanted, self._wanted = self._wanted or self.tuned.currentData(), None
         self.tuned.blockSignals(True)
         self.tuned.clear()
-        for label, path, info in tuned_outputs():
+        for label, path, info in outputs:
             self.tuned.addItem(label, path)
             self.tuned.setItemData(self.tuned.count() - 1, info, role=0x0101)
-        if current:
-            self.select_output(current)
+        index = self.tuned.findData(wanted) if wanted else -1
+        if index >= 0:
+            self.tuned.setCurrentIndex(index)
         self.tuned.blockSignals(False)
         self._on_selected()
 
@@ -126,20 +102,13 @@ class CompareView(QWidget):
         super().showEvent(event)
 
     def select_output(self, path: str | None) -> None:
+        """Select a run's output; one not listed yet (a run that just ended) once the list is read again."""
         index = self.tuned.findData(path)
-        if index < 0 and path:
-            self.refresh_list_only()
-            index = self.tuned.findData(path)
         if index >= 0:
             self.tuned.setCurrentIndex(index)
-
-    def refresh_list_only(self) -> None:
-        self.tuned.blockSignals(True)
-        self.tuned.clear()
-        for label, path, info in tuned_outputs():
-            self.tuned.addItem(label, path)
-            self.tuned.setItemData(self.tuned.count() - 1, info, role=0x0101)
-        self.tuned.blockSignals(False)
+        elif path:
+            self._wanted = path
+            self.refresh()
 
     def _info(self) -> dict:
         return self.tuned.currentData(0x0101) or {}
@@ -176,59 +145,37 @@ class CompareView(QWidget):
         messages = [ChatMessage("user", text)]
         self.base_out.clear()
         self.tuned_out.clear()
-        self.base_task = self.window.client.submit(chat_task, messages=messages, sampling=sampling,
-                                                   model_path=self.base_path())
-        self.tuned_task = self.client.submit(ft_tasks.tuned_chat_task, path=path, messages=messages,
-                                             sampling=sampling)
+        client = self.window.client
+        self.base_task = connect(client.submit(chat_task, label="compare: base", messages=messages,
+                                               sampling=sampling, model_path=self.base_path()),
+                                 chunk=lambda text: _append(self.base_out, text),
+                                 progress=lambda f, message: self._placeholder(self.base_out, message),
+                                 failed=lambda message, _: self.base_out.appendPlainText(f"\n[{message}]"),
+                                 ended=lambda: self._ended("base_task"))
+        self.tuned_task = connect(client.submit(ft_tasks.tuned_chat_task, label="compare: fine-tuned",
+                                                device=COMPARE, path=path, messages=messages, sampling=sampling),
+                                  chunk=lambda text: _append(self.tuned_out, text),
+                                  progress=lambda f, message: self._placeholder(self.tuned_out, message),
+                                  failed=lambda message, _: self.tuned_out.appendPlainText(f"\n[{message}]"),
+                                  ended=lambda: self._ended("tuned_task"))
         self._set_busy(True)
 
     def stop(self) -> None:
-        if self.base_task is not None:
-            self.window.client.cancel(self.base_task)
-        if self.tuned_task is not None and self._client is not None:
-            self._client.cancel(self.tuned_task)
+        for task in (self.base_task, self.tuned_task):
+            if task is not None:
+                task.cancel()
 
-    def _base_chunk(self, task_id: int, text: str) -> None:
-        if task_id == self.base_task:
-            _append(self.base_out, text)
+    def _ended(self, name: str) -> None:
+        setattr(self, name, None)
+        self._set_busy(self.base_task is not None or self.tuned_task is not None)
 
-    def _tuned_chunk(self, task_id: int, text: str) -> None:
-        if task_id == self.tuned_task:
-            _append(self.tuned_out, text)
-
-    def _base_progress(self, task_id: int, fraction: float, message: str) -> None:
-        if task_id == self.base_task and message:
-            self.base_out.setPlaceholderText(message)
-
-    def _tuned_progress(self, task_id: int, fraction: float, message: str) -> None:
-        if task_id == self.tuned_task and message:
-            self.tuned_out.setPlaceholderText(message)
-
-    def _base_done(self, task_id: int, result=None) -> None:
-        if task_id == self.base_task:
-            self.base_task = None
-            self._set_busy(self.tuned_task is not None)
-
-    def _tuned_done(self, task_id: int, result=None) -> None:
-        if task_id == self.tuned_task:
-            self.tuned_task = None
-            self._set_busy(self.base_task is not None)
-
-    def _base_failed(self, task_id: int, message: str, error_type: str) -> None:
-        if task_id == self.base_task:
-            self.base_out.appendPlainText(f"\n[{message}]")
-            self._base_done(task_id)
-
-    def _tuned_failed(self, task_id: int, message: str, error_type: str) -> None:
-        if task_id == self.tuned_task:
-            self.tuned_out.appendPlainText(f"\n[{message}]")
-            self._tuned_done(task_id)
+    @staticmethod
+    def _placeholder(box: QPlainTextEdit, message: str) -> None:
+        if message:
+            box.setPlaceholderText(message)
 
     def on_window_closing(self) -> None:
-        if self._client is not None:
-            self._client.shutdown(timeout_ms=3000)
-            self._client = None
-
+        self.stop()
 
 def _append(box: QPlainTextEdit, text: str) -> None:
     cursor = box.textCursor()

@@ -1,16 +1,16 @@
 """The fine-tuning studio: drop files, check the dataset, train, watch the losses, keep the result.
 
-Training runs on a worker of its own (``EngineClient`` with its own QThread), so
-the window stays responsive and chat keeps working; the dataset preview and the
-estimate run on a second one. The engine reports losses as event dicts; they
-cross to the GUI thread through a queued signal.
+Training runs in a child process (engine/finetune/process.py) or, in a packaged app, on the
+scheduler's "training" thread, so the window stays responsive and chat keeps working; the
+dataset preview, the estimate, the run list and each run's event file are read on its "files"
+thread. Every task's signals (gui/worker.py) are its own: the view connects to each one.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMessageBox,
                                QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSplitter, QTabWidget,
@@ -23,33 +23,22 @@ from engine.finetune.config import JobConfig
 from gui.finetune.dataset_preview import DatasetPreview, FileDropList
 from gui.finetune.form import FinetuneForm
 from gui.loss_plot import LossPlot
-from gui.finetune.training_process import TrainingProcess, can_use_child_process
-from gui.worker import EngineClient
-
-PROCESS_TASK = -1  # the task id of training in a child process (worker ids start at 1)
-
-
-class _Events(QObject):
-    received = Signal(object)  # emitted on the training thread, delivered queued on the GUI thread
+from engine.finetune.process import can_use_child_process, start_training_process
+from gui.worker import FILES, TRAINING, connect
 
 
 class FinetuneView(QWidget):
     # Training runs in a child process when it can (the window never waits for the Trainer's
-    # interpreter lock); a packaged app trains on a worker thread of its own instead.
+    # interpreter lock); a packaged app trains on the scheduler's training thread instead.
     use_child_process = can_use_child_process()
 
     def __init__(self, window) -> None:
         super().__init__()
         self.window = window
-        self._clients: dict[str, EngineClient] = {}  # made on first use: no idle threads in windows that never train
-        self.events = _Events()
-        self.events.received.connect(self._on_event)
-        self.train_task: int | None = None
-        self.preview_task: int | None = None
-        self.estimate_task: int | None = None
-        self.export_task: int | None = None
+        # Each task's TaskSignals (gui/worker.py) while it runs, else None.
+        self.train_task = self.preview_task = self.estimate_task = self.export_task = None
+        self.runs_task = self.history_task = None
         self.running_job: JobConfig | None = None
-        self.process: TrainingProcess | None = None
         self.stats: dict | None = None
         self.user_edited = False
         self.base_model: str | None = None
@@ -148,27 +137,9 @@ class FinetuneView(QWidget):
         if hasattr(self.window, "model_changed"):
             self.window.model_changed.connect(self._on_model_changed)
 
-    def _client(self, name: str) -> EngineClient:
-        if name not in self._clients:
-            client = EngineClient(self, name=f"hearth-{name}")
-            client.finished.connect(self._on_finished)
-            client.failed.connect(self._on_failed)
-            client.cancelled.connect(self._on_cancelled)
-            if name == "training":
-                client.progress_changed.connect(self._on_progress)
-                client.chunk_received.connect(self._on_text)
-            self._clients[name] = client
-        return self._clients[name]
-
-    @property
-    def train_client(self) -> EngineClient:
-        """The training worker: its own thread, so chat and the window stay responsive."""
-        return self._client("training")
-
-    @property
-    def prep_client(self) -> EngineClient:
-        """Dataset preview, estimate and saving models: quick jobs that must not wait behind training."""
-        return self._client("finetune-prep")
+    def _submit(self, fn, device: str = FILES, **kwargs):
+        """Submit to the window's scheduler: training on its own thread, the rest on the files thread."""
+        return self.window.client.submit(fn, device=device, **kwargs)
 
     # -- state --------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
@@ -220,14 +191,18 @@ class FinetuneView(QWidget):
             self.preview.show_message("Load a model first: its tokenizer counts the tokens.")
             return
         if self.preview_task is not None:
-            self.prep_client.cancel(self.preview_task)
+            self.preview_task.abandon()  # the files or settings changed since
+            self.preview_task = None
         self.preview.show_message("Reading the files…")
         try:
             data = self.form.data_config(paths)
         except HearthError as exc:
             self.preview.show_message(str(exc))
             return
-        self.preview_task = self.prep_client.submit(ft_tasks.preview_task, data=data, base_model=self.base_model)
+        self.preview_task = connect(self._submit(ft_tasks.preview_task, label="dataset preview", data=data,
+                                                 base_model=self.base_model),
+                                    done=self._on_preview, failed=self._on_preview_failed,
+                                    cancelled=lambda _: self._clear("preview_task"))
 
     def refresh_estimate(self) -> None:
         if self.stats is None or self.base_model is None:
@@ -237,7 +212,12 @@ class FinetuneView(QWidget):
         except HearthError as exc:
             self.estimate_label.setText(f"<span style='color:#b00'>{exc}</span>")
             return
-        self.estimate_task = self.prep_client.submit(ft_tasks.estimate_task, job=job, stats=self.stats)
+        if self.estimate_task is not None:
+            self.estimate_task.abandon()
+        self.estimate_task = connect(self._submit(ft_tasks.estimate_task, label="training estimate", job=job,
+                                                  stats=self.stats),
+                                     done=self._on_estimate, failed=self._on_estimate_failed,
+                                     cancelled=lambda _: self._clear("estimate_task"))
 
     def make_job(self, out_dir: str | None = None) -> JobConfig:
         if self.base_model is None:
@@ -270,34 +250,30 @@ class FinetuneView(QWidget):
         except HearthError as exc:
             self._error(str(exc))
             return
-        self.plot.load_events(ft_runs.history(info.folder))
-        self._submit_training(job, resume=True)
+        self.resume_button.setEnabled(False)
+        self._load_history(info.folder, then=lambda events: (self.plot.load_events(events),
+                                                              self._submit_training(job, resume=True)))
 
     def _submit_training(self, job: JobConfig, resume: bool) -> None:
         self.running_job = job
+        client = self.window.client
         if self.use_child_process:
-            self.process = TrainingProcess(job, resume=resume, threads=ft_tasks.gui_threads(), parent=self)
-            # The result arrives before the child has exited: delete the QProcess only once it has.
-            self.process.process.finished.connect(self.process.deleteLater)
-            self.process.event.connect(self._on_event)
-            self.process.progress.connect(self._on_process_progress)
-            self.process.finished.connect(self._on_process_finished)
-            self.process.failed.connect(self._on_process_failed)
-            self.train_task = PROCESS_TASK
+            task = client.start_elsewhere(
+                lambda listener: start_training_process(job, resume=resume, threads=ft_tasks.gui_threads(),
+                                                        listener=listener), label="training")
         else:
-            self.train_task = self.train_client.submit(ft_tasks.train_task, job=job, resume=resume,
-                                                       on_event=self.events.received.emit,
-                                                       threads=ft_tasks.gui_threads())
+            task = client.submit(ft_tasks.train_task, label="training", device=TRAINING, job=job, resume=resume,
+                                 threads=ft_tasks.gui_threads())
+        self.train_task = connect(task, progress=self._on_progress, chunk=self._on_text,
+                                  event=lambda name, payload: self._on_event(payload), done=self._on_trained,
+                                  failed=self._on_train_failed, cancelled=self._on_train_cancelled)
         self.progress.setValue(0)
         self.status.setText(("Resuming " if resume else "Starting ") + f"{job.name}…")
         self._set_running(True)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-        elif self.train_task is not None:
-            self.train_client.cancel(self.train_task)
         if self.train_task is not None:
+            self.train_task.cancel()  # a child process saves a checkpoint and ends after this step
             self.status.setText("Stopping after this step; the best and the last checkpoints are kept…")
             self.stop_button.setEnabled(False)
 
@@ -315,60 +291,48 @@ class FinetuneView(QWidget):
             for notice in event.get("notices", []):
                 self._notice(notice)
 
-    def _on_progress(self, task_id: int, fraction: float, message: str) -> None:
-        if task_id == self.train_task:
-            self.progress.setValue(int(fraction * 1000))
-            self.status.setText(message)
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.status.setText(message)
 
-    def _on_text(self, task_id: int, text: str) -> None:
-        if task_id == self.train_task and text.strip():
+    def _on_text(self, text: str) -> None:
+        if text.strip():
             self._notice(text.strip())
 
-    def _on_process_progress(self, fraction: float, message: str) -> None:
-        self._on_progress(PROCESS_TASK, fraction, message)
-
-    def _on_process_finished(self, result: dict) -> None:
-        from dataclasses import fields
-
-        from engine.finetune.train import TrainResult
-
-        self._on_finished(PROCESS_TASK, TrainResult(**{f.name: result.get(f.name) for f in fields(TrainResult)}))
-
-    def _on_process_failed(self, message: str, error_type: str) -> None:
-        if error_type == "CancelledError":
-            self._on_cancelled(PROCESS_TASK, None)
-        else:
-            self._on_failed(PROCESS_TASK, message, error_type)
-
     # -- results ------------------------------------------------------------------
-    def _on_finished(self, task_id: int, result) -> None:
-        if task_id == self.train_task:
-            self._training_ended()
-            self.progress.setValue(1000 if result.state == "finished" else self.progress.value())
-            words = {"finished": "Finished", "early_stopped": "Stopped early (validation loss stopped improving)",
-                     "stopped": "Stopped"}
-            self.status.setText(f"{words.get(result.state, result.state)} at step {result.step}/{result.max_steps}. "
-                                f"Saved in {result.output}")
-            self.result_label.setText(_perplexity_text(result.ppl_before, result.ppl_after))
-            self.refresh_runs(select=result.run_dir)
-        elif task_id == self.preview_task:
-            self.preview_task = None
-            self.preview.show_dataset(result)
-            self.stats = result.stats
-            self._suggest()
-            self.refresh_estimate()
-        elif task_id == self.estimate_task:
-            self.estimate_task = None
-            warnings = "".join(f"<br><span style='color:#b00'>{w}</span>" for w in result.warnings)
-            self.estimate_label.setText("Estimate: " + result.summary() + warnings)
-        elif task_id == self.export_task:
-            self.export_task = None
-            picker = getattr(self.window, "model_picker", None)
-            if picker is not None:
-                picker.refresh()
-            self._notice(f"Saved as model {Path(result).name}: choose it in the Model box, or in Compare.")
-            self.status.setText(f"Saved {result}")
-            self._update_run_buttons()
+    def _clear(self, name: str) -> None:
+        setattr(self, name, None)
+
+    def _on_trained(self, result) -> None:
+        self._training_ended()
+        self.progress.setValue(1000 if result.state == "finished" else self.progress.value())
+        words = {"finished": "Finished", "early_stopped": "Stopped early (validation loss stopped improving)",
+                 "stopped": "Stopped"}
+        self.status.setText(f"{words.get(result.state, result.state)} at step {result.step}/{result.max_steps}. "
+                            f"Saved in {result.output}")
+        self.result_label.setText(_perplexity_text(result.ppl_before, result.ppl_after))
+        self.refresh_runs(select=result.run_dir)
+
+    def _on_preview(self, result) -> None:
+        self.preview_task = None
+        self.preview.show_dataset(result)
+        self.stats = result.stats
+        self._suggest()
+        self.refresh_estimate()
+
+    def _on_estimate(self, result) -> None:
+        self.estimate_task = None
+        warnings = "".join(f"<br><span style='color:#b00'>{w}</span>" for w in result.warnings)
+        self.estimate_label.setText("Estimate: " + result.summary() + warnings)
+
+    def _on_exported(self, result) -> None:
+        self.export_task = None
+        picker = getattr(self.window, "model_picker", None)
+        if picker is not None:
+            picker.refresh()
+        self._notice(f"Saved as model {Path(result).name}: choose it in the Model box, or in Compare.")
+        self.status.setText(f"Saved {result}")
+        self._update_run_buttons()
 
     def _suggest(self) -> None:
         if self.user_edited or not self.stats:
@@ -382,46 +346,49 @@ class FinetuneView(QWidget):
         self.form.apply(suggest(train, self.stats, gpu=bool(self.stats.get("gpu"))))
         self.user_edited = False
 
-    def _on_failed(self, task_id: int, message: str, error_type: str) -> None:
-        if task_id == self.train_task:
-            self._training_ended()
-            self.status.setText("Training failed.")
-            self._error(message)
-            self.refresh_runs()
-        elif task_id == self.preview_task:
-            self.preview_task = None
-            self.stats = None
-            self.preview.show_message(message)
-            self.estimate_label.setText("")
-        elif task_id == self.estimate_task:
-            self.estimate_task = None
-            self.estimate_label.setText(f"No estimate: {message}")
-        elif task_id == self.export_task:
-            self.export_task = None
-            self._error(message)
-            self._update_run_buttons()
+    def _on_train_failed(self, message: str, error_type: str) -> None:
+        self._training_ended()
+        self.status.setText("Training failed.")
+        self._error(message)
+        self.refresh_runs()
 
-    def _on_cancelled(self, task_id: int, result) -> None:
-        if task_id == self.train_task:
-            self._training_ended()
-            self.status.setText("Stopped before training began.")
-            self.refresh_runs()
-        elif task_id == self.preview_task:
-            self.preview_task = None
+    def _on_preview_failed(self, message: str, error_type: str) -> None:
+        self.preview_task = None
+        self.stats = None
+        self.preview.show_message(message)
+        self.estimate_label.setText("")
+
+    def _on_estimate_failed(self, message: str, error_type: str) -> None:
+        self.estimate_task = None
+        self.estimate_label.setText(f"No estimate: {message}")
+
+    def _on_export_failed(self, message: str, error_type: str) -> None:
+        self.export_task = None
+        self._error(message)
+        self._update_run_buttons()
+
+    def _on_train_cancelled(self, result) -> None:
+        self._training_ended()
+        self.status.setText("Stopped before training began.")
+        self.refresh_runs()
 
     def _training_ended(self) -> None:
         self.train_task = None
-        self.process = None
         self.running_job = None
         self._set_running(False)
 
     # -- runs ---------------------------------------------------------------------
     def refresh_runs(self, select: str | None = None, announce: bool = False) -> None:
+        """List the runs again (on the files thread: each run's folder is read)."""
         current = select or (self.selected_run().folder if self.selected_run() else None)
-        try:
-            runs = ft_runs.list_runs()
-        except HearthError:
-            runs = []
+        if self.runs_task is not None:
+            self.runs_task.abandon()
+        self.runs_task = connect(self._submit(ft_tasks.list_runs_task, label="list runs"),
+                                 done=lambda runs: self._show_runs(runs, current, announce),
+                                 failed=lambda *_: self._show_runs([], current, announce))
+
+    def _show_runs(self, runs: list, current: str | None, announce: bool) -> None:
+        self.runs_task = None
         self.runs.blockSignals(True)
         self.runs.clear()
         self.runs.addItem("(new run)", None)
@@ -436,6 +403,15 @@ class FinetuneView(QWidget):
             self._notice(f"The fine-tuning run {interrupted[0].name} was interrupted at step {interrupted[0].step}. "
                          "Select it under Runs and press Resume to continue from its last checkpoint.")
 
+    def _load_history(self, folder: str, then) -> None:
+        """Read a run's event file on the files thread, then ``then(events)`` (unless another run was
+        chosen meanwhile)."""
+        if self.history_task is not None:
+            self.history_task.abandon()
+        self.history_task = connect(self._submit(ft_tasks.run_history_task, label="run history", run_dir=folder),
+                                    done=lambda events: (self._clear("history_task"), then(events)),
+                                    failed=lambda message, _: (self._clear("history_task"), self._error(message)))
+
     def selected_run(self):
         return self.runs.currentData() if hasattr(self, "runs") else None
 
@@ -444,12 +420,17 @@ class FinetuneView(QWidget):
         self._update_run_buttons()
         if info is None or self.train_task is not None:
             return
-        self.plot.load_events(ft_runs.history(info.folder))
-        samples = [e for e in ft_runs.history(info.folder) if e["type"] == "samples"]
+        self.status.setText(f"{info.label()}{' · ' + info.message if info.message else ''}")
+        self.result_label.setText(_perplexity_text(info.ppl_before, info.ppl_after))
+        self._load_history(info.folder, then=self._show_history)
+
+    def _show_history(self, events: list[dict]) -> None:
+        if self.train_task is not None:
+            return  # training started meanwhile: its live events own the plot
+        self.plot.load_events(events)
+        samples = [e for e in events if e["type"] == "samples"]
         self.samples.setPlainText("" if not samples else "\n".join(
             [f"— step {samples[-1]['step']} —"] + [f"{p}\n  → {a}" for p, a in samples[-1]["samples"]]))
-        self.result_label.setText(_perplexity_text(info.ppl_before, info.ppl_after))
-        self.status.setText(f"{info.label()}{' · ' + info.message if info.message else ''}")
 
     def save_as_model(self) -> None:
         info = self.selected_run()
@@ -459,7 +440,10 @@ class FinetuneView(QWidget):
         if ok and name.strip():
             self.status.setText(f"Saving {name.strip()}…")
             self.save_button.setEnabled(False)
-            self.export_task = self.prep_client.submit(ft_tasks.export_task, run_dir=info.folder, name=name.strip())
+            self.export_task = connect(self._submit(ft_tasks.export_task, label="save as model", run_dir=info.folder,
+                                                    name=name.strip()),
+                                       done=self._on_exported, failed=self._on_export_failed,
+                                       cancelled=lambda _: self._clear("export_task"))
 
     def export_run_script(self) -> None:
         from engine.finetune.export import export_run_script
@@ -507,13 +491,14 @@ class FinetuneView(QWidget):
 
     def on_window_closing(self) -> None:
         """Stop training so it saves a last checkpoint; Resume continues it next time."""
-        if self.process is not None:
-            self.process.stop()
-            if not self.process.wait(30000):  # stuck: end it; the run is listed as interrupted, ready to resume
-                self.process.process.kill()
-        for name, client in self._clients.items():
-            client.shutdown(timeout_ms=30000 if name == "training" else 3000)
-        self._clients.clear()
+        task = self.train_task
+        if task is None:
+            return
+        task.cancel()
+        if task.handle is not None and not task.handle.wait(30):  # stuck: end it; the run is left interrupted
+            kill = getattr(task.handle, "kill", None)
+            if callable(kill):
+                kill()
 
 
 def _rising(losses: list[float], evaluations: int = 2) -> bool:
