@@ -22,6 +22,7 @@ from engine.finetune import tasks as ft_tasks
 from engine.finetune.config import JobConfig
 from gui.finetune.dataset_preview import DatasetPreview, FileDropList
 from gui.finetune.form import FinetuneForm
+from gui.colors import RED, accent, css
 from gui.loss_plot import LossPlot
 from engine.finetune.process import can_use_child_process, start_training_process
 from gui.worker import FILES, TRAINING, connect
@@ -210,7 +211,7 @@ class FinetuneView(QWidget):
         try:
             job = self.make_job()
         except HearthError as exc:
-            self.estimate_label.setText(f"<span style='color:#b00'>{exc}</span>")
+            self.estimate_label.setText(f"<span style='color:{self._error_css()}'>{exc}</span>")
             return
         if self.estimate_task is not None:
             self.estimate_task.abandon()
@@ -320,9 +321,12 @@ class FinetuneView(QWidget):
         self._suggest()
         self.refresh_estimate()
 
+    def _error_css(self) -> str:
+        return css(accent(self.palette(), RED))  # readable on a light or a dark theme (gui/colors.py)
+
     def _on_estimate(self, result) -> None:
         self.estimate_task = None
-        warnings = "".join(f"<br><span style='color:#b00'>{w}</span>" for w in result.warnings)
+        warnings = "".join(f"<br><span style='color:{self._error_css()}'>{w}</span>" for w in result.warnings)
         self.estimate_label.setText("Estimate: " + result.summary() + warnings)
 
     def _on_exported(self, result) -> None:
