@@ -20,7 +20,7 @@ import numpy as np
 from engine.cancel import CancelToken
 from engine.config import _check
 from engine.documents import BINARY_EXTENSIONS, DEFAULT_MAX_BYTES, read_document
-from engine.errors import DocumentError
+from engine.errors import CancelledError, DocumentError
 from engine.rag.chunker import ChunkConfig, chunk_document
 from engine.rag.collections import get_collection
 from engine.rag.db import DocsDatabase
@@ -98,7 +98,11 @@ def index_collection(db: DocsDatabase, request: IndexRequest, *, embedder=None, 
                 result.finish_reason = "cancelled"
                 break
             clock.begin(Path(row["path"]).name, _weight(row))
-            _index_file(db, embedder, request, collection.id, row, result, clock)
+            try:
+                _index_file(db, embedder, request, collection.id, row, result, clock, cancel)
+            except CancelledError:  # inside a big file: it stays pending, nothing of it was written
+                result.finish_reason = "cancelled"
+                break
             clock.done()
         result.remaining = len(pending) - clock.files_done
     result.seconds = time.monotonic() - started
@@ -106,7 +110,7 @@ def index_collection(db: DocsDatabase, request: IndexRequest, *, embedder=None, 
 
 
 def _index_file(db: DocsDatabase, embedder, request: IndexRequest, collection_id: int, row, result: IndexResult,
-                clock: "_Clock") -> None:
+                clock: "_Clock", cancel: CancelToken | None) -> None:
     path = Path(row["path"])
     try:
         data = path.read_bytes()
@@ -132,8 +136,15 @@ def _index_file(db: DocsDatabase, embedder, request: IndexRequest, collection_id
         _mark(db, row["id"], "skipped", exc.reason, digest)
         result.skipped.append((str(path), exc.reason))
         return
-    vectors = embedder.embed([c.text for c in chunks], batch_size=request.batch_size,
-                             on_batch=lambda n: clock.part(n / len(chunks)))
+    done = [0]
+
+    def on_batch(n: int) -> None:
+        done[0] += n
+        clock.part(done[0] / len(chunks))
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+
+    vectors = embedder.embed([c.text for c in chunks], batch_size=request.batch_size, on_batch=on_batch)
     store_chunks(db, collection_id, row["id"], chunks, vectors, digest, doc.notice)
     result.indexed += 1
     result.chunks += len(chunks)
