@@ -24,7 +24,7 @@ WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 class LoadedModel:
     """A model ready to generate: what every engine operation takes."""
 
-    model: Any  # transformers PreTrainedModel, in eval mode
+    model: Any  # transformers PreTrainedModel in eval mode; for a GGUF run quantized, engine.gguf.model.GGUFCausalLM
     tokenizer: Any  # transformers tokenizer with a chat template
     device: Any  # torch.device
     dtype: Any  # torch.dtype
@@ -45,9 +45,26 @@ class LoadedModel:
         return ids
 
     def describe(self) -> dict:
-        return {"name": self.name, "path": str(self.path), "device": str(self.device),
+        info = {"name": self.name, "path": str(self.path), "device": str(self.device),
                 "dtype": str(self.dtype).replace("torch.", ""), "context_length": self.context_length,
-                "parameters": sum(p.numel() for p in self.model.parameters())}
+                "parameters": parameter_count(self.model)}
+        gguf = self.extras.get("gguf")
+        if gguf:  # run quantized from the file
+            info.update(quantization=gguf["quantization"], file_bytes=gguf["file_bytes"])
+        return info
+
+    @property
+    def is_quantized_gguf(self) -> bool:
+        """Read from a GGUF and run on its own quantization: ``model`` is a stand-in with logits only
+        (``engine.gguf.full_model.full_model_for`` builds the transformers model when a feature needs it)."""
+        return "gguf" in self.extras
+
+
+def parameter_count(model: Any) -> int:
+    count = getattr(model, "num_parameters", None)
+    if callable(count):
+        return int(count())
+    return sum(p.numel() for p in model.parameters())
 
 
 def _noop(fraction: float, message: str) -> None:
@@ -63,6 +80,11 @@ def load_model(config: LoadConfig | None = None, *, on_progress: ProgressFn | No
     from engine import convert
 
     if config.path is None:
+        from engine.default_model import DEFAULT_MODEL_NAME, find_default_gguf
+
+        if direct_gguf(config):
+            return load_gguf_file(find_default_gguf(), config, name=DEFAULT_MODEL_NAME, on_progress=on_progress,
+                                  cancel=cancel)
         folder = convert.ensure_default_model(on_progress=on_progress, cancel=cancel)
     else:
         path = Path(config.path)
@@ -71,11 +93,41 @@ def load_model(config: LoadConfig | None = None, *, on_progress: ProgressFn | No
         if path.is_file():
             if path.suffix.lower() != ".gguf":
                 raise ModelLoadError(path, "not a model. Choose a model folder (with config.json) or a .gguf file.")
+            if direct_gguf(config):
+                return load_gguf_file(path, config, on_progress=on_progress, cancel=cancel)
             folder = convert.ensure_gguf_converted(path, on_progress=on_progress, cancel=cancel)
         else:
             folder = path
     cancel.raise_if_cancelled()
     return load_folder(folder, config, on_progress=on_progress, cancel=cancel)
+
+
+def direct_gguf(config: LoadConfig) -> bool:
+    """GGUF files run on their own quantization through the fast path, unless the fast path is off
+    (``LoadConfig(fast=False)``, ``HEARTH_FAST_MODE=off``): then they are converted for transformers."""
+    from engine.fastpath.decoder import default_mode
+
+    return config.fast and default_mode() != "off"
+
+
+def load_gguf_file(path: Path, config: LoadConfig, *, name: str | None = None, on_progress: ProgressFn,
+                   cancel: CancelToken) -> LoadedModel:
+    """Read ``path`` in place (engine.gguf); an architecture the direct path does not read is converted
+    into a folder as before (and then runs on the fast path through transformers, or the plain path)."""
+    from engine.gguf.load import load_gguf
+    from engine.gguf.metadata import DirectUnsupported
+
+    try:
+        lm = load_gguf(path, config, on_progress=on_progress, cancel=cancel, name=name)
+    except DirectUnsupported as exc:
+        from engine import convert
+
+        folder = convert.ensure_gguf_converted(path, on_progress=on_progress, cancel=cancel)
+        lm = load_folder(folder, config, on_progress=on_progress, cancel=cancel)
+        lm.extras["gguf_converted"] = f"converted, not read in place: {exc}"
+        return lm
+    cancel.raise_if_cancelled()
+    return lm
 
 
 def check_model_folder(folder: Path) -> Any:

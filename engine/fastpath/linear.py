@@ -55,6 +55,10 @@ class Int8:
     def dequantized(self) -> torch.Tensor:
         return self.q.to(torch.bfloat16) * self.s[:, None]
 
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """Rows ``ids`` of the weight, fp32 [len(ids), in]: a tied embedding looked up in the output matrix."""
+        return self.q[ids].float().mul_(self.s[ids].float()[:, None])
+
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"q": self.q, "s": self.s} | ({"b": self.b} if self.b is not None else {})
 
@@ -108,6 +112,14 @@ class Int4:
         """[out, K] bf16."""
         q = unpack_int4(self.p)[:self.out].to(torch.bfloat16).sub_(8)  # [N, K]
         scale, zero = (t.t()[:self.out].repeat_interleave(self.GROUP, dim=1) for t in self.sz.unbind(-1))
+        return q.mul_(scale).add_(zero)
+
+    def rows(self, ids: torch.Tensor) -> torch.Tensor:
+        """Rows ``ids`` of the weight, fp32 [len(ids), K], read out of the packed layout."""
+        K = self.p.shape[1] * 2
+        packed = self.p.view(-1, K, 32)[ids // 64, :, ids % 32]  # [S, K]: the byte holding each row's value
+        q = torch.where(((ids % 64) < 32)[:, None], packed & 15, packed >> 4).float().sub_(8)
+        scale, zero = (t[:, ids].t().float().repeat_interleave(self.GROUP, dim=1) for t in self.sz.unbind(-1))
         return q.mul_(scale).add_(zero)
 
     def tensors(self) -> dict[str, torch.Tensor]:

@@ -1,0 +1,184 @@
+"""Build the lean forward's weights straight from a GGUF file, tensor by tensor.
+
+Per layer: q, k and v become one linear and gate and up another (or a
+``Concat`` where the file stores them in different formats); o and down stay
+alone. The pre-norm weights stay vectors (they cannot be folded into int4
+groups). q/k rows are put in interleaved RoPE order where the file has
+transformers' "halves" order (qwen); llama files already have it.
+Each tensor's file pages are released once it is repacked.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Any, Callable
+
+import torch
+
+from engine.cancel import CancelToken
+from engine.fastpath.families import rope_permutation
+from engine.fastpath.linear import Concat, Dense, Int4, Int8
+from engine.fastpath.weights import LayerWeights, PackedWeights
+from engine.gguf import quants
+from engine.gguf.embedding import LinearRows, embedding_from
+from engine.gguf.metadata import ModelMeta
+from engine.gguf.reader import GGUFFile
+from engine.gguf.trim import trim
+
+INT8_CHUNK_ROWS = 1024  # dequantize big matrices in slices of rows: bounds the fp32 copy
+
+
+def build_weights(f: GGUFFile, meta: ModelMeta, *, device: torch.device,
+                  on_progress: Callable[[float, str], None], cancel: CancelToken) -> PackedWeights:
+    H, KV, Dh = meta.heads, meta.kv_heads, meta.head_dim
+    q_perm = k_perm = head_perm = None
+    if not meta.interleaved_rope:
+        q_perm, k_perm, head_perm = rope_permutation(H, Dh), rope_permutation(KV, Dh), rope_permutation(1, Dh)
+    layers = []
+    for i in range(meta.layers):
+        cancel.raise_if_cancelled()
+        on_progress(0.1 + 0.8 * i / meta.layers, f"Reading {f.path.name}: layer {i + 1} of {meta.layers}…")
+        b = f"blk.{i}."
+        qkv = _linear(f, [b + "attn_q", b + "attn_k", b + "attn_v"], [q_perm, k_perm, None])
+        layer = LayerWeights(qkv=qkv, o=_linear(f, [b + "attn_output"]),
+                             gate_up=_linear(f, [b + "ffn_gate", b + "ffn_up"]), down=_linear(f, [b + "ffn_down"]),
+                             attn_norm=_vector(f, b + "attn_norm.weight"), ffn_norm=_vector(f, b + "ffn_norm.weight"))
+        if meta.qk_norm:
+            layer.q_norm = _vector(f, b + "attn_q_norm.weight", head_perm)
+            layer.k_norm = _vector(f, b + "attn_k_norm.weight", head_perm)
+        layers.append(_to_device(layer, device))
+        trim()  # the layer's temporary copies go back to the OS before the next layer's are made
+    cancel.raise_if_cancelled()
+    on_progress(0.9, f"Reading {f.path.name}: embeddings…")
+    lm_head = _linear(f, ["token_embd" if meta.tied else "output"])
+    trim()
+    if device.type != "cpu":
+        lm_head = _dense_on(lm_head, device)
+    if meta.tied:
+        embed = LinearRows(lm_head)
+    else:
+        embed_tensor = f.tensor("token_embd.weight")
+        embed = embedding_from(embed_tensor, meta.hidden)
+        f.release(embed_tensor)
+        if device.type != "cpu":
+            embed = (embed if isinstance(embed, torch.Tensor) else embed[torch.arange(meta.vocab)]).to(device)
+    return PackedWeights(mode="gguf", layers=layers, lm_head=lm_head,
+                         final_norm=_vector(f, "output_norm.weight").to(device), embed=embed)
+
+
+def _vector(f: GGUFFile, name: str, perm: torch.Tensor | None = None) -> torch.Tensor:
+    t = f.tensor(name)
+    v = quants.dequantized(t.data, t.tensor_type, (1, int(t.n_elements)))[0]
+    f.release(t)
+    return v if perm is None else v[perm].contiguous()
+
+
+def _linear(f: GGUFFile, names: list[str], perms: list[torch.Tensor | None] | None = None) -> Any:
+    """One linear over the outputs of ``names`` (GGUF tensors without ``.weight``), stacked in that order."""
+    perms = perms or [None] * len(names)
+    members = []
+    for name, perm in zip(names, perms):
+        t = f.tensor(name + ".weight")
+        members.append((t, f.tensor(name + ".bias", required=False), perm))
+    try:
+        kinds = [quants.kind_of(t.tensor_type) for t, _, _ in members]
+    except ValueError as exc:
+        from engine.errors import BadModelFileError
+
+        raise BadModelFileError(f.path, f"{exc} (in {names[0]}.weight).") from exc
+    any_bias = any(bias is not None for _, bias, _ in members)
+    parts = []
+    for kind, run in groupby(zip(kinds, members), key=lambda pair: pair[0]):
+        run = [m for _, m in run]
+        parts.append({"int4": _int4, "int8": _int8, "dense": _dense}[kind](f, run, any_bias))
+    return parts[0] if len(parts) == 1 else Concat(parts)
+
+
+def _shape(t: Any) -> tuple[int, int]:
+    return int(t.shape[1]), int(t.shape[0])  # GGUF lists the input dimension first
+
+
+def _bias(f: GGUFFile, run: list, any_bias: bool) -> torch.Tensor | None:
+    if not any_bias:
+        return None
+    parts = []
+    for t, bias, perm in run:
+        v = torch.zeros(_shape(t)[0]) if bias is None else _vector(f, bias.name)
+        parts.append(v if perm is None else v[perm])
+    return torch.cat(parts)
+
+
+def _rows(x: torch.Tensor, perm: torch.Tensor | None) -> torch.Tensor:
+    return x if perm is None else x[perm]
+
+
+def _int4(f: GGUFFile, run: list, any_bias: bool) -> Int4:
+    qs, scales, offsets = [], [], []
+    for t, _, perm in run:
+        q, scale, offset = quants.q4_groups(t.data, t.tensor_type, _shape(t)[1])
+        qs.append(_rows(q, perm))
+        scales.append(_rows(scale, perm))
+        offsets.append(_rows(offset, perm))
+        f.release(t)
+    cat = (lambda xs: xs[0] if len(xs) == 1 else torch.cat(xs))
+    return Int4.from_groups(cat(qs), cat(scales), cat(offsets), _bias(f, run, any_bias))
+
+
+def _int8(f: GGUFFile, run: list, any_bias: bool) -> Int8:
+    """Dequantized and made int8 per row in slices of rows, written into one preallocated matrix."""
+    total, cols = sum(_shape(t)[0] for t, _, _ in run), _shape(run[0][0])[1]
+    q, s = torch.empty(total, cols, dtype=torch.int8), torch.empty(total, dtype=torch.bfloat16)
+    at = 0
+    for t, _, perm in run:
+        rows = _shape(t)[0]
+        for start in range(0, rows, INT8_CHUNK_ROWS):
+            stop = min(rows, start + INT8_CHUNK_ROWS)
+            part = Int8.quantize(quants.dequantized(t.data[start:stop], t.tensor_type, (stop - start, cols)))
+            q[at + start:at + stop], s[at + start:at + stop] = part.q, part.s
+            del part
+            trim()
+        if perm is not None:  # rows of one head-major tensor, reordered in place
+            q[at:at + rows], s[at:at + rows] = q[at:at + rows][perm], s[at:at + rows][perm]
+        at += rows
+        f.release(t)
+    bias = _bias(f, run, any_bias)
+    return Int8(q, s, None if bias is None else bias.to(torch.bfloat16))
+
+
+def _dense(f: GGUFFile, run: list, any_bias: bool) -> Dense:
+    ws = []
+    for t, _, perm in run:
+        ws.append(_rows(quants.to_bf16(t.data, t.tensor_type, _shape(t)), perm))
+        f.release(t)
+    bias = _bias(f, run, any_bias)
+    return Dense(torch.cat(ws).contiguous() if len(ws) > 1 else ws[0].contiguous(),
+                 None if bias is None else bias.to(torch.bfloat16))
+
+
+def _dense_on(linear: Any, device: torch.device) -> Dense:
+    """Off the CPU the int4/int8 CPU kernels do not apply: bf16 on the device."""
+    if isinstance(linear, Dense):
+        w = linear.w
+    elif isinstance(linear, Concat):
+        w = torch.cat([_dense_on(p, torch.device("cpu")).w for p in linear.parts])
+    else:
+        w = linear.dequantized()
+    b = getattr(linear, "b", None)
+    if isinstance(linear, Concat) and any(getattr(p, "b", None) is not None for p in linear.parts):
+        b = torch.cat([p.b if p.b is not None else torch.zeros(_out(p)) for p in linear.parts])
+    return Dense(w.to(device, torch.bfloat16), None if b is None else b.to(device, torch.bfloat16))
+
+
+def _out(linear: Any) -> int:
+    return linear.out if isinstance(linear, Int4) else (linear.q if isinstance(linear, Int8) else linear.w).shape[0]
+
+
+def _to_device(layer: LayerWeights, device: torch.device) -> LayerWeights:
+    if device.type == "cpu":
+        return layer
+    for name in ("qkv", "o", "gate_up", "down"):
+        setattr(layer, name, _dense_on(getattr(layer, name), device))
+    for name in ("attn_norm", "ffn_norm", "q_norm", "k_norm"):
+        if getattr(layer, name) is not None:
+            setattr(layer, name, getattr(layer, name).to(device))
+    return layer
