@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel(" Model: "))
         self.model_picker = ModelPicker()
         self.model_picker.model_requested.connect(self.load_model)
+        self.model_picker.connect_requested.connect(self.connect_to_server)
         bar.addWidget(self.model_picker)
         self.addToolBar(bar)
 
@@ -159,7 +160,10 @@ class MainWindow(QMainWindow):
             self.chat.install_menus(file_menu)
         file_menu.addSeparator()
         file_menu.addAction("Quit", self.close, "Ctrl+Q")
-        self.device_menu = DeviceMenu(self, self.menuBar().addMenu("&Model"))
+        model_menu = self.menuBar().addMenu("&Model")
+        self.device_menu = DeviceMenu(self, model_menu)
+        model_menu.addSeparator()
+        model_menu.addAction("Connect to a server…", self.connect_to_server)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.sampling_dock.toggleViewAction())
         self.view_menu = view_menu
@@ -191,7 +195,20 @@ class MainWindow(QMainWindow):
         self._show_stats(f"{result.tok_s:.1f} tok/s" + (f" ({decoder})" if decoder else ""), context)
 
     # -- model loading ------------------------------------------------------------
+    def connect_to_server(self) -> None:
+        """Model → Connect to a server…: choose a model on an OpenAI-compatible server and use it."""
+        from gui.remote_dialog import ConnectDialog
+
+        dialog = ConnectDialog(self)
+        if dialog.exec() and dialog.chosen is not None:
+            from engine.remote.model import remote_path
+
+            server, model = dialog.chosen
+            self.model_picker.refresh()
+            self.load_model(remote_path(server.base_url, model))
+
     def load_model(self, path: str | None = None) -> TaskSignals:
+        from engine.remote.model import parse_remote_path
         from engine.tasks import load_task
 
         self._load_path = path
@@ -199,10 +216,16 @@ class MainWindow(QMainWindow):
         self.load_progress.setFormat("Loading…")
         self.load_progress.show()
         self.status_model.setText("Loading model…")
-        config = LoadConfig(path=path, device=DeviceMenu.value("device"), dtype=DeviceMenu.value("dtype"))
         if self._load_task is not None:  # a newer choice wins; the older load's outcome is not shown
             self._load_task.abandon()
-        task = self._load_task = self.client.submit(load_task, label="load model", config=config)
+        if parse_remote_path(path) is not None:  # a model on a server the user added
+            from engine.remote.tasks import connect_path_task
+
+            self.status_model.setText("Connecting to the server…")
+            task = self._load_task = self.client.submit(connect_path_task, label="connect to server", path=path)
+        else:
+            config = LoadConfig(path=path, device=DeviceMenu.value("device"), dtype=DeviceMenu.value("dtype"))
+            task = self._load_task = self.client.submit(load_task, label="load model", config=config)
         task.progress.connect(self._on_progress)
         task.done.connect(self._on_finished)
         task.failed.connect(self._on_failed)
@@ -218,7 +241,15 @@ class MainWindow(QMainWindow):
         self._load_task = None
         self.load_progress.hide()
         self.model_info = result
-        self.status_model.setText(f"{result['name']} · {result['device']} · {result['dtype']}")
+        if result.get("remote"):  # where the model runs, always in sight
+            self.status_model.setText(f"{result['name']} · runs on the server {result['host']}")
+            self.status_model.setToolTip(f"Prompts and replies go to {result.get('base_url', result['host'])}.")
+            self.show_notice(f"{result['name']} runs on the server {result['host']}: chat, summarize, translate, "
+                             "the notebook and code completion work through it. Fine-tuning, Compare and the Lab "
+                             "need a model whose weights are on this computer.")
+        else:
+            self.status_model.setText(f"{result['name']} · {result['device']} · {result['dtype']} · on this computer")
+            self.status_model.setToolTip("")
         self._show_stats("", f"context {result['context_length']:,} tokens")
         self.model_picker.remember(self._load_path)
         self.error_banner.hide()

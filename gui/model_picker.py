@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QWidget
 from engine.default_model import DEFAULT_MODEL_NAME
 
 RECENT_KEY = "models/recent"
-OPEN_FOLDER, OPEN_GGUF = "__open_folder__", "__open_gguf__"
+OPEN_FOLDER, OPEN_GGUF, CONNECT = "__open_folder__", "__open_gguf__", "__connect__"
 
 
 def known_models() -> list[tuple[str, str]]:
@@ -29,8 +29,33 @@ def known_models() -> list[tuple[str, str]]:
     return out
 
 
+def model_label(path: str) -> str:
+    """A remembered model's name in the box: the folder's name, or a server's model marked with its host."""
+    from engine.remote.model import parse_remote_path
+
+    remote = parse_remote_path(path)
+    if remote is None:
+        return Path(path).name
+    base_url, model = remote
+    return f"{model} (remote · {base_url.split('://', 1)[-1].split('/', 1)[0]})"
+
+
+def remote_models() -> list[tuple[str, str]]:
+    """(label, remote path) of the models of the servers the user added."""
+    from engine.remote.model import remote_path
+    from engine.remote.servers import saved_servers
+
+    out = []
+    for server in saved_servers():
+        for model in server.get("models", []):
+            path = remote_path(server["base_url"], str(model))
+            out.append((model_label(path), path))
+    return out
+
+
 class ModelPicker(QComboBox):
     model_requested = Signal(object)  # a path, or None for the default model
+    connect_requested = Signal()  # "Connect to a server…" was chosen
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -45,7 +70,7 @@ class ModelPicker(QComboBox):
         self.clear()
         self.addItem(f"{DEFAULT_MODEL_NAME} (built in)", None)
         seen = set()
-        for label, path in known_models() + [(Path(p).name, p) for p in self.recent()]:
+        for label, path in known_models() + [(model_label(p), p) for p in self.recent()] + remote_models():
             if path not in seen:
                 seen.add(path)
                 self.addItem(label, path)
@@ -53,6 +78,7 @@ class ModelPicker(QComboBox):
         self.insertSeparator(self.count())
         self.addItem("Open model folder…", OPEN_FOLDER)
         self.addItem("Open GGUF file…", OPEN_GGUF)
+        self.addItem("Connect to a server…", CONNECT)
         self._select(self._current)
         self.blockSignals(False)
 
@@ -74,6 +100,10 @@ class ModelPicker(QComboBox):
 
     def _on_activated(self, index: int) -> None:
         data = self.itemData(index)
+        if data == CONNECT:
+            self._select(self._current)
+            self.connect_requested.emit()
+            return
         if data == OPEN_FOLDER:
             path = QFileDialog.getExistingDirectory(self, "Open a transformers model folder")
         elif data == OPEN_GGUF:

@@ -11,6 +11,7 @@ Modules are imported when the window is built, so keep torch out of them.
 
 VIEWS: list[tuple[str, str]] = [
     ("Chat", "gui.chat.view:ChatView"),
+    ("Documents", "gui.documents.view:DocumentsView"),
     ("Summarize", "gui.texttools.summarize_view:SummarizeView"),
     ("Code", "gui.texttools.code_view:CodeView"),
     ("Translate", "gui.texttools.translate_view:TranslateView"),
@@ -18,4 +19,5 @@ VIEWS: list[tuple[str, str]] = [
     ("Fine-tune", "gui.finetune.view:FinetuneView"),
     ("Compare", "gui.finetune.compare_view:CompareView"),
     ("Lab", "gui.lab.view:LabView"),
+    ("Server", "gui.server.view:ServerView"),
 ]

@@ -1,0 +1,67 @@
+"""A cited passage shown in its file: the whole text, the passage highlighted and scrolled into view."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout
+
+from engine.rag.locate import open_passage_task
+from gui.documents.common import QUERIES, passage_title
+from gui.worker import connect
+
+HIGHLIGHT = QColor(255, 221, 87, 160)
+
+
+class PassageDialog(QDialog):
+    def __init__(self, window, passage, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(passage_title(passage))
+        self.resize(760, 560)
+        self.header = QLabel(f"<b>{passage.path}</b>")
+        self.header.setWordWrap(True)
+        self.position = QLabel("Opening the file…")
+        self.notice = QLabel("")
+        self.notice.setWordWrap(True)
+        self.notice.setStyleSheet("color: #a15c00")
+        self.notice.hide()
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setPlainText(passage.text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        for w in (self.header, self.position, self.notice):
+            layout.addWidget(w)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(buttons)
+        self.task = connect(window.client.submit(open_passage_task, label="open passage", device=QUERIES,
+                                                 path=passage.path, start=passage.start, end=passage.end,
+                                                 passage_text=passage.text),
+                            done=self.show_located, failed=lambda message, _t: self._say(message))
+
+    def show_located(self, located) -> None:
+        self.text.setPlainText(located.text)
+        self.position.setText(f"Line {located.line}, characters {located.start}–{located.end} "
+                              f"of {len(located.text):,}")
+        if located.notice:
+            self._say(located.notice)
+        cursor = QTextCursor(self.text.document())
+        cursor.setPosition(located.start)
+        cursor.setPosition(located.end, QTextCursor.MoveMode.KeepAnchor)
+        selection = QTextEdit.ExtraSelection()
+        selection.cursor = cursor
+        fmt = QTextCharFormat()
+        fmt.setBackground(HIGHLIGHT)
+        selection.format = fmt
+        self.text.setExtraSelections([selection])
+        end = QTextCursor(self.text.document())
+        end.movePosition(QTextCursor.MoveOperation.End)
+        self.text.setTextCursor(end)  # scrolling to the end first puts the passage at the top, not the bottom
+        start = QTextCursor(self.text.document())
+        start.setPosition(located.start)
+        self.text.setTextCursor(start)
+        self.text.ensureCursorVisible()
+
+    def _say(self, message: str) -> None:
+        self.notice.setText(message)
+        self.notice.show()

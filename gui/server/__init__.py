@@ -1,0 +1,1 @@
+"""The Server view: Hearth as an OpenAI-compatible server."""
