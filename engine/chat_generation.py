@@ -7,13 +7,16 @@ When a conversation outgrows the context window, the oldest turns are left out
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from engine.cancel import CancelToken
 from engine.config import ChatMessage, SamplingConfig
 from engine.errors import GenerationError
 from engine.chat_template import FALLBACK_STOP, ensure_chat_template, render  # noqa: F401  (re-exported)
 from engine.generation import GenerationResult, TextFn, fit_prompt, generate_ids
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 @dataclass
 class ChatPrompt:
@@ -55,14 +58,14 @@ def _keep_end(tokenizer: Any, text: str, overflow: int) -> str:
     return tokenizer.decode(ids[len(ids) - keep:]) if keep else ""
 
 
-def _stop_strings(lm: Any, sampling: SamplingConfig) -> tuple[str, ...]:
+def _stop_strings(lm: LoadedModel, sampling: SamplingConfig) -> tuple[str, ...]:
     """The user's stop strings, plus ChatML's turn markers when the template is our fallback."""
     if getattr(lm.tokenizer, "hearth_fallback_template", False):
         return tuple(sampling.stop) + FALLBACK_STOP
     return tuple(sampling.stop)
 
 
-def chat(lm: Any, messages: Sequence[ChatMessage], sampling: SamplingConfig | None = None, *,
+def chat(lm: LoadedModel, messages: Sequence[ChatMessage], sampling: SamplingConfig | None = None, *,
          system_prompt: str = "", on_text: TextFn | None = None,
          cancel: CancelToken | None = None) -> GenerationResult:
     """Answer the last message of ``messages`` as the assistant."""
@@ -85,8 +88,8 @@ def chat(lm: Any, messages: Sequence[ChatMessage], sampling: SamplingConfig | No
     return result
 
 
-def continue_reply(lm: Any, messages: Sequence[ChatMessage], partial: str, sampling: SamplingConfig | None = None,
-                   *, system_prompt: str = "", on_text: TextFn | None = None,
+def continue_reply(lm: LoadedModel, messages: Sequence[ChatMessage], partial: str,
+                   sampling: SamplingConfig | None = None, *, system_prompt: str = "", on_text: TextFn | None = None,
                    cancel: CancelToken | None = None) -> GenerationResult:
     """Generate the rest of ``partial``, the assistant's unfinished answer to ``messages``.
 

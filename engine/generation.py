@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from engine.cancel import CancelToken
 from engine.config import SamplingConfig
 from engine.errors import GenerationError, OutOfMemoryError
 from engine.repetition import RepetitionGuard
 from engine.streaming import TextStream
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 TextFn = Callable[[str], None]
 
@@ -57,7 +60,7 @@ def fit_prompt(ids: list[int], context_length: int, max_new_tokens: int) -> tupl
     return ids, max(1, min(max_new_tokens, context_length - len(ids))), truncated
 
 
-def generate(lm: Any, prompt: str | Sequence[int], sampling: SamplingConfig | None = None, *,
+def generate(lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig | None = None, *,
              on_text: TextFn | None = None, cancel: CancelToken | None = None,
              add_special_tokens: bool = True) -> GenerationResult:
     """Continue ``prompt`` (raw text, no chat template) with ``lm`` (a LoadedModel)."""
@@ -81,7 +84,7 @@ def generate(lm: Any, prompt: str | Sequence[int], sampling: SamplingConfig | No
     return result
 
 
-def generate_ids(lm: Any, input_ids: Sequence[int], sampling: SamplingConfig, *,
+def generate_ids(lm: LoadedModel, input_ids: Sequence[int], sampling: SamplingConfig, *,
                  on_text: TextFn | None = None, cancel: CancelToken | None = None) -> GenerationResult:
     """The core loop: ``input_ids`` already fit the context."""
     import torch
@@ -163,7 +166,7 @@ def generate_ids(lm: Any, input_ids: Sequence[int], sampling: SamplingConfig, *,
         notice=REPETITION_NOTICE if reason == FINISH_REPETITION else "")
 
 
-def hf_decode(lm: Any, input_ids: list[int], sampling: SamplingConfig, *,
+def hf_decode(lm: LoadedModel, input_ids: list[int], sampling: SamplingConfig, *,
               on_tokens: Callable[[list[int]], None], should_stop: Callable[[], bool]) -> list[int]:
     """Plain transformers ``generate``: the reference path every faster one must match."""
     import torch
@@ -197,7 +200,7 @@ def hf_decode(lm: Any, input_ids: list[int], sampling: SamplingConfig, *,
     return out[0, len(input_ids):].tolist()
 
 
-def generation_config_for(lm: Any, sampling: SamplingConfig, config_cls: Any) -> Any:
+def generation_config_for(lm: LoadedModel, sampling: SamplingConfig, config_cls: Any) -> Any:
     eos = sorted(lm.eos_token_ids)
     kwargs: dict[str, Any] = dict(max_new_tokens=sampling.max_new_tokens, eos_token_id=eos or None,
                                   pad_token_id=lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None

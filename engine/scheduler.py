@@ -40,10 +40,14 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from engine.cancel import CancelToken
 from engine.errors import CancelledError, HearthError, OutOfMemoryError, QueueFullError
+
+if TYPE_CHECKING:
+    from engine.session import Session
+    from engine.tasks import Task
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 TERMINAL_KINDS = {"done": DONE, "failed": FAILED, "cancelled": CANCELLED}
@@ -67,7 +71,7 @@ class Event:
 class Handle:
     """One submitted task. Safe to use from any thread."""
 
-    def __init__(self, task_id: int, label: str, fn: Callable, kwargs: dict, device: str) -> None:
+    def __init__(self, task_id: int, label: str, fn: Task, kwargs: dict, device: str) -> None:
         self.id = task_id
         self.label = label or getattr(fn, "__name__", "task")
         self.device = device
@@ -204,7 +208,7 @@ def _call(listener: Any, event: Event) -> None:
         traceback.print_exc(file=sys.stderr)
 
 
-def _accepts_on_event(fn: Callable) -> bool:
+def _accepts_on_event(fn: Task) -> bool:
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -215,7 +219,7 @@ def _accepts_on_event(fn: Callable) -> bool:
 class _Device:
     """One thread, one Session, one FIFO queue."""
 
-    def __init__(self, name: str, session: Any, max_queue: int) -> None:
+    def __init__(self, name: str, session: Session, max_queue: int) -> None:
         self.name = name
         self.session = session
         self.max_queue = max_queue
@@ -307,7 +311,7 @@ def _event_args(args: tuple) -> tuple[str, Any]:
 class Scheduler:
     """Runs engine tasks on one thread per device; see the module docstring."""
 
-    def __init__(self, *, max_queue: int = 64, session: Any = None) -> None:
+    def __init__(self, *, max_queue: int = 64, session: Session | None = None) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
         self.max_queue = max_queue
@@ -317,11 +321,11 @@ class Scheduler:
         self._lock = threading.Lock()
         self._closed = False
 
-    def session(self, device: str = "default") -> Any:
+    def session(self, device: str = "default") -> Session:
         """The Session the device's thread owns (touch it only from tasks, or before any task runs)."""
         return self._device(device).session
 
-    def submit(self, fn: Callable, /, *, label: str = "", device: str = "default", listener: Any = None,
+    def submit(self, fn: Task, /, *, label: str = "", device: str = "default", listener: Any = None,
                **kwargs: Any) -> Handle:
         """Queue ``fn`` to run on ``device``'s thread; QueueFullError when the queue is full.
 
@@ -397,7 +401,7 @@ class Scheduler:
             return worker
 
 
-def _new_session() -> Any:
+def _new_session() -> Session:
     from engine.session import Session
 
     return Session()

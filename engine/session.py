@@ -16,26 +16,29 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.errors import ModelNotLoadedError
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 EXTRA_MODELS = 2  # models kept besides the current one; the oldest is dropped first
 
 
 class Session:
     def __init__(self, *, extra_models: int = EXTRA_MODELS) -> None:
-        self.model: Any = None  # the current LoadedModel, or None
+        self.model: LoadedModel | None = None  # the current model
         self.state: dict[str, Any] = {}  # per-feature scratch space (tokenizers...), keyed by feature name
         self.extra_models = extra_models
-        self._cache: OrderedDict[str, tuple[Any, Any]] = OrderedDict()  # path -> (stamp, LoadedModel)
+        self._cache: OrderedDict[str, tuple[tuple, LoadedModel]] = OrderedDict()  # path -> (weights stamp, model)
 
-    def require_model(self) -> Any:
+    def require_model(self) -> LoadedModel:
         if self.model is None:
             raise ModelNotLoadedError("No model is loaded yet. Wait for loading to finish, or open a model.")
         return self.model
 
-    def set_model(self, lm: Any) -> None:
+    def set_model(self, lm: LoadedModel | None) -> None:
         old, self.model = self.model, lm
         if lm is not None:
             self._cache.pop(str(lm.path), None)  # it is the current one now, not an extra one
@@ -48,7 +51,8 @@ class Session:
         """Where extra models go: the current model's device, else the best one available."""
         return str(self.model.device) if self.model is not None else "auto"
 
-    def model_for(self, path: str | Path | None, *, opener: Callable[[str, str], Any] | None = None) -> Any:
+    def model_for(self, path: str | Path | None, *,
+                  opener: Callable[[str, str], LoadedModel] | None = None) -> LoadedModel:
         """The current model if ``path`` is None or its own path; else a cached extra model.
 
         ``opener(path, device) -> LoadedModel`` opens the folder (default: ``engine.loader.load_model``).
@@ -104,7 +108,7 @@ def weights_stamp(path: str) -> tuple:
     return tuple(stamp)
 
 
-def _load(path: str, device: str) -> Any:
+def _load(path: str, device: str) -> LoadedModel:
     from engine.config import LoadConfig
     from engine.loader import load_model
 

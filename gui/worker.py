@@ -24,6 +24,7 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from engine.errors import HearthError
 from engine.scheduler import Handle, Scheduler
+from engine.tasks import Task
 
 # Scheduler device keys (each its own thread and Session) besides the model's "default":
 TRAINING = "training"  # in-window training: chat keeps working meanwhile
@@ -175,7 +176,7 @@ class EngineClient(QObject):
         """The Session the scheduler's thread owns (tests set a model on it before any task runs)."""
         return self.scheduler.session()
 
-    def submit(self, fn: Callable, /, *, label: str = "", **kwargs: Any) -> TaskSignals:
+    def submit(self, fn: Task, /, *, label: str = "", **kwargs: Any) -> TaskSignals:
         signals = self.adopt(TaskSignals(label or getattr(fn, "__name__", "task")))
         try:
             signals.handle = self.scheduler.submit(fn, label=signals.label, listener=signals, **kwargs)

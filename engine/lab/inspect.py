@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from engine.lab.errors import AttentionUnavailableError
 from engine.lab.loading import is_masked
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 ATTENTION_TOKEN_LIMIT = 256  # a T × T map per head and layer; more would be unreadable anyway
 PROBABILITY_TOKEN_LIMIT = 2048
@@ -81,7 +84,7 @@ def token_text(tokenizer: Any, token_id: int) -> str:
     return tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
-def encode(lm: Any, text: str, limit: int) -> Encoded:
+def encode(lm: LoadedModel, text: str, limit: int) -> Encoded:
     """Token ids for ``text``, preceded by a start token, cut to ``limit`` and the model's context."""
     tok = lm.tokenizer
     ids = tok(text, add_special_tokens=True)["input_ids"]
@@ -113,12 +116,12 @@ def start_token(tok: Any) -> int | None:
     return None
 
 
-def _forward(lm: Any, ids: list[int], **kwargs) -> Any:
+def _forward(lm: LoadedModel, ids: list[int], **kwargs) -> Any:
     with torch.inference_mode():
         return lm.model(input_ids=torch.tensor([ids], device=lm.device), **kwargs)
 
 
-def attention_maps(lm: Any, text: str, *, limit: int = ATTENTION_TOKEN_LIMIT) -> AttentionMaps:
+def attention_maps(lm: LoadedModel, text: str, *, limit: int = ATTENTION_TOKEN_LIMIT) -> AttentionMaps:
     """Every layer's and head's attention weights over ``text``."""
     enc = encode(lm, text, limit)
     attentions = _attentions(lm, enc.ids)
@@ -126,7 +129,7 @@ def attention_maps(lm: Any, text: str, *, limit: int = ATTENTION_TOKEN_LIMIT) ->
     return AttentionMaps(enc.texts, weights, lm.name, enc.notice)
 
 
-def _attentions(lm: Any, ids: list[int]) -> tuple:
+def _attentions(lm: LoadedModel, ids: list[int]) -> tuple:
     """The model's attention weights, switching to the eager implementation when needed."""
     model = lm.model
     current = getattr(model.config, "_attn_implementation", None)
@@ -151,7 +154,7 @@ def _attentions(lm: Any, ids: list[int]) -> tuple:
     return attentions
 
 
-def token_probabilities(lm: Any, text: str, *, top_k: int = 5,
+def token_probabilities(lm: LoadedModel, text: str, *, top_k: int = 5,
                         limit: int = PROBABILITY_TOKEN_LIMIT) -> TokenProbabilities:
     """How likely the model found each token of ``text``, its top alternatives, and the perplexity."""
     enc = encode(lm, text, limit)
@@ -176,7 +179,7 @@ def token_probabilities(lm: Any, text: str, *, top_k: int = 5,
     return TokenProbabilities(result, perplexity, lm.name, method, enc.notice)
 
 
-def _masked_probs(lm: Any, ids: list[int]) -> torch.Tensor:
+def _masked_probs(lm: LoadedModel, ids: list[int]) -> torch.Tensor:
     """(T, V): for each position, the model's distribution there with that one token hidden."""
     mask_id = lm.tokenizer.mask_token_id
     batch = torch.tensor(ids).repeat(len(ids), 1)  # (T, T): row t will hide token t
@@ -191,7 +194,7 @@ def _masked_probs(lm: Any, ids: list[int]) -> torch.Tensor:
     return torch.cat(rows)
 
 
-def next_tokens(lm: Any, prefix: str, *, k: int = 20) -> tuple[list[NextToken], str]:
+def next_tokens(lm: LoadedModel, prefix: str, *, k: int = 20) -> tuple[list[NextToken], str]:
     """The ``k`` most likely next tokens after ``prefix`` (masked models: for a blank at the end)."""
     enc = encode(lm, prefix, lm.context_length - 1)
     ids = list(enc.ids)
@@ -202,7 +205,7 @@ def next_tokens(lm: Any, prefix: str, *, k: int = 20) -> tuple[list[NextToken], 
     return [NextToken(int(i), token_text(lm.tokenizer, int(i)), float(v)) for v, i in zip(values, indices)], enc.notice
 
 
-def fill_mask(lm: Any, text: str, *, k: int = 5) -> tuple[str, list[list[tuple[str, float]]]]:
+def fill_mask(lm: LoadedModel, text: str, *, k: int = 5) -> tuple[str, list[list[tuple[str, float]]]]:
     """Fill each mask token in ``text``; returns (the text with the best guesses, top-k per blank)."""
     tok = lm.tokenizer
     if tok.mask_token is None:

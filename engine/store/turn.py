@@ -7,13 +7,16 @@ writes the same rows with the same ``ReplyRecorder`` (so both leave the same int
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.cancel import CancelToken
 from engine.config import ChatMessage, SamplingConfig
 from engine.store.recorder import ReplyRecorder
 from engine.store.records import Message
 from engine.store.store import Store
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 
 def history(store: Store, conversation_id: int, leaf_id: int | None = None) -> list[ChatMessage]:
@@ -38,7 +41,7 @@ class StoredTurn:
             system_prompt = system_prompt or conversation.system_prompt
         return cls(store, conversation_id, system_prompt)
 
-    def run(self, lm: Any, text: str, sampling: SamplingConfig, *, on_text: Callable[[str], None] | None = None,
+    def run(self, lm: LoadedModel, text: str, sampling: SamplingConfig, *, on_text: Callable[[str], None] | None = None,
             cancel: CancelToken | None = None) -> tuple[Any, Message]:
         """Commit ``text`` as the user's message, then stream the reply into the store."""
         if self.conversation_id is None:
@@ -50,7 +53,7 @@ class StoredTurn:
                      on_text=on_text, cancel=cancel)
 
 
-def reply(store: Store, lm: Any, conversation_id: int, parent_id: int, sampling: SamplingConfig, *,
+def reply(store: Store, lm: LoadedModel, conversation_id: int, parent_id: int, sampling: SamplingConfig, *,
           system_prompt: str = "", on_text: Callable[[str], None] | None = None,
           cancel: CancelToken | None = None) -> tuple[Any, Message]:
     """Answer the thread ending at ``parent_id``, recording the reply as it streams (a new alternative

@@ -16,12 +16,15 @@ boundary (``code_boundary``) or after ``max_lines``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.cancel import CancelToken
 from engine.texttools.code_boundary import Boundary, trim_completion
 from engine.config import SamplingConfig
 from engine.errors import InvalidConfigError
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 # (prefix token, suffix token, middle token, order): PSM = prefix, suffix, middle; SPM = suffix first.
 FIM_FORMATS = (
@@ -103,7 +106,7 @@ def _wants_bos(tokenizer: Any) -> bool:
     return bos is not None and bool(getattr(tokenizer, "add_bos_token", False))
 
 
-def complete_code(lm: Any, request: CompletionRequest, *, on_text: Callable[[str], None] | None = None,
+def complete_code(lm: LoadedModel, request: CompletionRequest, *, on_text: Callable[[str], None] | None = None,
                   on_progress: Callable[[float, str], None] | None = None,
                   cancel: CancelToken | None = None) -> CompletionResult:
     """Complete at the cursor; streams whole lines to ``on_text`` as they are accepted."""

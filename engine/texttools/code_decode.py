@@ -6,11 +6,14 @@ only part that runs the model.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.cancel import CancelToken
 from engine.texttools.code_boundary import Boundary
 from engine.cancel import LinkedCancel
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 
 # How whitespace looks inside raw token strings: byte-level BPE (space, newline, tab, CR), SentencePiece.
@@ -20,7 +23,7 @@ SPACE_MARKS = set("ĠĊĉč▁ \n\t")
 class _WithStops:
     """The loaded model, seen with extra end-of-answer tokens (FIM pad, file separator...)."""
 
-    def __init__(self, lm: Any, extra_stop_ids: set[int]) -> None:
+    def __init__(self, lm: LoadedModel, extra_stop_ids: set[int]) -> None:
         self._lm, self._extra = lm, set(extra_stop_ids)
 
     def __getattr__(self, name: str) -> Any:
@@ -31,7 +34,7 @@ class _WithStops:
         return set(self._lm.eos_token_ids) | self._extra
 
 
-def healed_first_token(lm: Any, ids: list[int], healed: str, sampling: Any) -> int | None:
+def healed_first_token(lm: LoadedModel, ids: list[int], healed: str, sampling: Any) -> int | None:
     """One forward pass: the best next token whose text starts with ``healed`` (None: no such token)."""
     import torch
 
@@ -56,7 +59,7 @@ def healed_first_token(lm: Any, ids: list[int], healed: str, sampling: Any) -> i
     return allowed[int(torch.multinomial(probs, 1))]
 
 
-def decode_completion(lm: Any, ids: list[int], healed: str, request: Any, boundary: Boundary, *,
+def decode_completion(lm: LoadedModel, ids: list[int], healed: str, request: Any, boundary: Boundary, *,
                       on_text: Callable[[str], None] | None, cancel: CancelToken,
                       extra_stop_ids: set[int]) -> tuple[str, str]:
     """Generate the completion; returns (text, finish_reason)."""

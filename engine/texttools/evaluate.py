@@ -15,10 +15,13 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from engine.cancel import CancelToken
 from engine.errors import InvalidConfigError
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 TOOLS = ("summarize", "translate", "complete")
 CURSOR = "<|cursor|>"  # where a code case's cursor is, in its file
@@ -73,7 +76,7 @@ def load_cases(folder: Path, tools: tuple[str, ...] = TOOLS, limit: int = 0) -> 
     return cases
 
 
-def run_case(lm: Any, case: EvalCase, cancel: CancelToken) -> EvalOutput:
+def run_case(lm: LoadedModel, case: EvalCase, cancel: CancelToken) -> EvalOutput:
     """One call of the tool, as a user would make it (the tools' own defaults: greedy)."""
     text = case.file.read_text(encoding="utf-8")
     start = time.perf_counter()
@@ -96,7 +99,7 @@ def run_case(lm: Any, case: EvalCase, cancel: CancelToken) -> EvalOutput:
     return EvalOutput(case, out, reason, time.perf_counter() - start, source)
 
 
-def evaluate(lm: Any, cases: list[EvalCase], *, on_progress: Callable[[float, str], None] | None = None,
+def evaluate(lm: LoadedModel, cases: list[EvalCase], *, on_progress: Callable[[float, str], None] | None = None,
              cancel: CancelToken | None = None) -> dict:
     """Run every case; returns the JSON-ready report (per tool, then per case)."""
     cancel = cancel or CancelToken()

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.cancel import CancelToken
 from engine.texttools.chunking import TokenCounter, chunk_text
 from engine.config import ChatMessage, SamplingConfig
 from engine.errors import CancelledError, GenerationError, HearthError, InvalidConfigError
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 LENGTHS = ("short", "medium", "long")
 FORMS = ("prose", "bullets")
@@ -106,7 +109,7 @@ def part_messages(text: str, config: SummaryConfig, index: int, total: int, comb
             ChatMessage("user", text)]
 
 
-def auto_chunk_tokens(lm: Any) -> int:
+def auto_chunk_tokens(lm: LoadedModel) -> int:
     """The largest piece to summarize in one call: on SmolLM2-135M, pieces of ~1k tokens give faithful notes
     where 2k-token ones drift into invented text; bigger models keep track of more."""
     try:
@@ -119,7 +122,7 @@ def auto_chunk_tokens(lm: Any) -> int:
 class _Planner:
     """Token arithmetic against one model: does a prompt fit, how big may a piece be."""
 
-    def __init__(self, lm: Any, config: SummaryConfig) -> None:
+    def __init__(self, lm: LoadedModel, config: SummaryConfig) -> None:
         from engine.chat_template import ensure_chat_template, render
 
         ensure_chat_template(lm.tokenizer)
@@ -143,7 +146,7 @@ class _Planner:
         return budget
 
 
-def summarize(lm: Any, text: str, config: SummaryConfig | None = None, *,
+def summarize(lm: LoadedModel, text: str, config: SummaryConfig | None = None, *,
               on_text: Callable[[str], None] | None = None,
               on_progress: Callable[[float, str], None] | None = None,
               cancel: CancelToken | None = None) -> SummaryResult:
@@ -231,7 +234,7 @@ def _keep_fitting(plan: _Planner, config: SummaryConfig, notes: list[str], final
     return kept or notes[:1]
 
 
-def _generate(lm: Any, messages: list[ChatMessage], sampling: SamplingConfig, on_text, cancel) -> Any:
+def _generate(lm: LoadedModel, messages: list[ChatMessage], sampling: SamplingConfig, on_text, cancel) -> Any:
     """``messages`` is [system instruction, user text], as built above."""
     from engine.chat_generation import chat
 

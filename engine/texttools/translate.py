@@ -8,13 +8,16 @@ order, separated by blank lines, so the layout of the original survives.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from engine.cancel import CancelToken
 from engine.texttools.chunking import TokenCounter, chunk_text
 from engine.config import ChatMessage, SamplingConfig
 from engine.errors import HearthError, InvalidConfigError
 from engine.texttools.language_detect import LANGUAGES, detect_language, language_name
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 DEFAULT_SAMPLING = SamplingConfig(temperature=0.0, repetition_penalty=1.1, max_new_tokens=1024)  # greedy: stable
 
@@ -57,7 +60,7 @@ def messages_for(text: str, source: str, target: str) -> list[ChatMessage]:
             ChatMessage("user", text)]
 
 
-def translate(lm: Any, request: TranslateRequest, *, on_text: Callable[[str], None] | None = None,
+def translate(lm: LoadedModel, request: TranslateRequest, *, on_text: Callable[[str], None] | None = None,
               on_progress: Callable[[float, str], None] | None = None,
               cancel: CancelToken | None = None) -> TranslationResult:
     from engine.chat_generation import chat
