@@ -1,4 +1,8 @@
-"""``hearth-cli generate`` (raw continuation) and ``hearth-cli chat`` (terminal chat)."""
+"""``hearth-cli generate`` (raw continuation) and ``hearth-cli chat`` (terminal chat).
+
+A local model is loaded and run on the process-wide scheduler (engine/cli/_scheduled.py): the
+same thread and queue the window and the HTTP server use. ``--server`` talks to a remote one.
+"""
 
 from __future__ import annotations
 
@@ -38,11 +42,18 @@ def _report(result, as_json: bool) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from engine.generation import generate
-
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    lm = load_from(args)
-    result = generate(lm, prompt, sampling_from(args), on_text=stream_to_stdout, cancel=cancel_on_interrupt())
+    if getattr(args, "server", None):
+        from engine.generation import generate
+
+        lm = load_from(args)
+        result = generate(lm, prompt, sampling_from(args), on_text=stream_to_stdout, cancel=cancel_on_interrupt())
+    else:
+        from engine.cli._scheduled import load_on_scheduler, run_task
+        from engine.tasks import generate_task
+
+        load_on_scheduler(args)
+        result = run_task(generate_task, on_chunk=stream_to_stdout, prompt=prompt, sampling=sampling_from(args))
     print()
     _report(result, args.json)
     return 0
@@ -62,26 +73,83 @@ def _open_turn(args: argparse.Namespace):
         return None
 
 
+class _Remote:
+    """Chat turns with a model on another server, run here."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.lm = load_from(args)
+        self.name = self.lm.name
+
+    def open_turn(self, args: argparse.Namespace):
+        return _open_turn(args)
+
+    def turn(self, turn, text: str, sampling):
+        return turn.run(self.lm, text, sampling, on_text=stream_to_stdout, cancel=cancel_on_interrupt())
+
+    def chat(self, history, sampling, system_prompt: str):
+        from engine.chat_generation import chat
+
+        return chat(self.lm, history, sampling, system_prompt=system_prompt, on_text=stream_to_stdout,
+                    cancel=cancel_on_interrupt())
+
+
+class _Local:
+    """Chat turns run as tasks on the scheduler's thread, which owns the model and the store's connection."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from engine.cli._scheduled import load_on_scheduler
+
+        self.name = load_on_scheduler(args)["name"]
+
+    @staticmethod
+    def open_turn(args: argparse.Namespace):
+        from engine.cli._scheduled import run_task
+
+        return run_task(_open_turn_task, args=args)
+
+    @staticmethod
+    def turn(turn, text: str, sampling):
+        from engine.cli._scheduled import run_task
+
+        return run_task(_turn_task, on_chunk=stream_to_stdout, turn=turn, text=text, sampling=sampling)
+
+    @staticmethod
+    def chat(history, sampling, system_prompt: str):
+        from engine.cli._scheduled import run_task
+        from engine.tasks import chat_task
+
+        return run_task(chat_task, on_chunk=stream_to_stdout, messages=list(history), sampling=sampling,
+                        system_prompt=system_prompt)
+
+
+def _open_turn_task(session, *, on_text=None, on_progress=None, cancel=None, args):
+    return _open_turn(args)
+
+
+def _turn_task(session, *, on_text=None, on_progress=None, cancel=None, turn, text, sampling):
+    return turn.run(session.require_model(), text, sampling, on_text=on_text, cancel=cancel)
+
+
 def run_chat(args: argparse.Namespace) -> int:
-    from engine.chat_generation import chat
     from engine.config import ChatMessage
 
+    engine = _Remote if getattr(args, "server", None) else _Local
     turn = None
     if args.once is None or args.once.strip():  # open the store (and check the id) before the slow load
-        turn = _open_turn(args)
-    lm = load_from(args)
+        turn = engine.open_turn(args)
+    runner = engine(args)
     sampling = sampling_from(args)
     if args.once is not None:
         if not args.once.strip():
             print("hearth-cli: the message is empty", file=sys.stderr)
             return 2
-        result, saved = turn.run(lm, args.once, sampling, on_text=stream_to_stdout, cancel=cancel_on_interrupt())
+        result, saved = runner.turn(turn, args.once, sampling)
         print()
         _report(result, False)
         print(f"[saved in conversation {saved.conversation_id}]", file=sys.stderr)
         return 0
     history: list[ChatMessage] = []  # used only when the history store is unavailable
-    print(f"Chatting with {lm.name}. Empty line or Ctrl+D to quit; Ctrl+C stops a reply.", file=sys.stderr)
+    print(f"Chatting with {runner.name}. Empty line or Ctrl+D to quit; Ctrl+C stops a reply.", file=sys.stderr)
     while True:
         try:
             text = input("you> ")
@@ -90,13 +158,12 @@ def run_chat(args: argparse.Namespace) -> int:
             return 0
         if not text.strip():
             return 0
-        print(f"{lm.name}> ", end="", flush=True)
+        print(f"{runner.name}> ", end="", flush=True)
         if turn is not None:  # each turn is committed to the same stored conversation
-            result, saved = turn.run(lm, text, sampling, on_text=stream_to_stdout, cancel=cancel_on_interrupt())
+            result, saved = runner.turn(turn, text, sampling)
         else:
             history.append(ChatMessage("user", text))
-            result = chat(lm, history, sampling, system_prompt=args.system, on_text=stream_to_stdout,
-                          cancel=cancel_on_interrupt())
+            result = runner.chat(history, sampling, args.system)
             history.append(ChatMessage("assistant", result.text))
         print()
         if result.notice:

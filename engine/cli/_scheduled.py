@@ -1,0 +1,72 @@
+"""Run engine tasks from the command line on the process-wide scheduler (engine/scheduler.py).
+
+The CLI is one more headless client of the thread that owns the model, like the HTTP server:
+it submits a task, prints its streamed text as the events arrive, and Ctrl+C cancels the task
+(a second Ctrl+C ends the program).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any, Callable
+
+from engine.config import LoadConfig
+
+
+def run_task(fn: Callable, *, on_chunk: Callable[[str], None] | None = None,
+             on_progress: Callable[[float, str], None] | None = None, **kwargs: Any) -> Any:
+    """Submit ``fn`` and wait for it; returns its result, or the partial result of a cancelled
+    generation (CancelledError when there is none). The task's errors are raised here."""
+    from engine.errors import CancelledError
+    from engine.scheduler import default_scheduler
+
+    handle = default_scheduler().submit(fn, label=getattr(fn, "__name__", "task"), **kwargs)
+    previous = _on_interrupt(handle)
+    try:
+        for event in handle.events():
+            if event.kind == "chunk" and on_chunk is not None:
+                on_chunk(event.data)
+            elif event.kind == "progress" and on_progress is not None:
+                on_progress(*event.data)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        return handle.result()
+    except CancelledError as exc:
+        if getattr(exc, "partial", None) is not None:
+            return exc.partial
+        raise
+
+
+def _on_interrupt(handle) -> Any:
+    """Ctrl+C cancels the task (it ends cleanly, with what it has); a second one interrupts."""
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if handle.cancel_token.cancelled:
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        handle.cancel()
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        return None
+    return previous
+
+
+def load_on_scheduler(args, quiet: bool = False) -> dict:
+    """Load ``--model`` on the scheduler's thread; returns the model's description (name, device, ...)."""
+    from engine.tasks import load_task
+
+    def progress(fraction: float, message: str) -> None:
+        if not quiet:
+            print(f"\r[{fraction * 100:5.1f}%] {message}\033[K", end="", file=sys.stderr, flush=True)
+
+    info = run_task(load_task, on_progress=progress,
+                    config=LoadConfig(path=args.model, device=args.device, dtype=args.dtype))
+    if not quiet:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    return info
