@@ -1,0 +1,94 @@
+"""GGUF files run on their own quantization: logits agree with transformers on the dequantized weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gguf_files import tiny_gguf
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def gguf_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("gguf")
+
+
+def _load(path):
+    from engine import LoadConfig, load_model
+
+    return load_model(LoadConfig(path=str(path), device="cpu"))
+
+
+def _reference_logits(path, ids):
+    """transformers' own GGUF loading: every tensor dequantized to fp32, its own forward."""
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    with torch.no_grad():
+        return model(ids).logits[0]
+
+
+@pytest.mark.parametrize("arch,quant,extra", [
+    ("llama", "Q4_K_M", {}), ("llama", "Q4_0", {}), ("llama", "Q4_1", {}), ("llama", "Q5_0", {}),
+    ("llama", "Q6_K", {}), ("llama", "Q8_0", {"tied": False}), ("llama", "F16", {}), ("llama", "BF16", {}),
+    ("qwen2", "Q4_K_M", {}),  # q/k/v biases, and q/k rows in transformers' order (llama.cpp's NEOX RoPE)
+    ("qwen3", "Q4_0", {"heads": 2, "kv_heads": 1}),  # q/k norms; transformers reads qwen3 GGUFs as head_dim 128
+])
+def test_quantized_logits_match_a_dequantized_reference(gguf_dir, arch, quant, extra):
+    path = tiny_gguf(gguf_dir, arch=arch, quant=quant, **extra)
+    lm = _load(path)
+    assert lm.is_quantized_gguf and lm.describe()["quantization"]
+    ids = torch.tensor([lm.tokenizer("The sea is wide, and the waves are high tonight.")["input_ids"]])
+    ours = lm.model(ids).logits[0]
+    reference = _reference_logits(path, ids)
+    assert ours.shape == reference.shape
+    # bf16 activations, bf16 group scales, per-row int8 for the non-4-bit types: close, not equal
+    cosine = torch.nn.functional.cosine_similarity(ours.flatten(), reference.flatten(), dim=0)
+    assert cosine > 0.999
+    assert (ours - reference).abs().max() <= 0.08 * reference.abs().max()
+    assert (ours.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.9
+
+
+def test_the_decoder_continues_what_the_logits_say(gguf_dir):
+    from engine import SamplingConfig, generate
+
+    lm = _load(tiny_gguf(gguf_dir, quant="Q4_K_M"))
+    prompt = lm.tokenizer("Hello there")["input_ids"]
+    result = generate(lm, prompt, SamplingConfig(max_new_tokens=6, temperature=0.0))
+    assert result.decoder.startswith("fast GGUF")
+    assert result.new_tokens >= 1
+    # greedy: the first new token is the argmax of the full forward's last position
+    logits = lm.model(torch.tensor([prompt])).logits[0, -1]
+    assert result.token_ids[0] == int(logits.argmax())
+
+
+def test_no_converted_copy_is_written(gguf_dir, data_dir):
+    from engine import ChatMessage, SamplingConfig, chat
+
+    lm = _load(tiny_gguf(gguf_dir, quant="Q4_0"))
+    reply = chat(lm, [ChatMessage("user", "Hi")], SamplingConfig(max_new_tokens=4, temperature=0.0))
+    assert reply.new_tokens >= 1
+    written = [p for p in data_dir.rglob("*") if p.is_file()]
+    assert written == []
+
+
+def test_memory_estimate_is_about_the_file(gguf_dir):
+    from engine.gguf.memory import quick_estimate
+
+    path = tiny_gguf(gguf_dir, quant="Q4_0_ALL", tied=False)
+    estimate = quick_estimate(path)
+    assert estimate is not None and estimate.file_bytes == path.stat().st_size
+    assert 0.8 * estimate.file_bytes <= estimate.weights <= 1.3 * estimate.file_bytes
+    assert estimate.kv_cache == 2 * 2 * 2 * 64 * 512 * 4  # layers, k+v, kv heads, head dim, context, fp32
+
+
+def test_a_tied_quantized_embedding_is_held_once(gguf_dir):
+    from engine.gguf.embedding import LinearRows
+
+    lm = _load(tiny_gguf(gguf_dir, quant="Q8_0"))
+    packed = lm.extras["decoder"]._prepared.forward.w
+    assert isinstance(packed.embed, LinearRows) and packed.embed.linear is packed.lm_head
