@@ -54,6 +54,7 @@ class ServerView(QWidget):
         self.warning = QLabel("")
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet("color: #b45309;")
+        self.warning.hide()
         self.log = QTableWidget(0, len(COLUMNS))
         self.log.setHorizontalHeaderLabels(COLUMNS)
         self.log.verticalHeader().setVisible(False)
@@ -125,6 +126,7 @@ class ServerView(QWidget):
         settings.setValue(PORT_KEY, self.port.value())
         settings.setValue(NETWORK_KEY, self.network.isChecked())
         self.warning.setText(config.warning)
+        self.warning.setVisible(bool(config.warning))
         self._set_running(True)
         return True
 
@@ -134,6 +136,7 @@ class ServerView(QWidget):
             server.log.unsubscribe(self.record_logged.emit)
             server.stop()
         self.warning.setText("")
+        self.warning.hide()
         self._set_running(False)
 
     def _on_toggled(self, on: bool) -> None:
