@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
 from engine.texttools.tasks import complete_task, read_document_task
 from gui.texttools.code_editor import CodeEditor
 from gui.texttools.code_highlighter import lexer_for
-from gui.worker import connect, is_running
+from gui.worker import FILES, connect, is_running
 
 LANGUAGES = {"Python": "python", "JavaScript": "javascript", "TypeScript": "typescript", "C": "c", "C++": "cpp",
              "C#": "csharp", "Java": "java", "Go": "go", "Rust": "rust", "Ruby": "ruby", "PHP": "php",
@@ -132,7 +132,8 @@ class CodeView(QWidget):
         if self.reader is not None:
             self.reader.abandon()  # the newer choice wins
         self._set_status(f"Reading {Path(path).name}…")
-        self.reader = connect(self.window_.client.submit(read_document_task, label="read file", path=path),
+        self.reader = connect(self.window_.client.submit(read_document_task, label="read file", device=FILES,
+                                                         path=path),
                               done=lambda doc: self._show_file(path, doc), failed=self._on_read_failed)
         return True
 

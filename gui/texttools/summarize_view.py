@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
 
 from engine.texttools.tasks import read_documents_task, summarize_task
 from gui.file_drop_edit import FileDropEdit
-from gui.worker import connect
+from gui.worker import FILES, connect
 
 FILE_FILTER = ("Documents (*.txt *.md *.markdown *.rst *.html *.htm *.pdf *.docx *.py *.js *.ts *.java *.c *.cpp "
                "*.h *.go *.rs *.rb *.json *.yaml *.yml *.toml *.csv *.log);;All files (*)")
@@ -117,7 +117,7 @@ class SummarizeView(QWidget):
             self.reader.abandon()  # the newer choice of files wins
         self.open_button.setEnabled(False)
         self.reader = connect(self.window_.client.submit(read_documents_task, label="read documents",
-                                                         paths=list(paths)),
+                                                         device=FILES, paths=list(paths)),
                               done=self._on_documents, failed=self._on_read_failed,
                               ended=lambda: self.open_button.setEnabled(True))
 
