@@ -131,7 +131,10 @@ def open_gguf(path: str | Path) -> GGUFFile:
 def _reason(exc: ValueError, size: int) -> str:
     text = str(exc)
     if "GGMLQuantizationType" in text:  # an enum lookup of a type id this gguf package does not know
-        number = text.split(" ", 1)[0]
+        import re
+
+        digits = re.findall(r"\d+", text.split(" is not", 1)[0])
+        number = digits[-1] if digits else "?"
         return f"it uses a quantization type (number {number}) that Hearth cannot read."
     if "version" in text.lower():
         return f"its GGUF version is not supported ({text})."
