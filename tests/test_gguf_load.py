@@ -92,3 +92,21 @@ def test_a_tied_quantized_embedding_is_held_once(gguf_dir):
     lm = _load(tiny_gguf(gguf_dir, quant="Q8_0"))
     packed = lm.extras["decoder"]._prepared.forward.w
     assert isinstance(packed.embed, LinearRows) and packed.embed.linear is packed.lm_head
+
+
+def test_transformers_style_generate_matches_the_fast_decoder(gguf_dir):
+    """``hf_decode`` (transformers' generate API, with forward hooks) works on the quantized model too."""
+    from engine import SamplingConfig
+    from engine.generation import hf_decode
+
+    lm = _load(tiny_gguf(gguf_dir, quant="Q4_K_M"))
+    prompt = lm.tokenizer("The waves are high")["input_ids"]
+    sampling = SamplingConfig(max_new_tokens=5, temperature=0.0, repetition_penalty=1.0)
+    seen = []
+    hook = lm.model.register_forward_hook(lambda module, args, output: seen.append(output.logits[0, -1]))
+    try:
+        plain = hf_decode(lm, prompt, sampling, on_tokens=lambda ids: None, should_stop=lambda: False)
+    finally:
+        hook.remove()
+    fast = lm.extras["decoder"].decode(lm, prompt, sampling, on_tokens=lambda ids: None, should_stop=lambda: False)
+    assert plain == fast and len(seen) >= len(plain)

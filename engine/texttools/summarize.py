@@ -112,8 +112,10 @@ def part_messages(text: str, config: SummaryConfig, index: int, total: int, comb
 def auto_chunk_tokens(lm: LoadedModel) -> int:
     """The largest piece to summarize in one call: on SmolLM2-135M, pieces of ~1k tokens give faithful notes
     where 2k-token ones drift into invented text; bigger models keep track of more."""
+    from engine.loader import parameter_count
+
     try:
-        params = sum(p.numel() for p in lm.model.parameters())
+        params = parameter_count(lm.model)  # a GGUF run quantized counts the file's weights
     except AttributeError:  # a stand-in model in tests
         return 1024
     return 1024 if params < 500e6 else 2048 if params < 4e9 else 4096
