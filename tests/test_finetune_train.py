@@ -142,8 +142,26 @@ def test_refuses_a_used_folder_and_resume_without_checkpoint(tiny_model_dir, cor
     with pytest.raises(TrainingError, match="already holds a run"):
         run_training(make_job(tiny_model_dir, corpus, tmp_path / "used"))
     assert (tmp_path / "used" / "notes.txt").read_text() == "mine"
-    with pytest.raises(RunNotFoundError, match="no complete checkpoint"):
+    with pytest.raises(RunNotFoundError, match="no run to resume"):
         run_training(make_job(tiny_model_dir, corpus, tmp_path / "none"), resume=True)
+
+
+def test_resume_before_the_first_checkpoint_starts_again_from_step_0(tiny_model_dir, corpus, tmp_path):
+    """A run killed while loading or at its first evaluation has a job.json and a status, no checkpoint."""
+    from engine.finetune.runlog import RunLog
+
+    job = make_job(tiny_model_dir, corpus, tmp_path / "killed", max_steps=2)
+    job.save()
+    RunLog(tmp_path / "killed").start(method="lora", max_steps=2, step=0, message="")
+    (tmp_path / "killed" / "checkpoints" / "checkpoint-2").mkdir(parents=True)  # half written: no trainer_state
+    info = run_info(job.out_dir)
+    assert info.state == "interrupted" and info.resumable and info.step == 0
+    said = []
+    result = run_training(job, resume=True, on_text=said.append)
+    assert (result.state, result.step) == ("finished", 2)
+    assert any("starting it again from step 0 with the same job" in t for t in said)
+    starts = [e for e in read_events(job.out_dir) if e["type"] == "start"]
+    assert [e["step"] for e in starts] == [0]
 
 
 def test_disk_full_while_saving_keeps_the_last_good_checkpoint(tiny_model_dir, corpus, tmp_path, monkeypatch):

@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge", metavar="NAME", default=None, help="afterwards, save the result as model NAME")
     # Every TrainConfig and DataConfig setting is a flag (engine/finetune/config.py describes them);
     # the learning rate's default depends on the method.
-    add_setting_options(p, TrainConfig, {"learning_rate": None})
+    # With neither --max-steps nor --epochs, the steps follow the data and the hardware (as the window
+    # suggests them): a first run on a big folder takes minutes, not days.
+    add_setting_options(p, TrainConfig, {"learning_rate": None, "max_steps": None, "epochs": None})
     add_setting_options(p, DataConfig)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: every core)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -92,21 +94,32 @@ def job_from_args(args: argparse.Namespace):
 
     model = args.model or _default_model()
     lr = args.learning_rate if args.learning_rate is not None else (2e-4 if args.method == "lora" else 2e-5)
+    args.auto_steps = args.max_steps is None and args.epochs is None
     data = settings_from(args, DataConfig, paths=tuple(args.paths), seed=args.seed)
     train = settings_from(args, TrainConfig, learning_rate=lr)
     out = args.out or str(new_run_dir(Path(model).name))
     return JobConfig(base_model=model, out_dir=out, data=data, train=train)
 
 
-_last_phase = [""]
+class _PhasePrinter:
+    """Loading, reading, tokenizing and the first validation take a while: a line when a phase begins,
+    then one every few seconds with its progress and time left (steps print their own lines)."""
 
+    EVERY_S = 3.0
 
-def _print_phase(fraction: float, message: str) -> None:
-    """Loading, reading and validating take a while: say so once per phase (steps print their own lines)."""
-    phase = "Reading the files…" if message.startswith("Reading ") else message.split(":")[0]
-    if not message.startswith("Step") and phase != _last_phase[0]:
-        _last_phase[0] = phase
-        _say(phase)
+    def __init__(self) -> None:
+        self.phase, self.shown = "", 0.0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        import time
+
+        if message.startswith("Step"):
+            return
+        phase = message.split(":")[0]
+        now = time.monotonic()
+        if phase != self.phase or now - self.shown >= self.EVERY_S:
+            self.phase, self.shown = phase, now
+            _say(message)
 
 
 def _print_event(event: dict) -> None:
@@ -116,14 +129,35 @@ def _print_event(event: dict) -> None:
              f"lr {event['lr']:.2e}  {event.get('tokens_per_s') or 0:,.0f} tok/s")
     elif kind == "eval":
         _say(f"step {event['step']:>5}  validation loss {event['loss']:.4f}  perplexity {event['perplexity']:.2f}")
+    elif kind == "full_eval":
+        _say(f"step {event['step']:>5}  validation loss on all held-out data {event['loss']:.4f}  "
+             f"perplexity {event['perplexity'] or float('inf'):.2f}")
     elif kind == "samples":
         for prompt, text in event["samples"]:
             _say(f"    sample  {prompt!r} → {text[:200]!r}")
     elif kind == "start":
         s = event["stats"]
         verb = "Resuming" if event["resume"] else "Training"
-        _say(f"{verb} for {event['max_steps']} steps on {s['train_examples']} sequences "
-             f"({s['train_tokens']:,} tokens), validating on {s['val_examples']}.")
+        about = "~" if s.get("estimated") else ""
+        _say(f"{verb} for {event['max_steps']} steps on {about}{s['train_examples']:,} sequences "
+             f"({about}{s['train_tokens']:,} tokens), {s.get('validation', '')}; {event.get('precision', '')}.")
+        _say_coverage(s)
+        _say_skipped(event.get("skipped", []))
+
+
+def _say_coverage(stats: dict) -> None:
+    from engine.finetune.data import coverage
+
+    if stats.get("train_loaded", stats["train_examples"]) < stats["train_examples"]:
+        _say(f"One pass of these steps reads {stats['train_loaded']:,} of ~{stats['train_examples']:,} training "
+             f"sequences ({coverage(stats)} of the training data, spread over all of it).")
+
+
+def _say_skipped(skipped: list) -> None:
+    if skipped:
+        _say(f"{len(skipped)} skipped:")
+    for path, reason in skipped:
+        _say(f"  skipped {path}: {reason}")
 
 
 def _emit(obj: dict) -> None:
@@ -153,19 +187,22 @@ def _run_finetune(args: argparse.Namespace) -> int:
         return 2
     job = job_from_args(args)
     if args.estimate:
-        return _print_estimate(job)
+        return _print_estimate(job, as_json=args.json, suggest_steps=getattr(args, "auto_steps", False))
     _say(f"Run folder: {job.out_dir}")
     if args.events_json:
         events = {"on_event": _emit, "on_text": lambda t: None,
                   "on_progress": lambda f, m: _emit({"type": "progress", "fraction": f, "message": m})}
     else:
-        events = {"on_event": _print_event, "on_text": lambda t: _say(t.rstrip()), "on_progress": _print_phase}
-    result = run_training(job, resume=args.resume, cancel=cancel_on_interrupt(), threads=args.threads, **events)
+        events = {"on_event": _print_event, "on_text": lambda t: _say(t.rstrip()), "on_progress": _PhasePrinter()}
+    result = run_training(job, resume=args.resume, cancel=cancel_on_interrupt(), threads=args.threads,
+                          suggest_steps=getattr(args, "auto_steps", False), **events)
     if not _main():
         return 0
     ppl = ""
     if result.ppl_before and result.ppl_after:
         ppl = f" Validation perplexity {result.ppl_before:.2f} → {result.ppl_after:.2f}."
+    if result.full_ppl:
+        ppl += f" On all held-out data: {result.full_ppl:.2f}."
     _say(f"{result.state.replace('_', ' ').capitalize()} at step {result.step}/{result.max_steps}.{ppl} "
          f"Result: {result.output}")
     if result.state == "stopped":
@@ -179,20 +216,42 @@ def _run_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_estimate(job) -> int:
+def _print_estimate(job, *, as_json: bool = False, suggest_steps: bool = False) -> int:
+    """The data as training would read it (every skipped file or line named), the validation sample,
+    what one pass covers, and the memory, time and disk the job needs here."""
     from engine.finetune.data import build_dataset
     from engine.finetune.estimate import estimate
     from engine.finetune.tasks import load_tokenizer
+    from engine.finetune.train import run_budget, with_suggested_steps
     from engine.session import Session
 
     tokenizer, context = load_tokenizer(Session(), job.base_model)
-    data = build_dataset(job.data, tokenizer, max_context=context)
-    _say(data.summary())
+    chosen = {"job": job}
+
+    def plan(stats: dict):
+        if suggest_steps:
+            chosen["job"] = with_suggested_steps(chosen["job"], stats)
+        return run_budget(chosen["job"], stats)
+
+    data = build_dataset(job.data, tokenizer, max_context=context, plan=plan, on_progress=_PhasePrinter())
+    job = chosen["job"]
     est = estimate(job, data.stats)
+    if as_json:
+        print(json.dumps({"data": data.stats, "summary": data.summary(), "validation": est.validation,
+                          "skipped": [{"path": k.path, "reason": k.reason} for k in data.skipped],
+                          "notices": data.notices, "estimate": est.to_dict()}, indent=1, default=str))
+        return 0 if est.fits else 1
+    _say(data.summary())
+    _say_skipped([[k.path, k.reason] for k in data.skipped])
+    for notice in data.notices:
+        _say(f"  notice: {notice}")
     print(est.summary())
+    print(est.validation)
+    if est.coverage:
+        print(est.coverage)
     for warning in est.warnings:
         print(f"warning: {warning}")
-    return 0
+    return 0 if est.fits else 1
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from transformers import TrainerCallback
 
 from engine.cancel import CancelToken
+from engine.finetune.progress import format_duration  # noqa: F401 - also imported from here
 from engine.finetune.runlog import RunLog
 
 
@@ -90,10 +91,16 @@ class ReportCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         self.eval_batches = getattr(self, "eval_batches", 0) + 1
+        if self.eval_batches == 1:
+            self.eval_began = time.monotonic()
         total = len(eval_dataloader) if eval_dataloader is not None else 0
         what = "before training" if state.global_step == 0 else f"at step {state.global_step}"
+        elapsed = time.monotonic() - self.eval_began
+        # the first batch includes start-up costs; from the second on, time per batch is steady
+        left = (f" · about {format_duration(elapsed / (self.eval_batches - 1) * (total - self.eval_batches))} left"
+                if self.eval_batches > 1 and total > self.eval_batches else "")
         self.on_progress(state.global_step / max(1, state.max_steps),
-                         f"Measuring the validation loss {what}: batch {self.eval_batches}/{total}")
+                         f"Measuring the validation loss {what}: batch {self.eval_batches}/{total}{left}")
 
     def on_evaluate(self, args, state, control, **kwargs):
         self.eval_batches = 0
@@ -149,8 +156,3 @@ def _ppl(loss: float) -> float:
     return math.exp(loss) if loss < 50 else float("inf")
 
 
-def format_duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -15,6 +15,7 @@ from engine.errors import InvalidConfigError
 from engine.setting import setting
 
 METHODS = ("lora", "full")
+PRECISIONS = ("auto", "bf16", "fp32")
 SCHEDULES = ("cosine", "linear", "constant", "constant_with_warmup")
 DEFAULT_PROMPTS = ("Tell me about yourself.", "Write the opening sentence of a story.")
 
@@ -47,8 +48,9 @@ class DataConfig:
                            order=1.5)
     random_offset: bool = setting(True, "Random-offset packing (light augmentation)",
                                   "Shift packed text by a random offset each epoch", group="guards", order=1)
-    max_file_mb: float = setting(20.0, "Largest file, MB", "Read at most this much of one file (a notice says so)",
-                                 form=False)
+    max_file_mb: float = setting(100.0, "Largest document, MB", "PDF, DOCX or .json documents above this size "
+                                 "are skipped, with the reason (text, JSON Lines and CSV are read in a stream at "
+                                 "any size, never cut)", form=False)
     seed: int = 0  # set from TrainConfig's seed
 
     def __post_init__(self) -> None:
@@ -100,6 +102,11 @@ class TrainConfig:
                               minimum=1, maximum=1_000_000, group="guards")
     patience: int = setting(3, "Early-stop patience", "Stop after N evaluations without a better validation loss; "
                             "0 = off", minimum=0, maximum=1000, group="guards")
+    eval_all: bool = setting(False, "Validate on all held-out data", "Each evaluation runs every held-out "
+                             "sequence, not a fixed sample sized to ~15 % of the training compute", group="guards",
+                             order=1.6)
+    final_full_eval: bool = setting(False, "Full validation at the end", "After training, also measure the "
+                                    "validation loss on every held-out sequence", group="guards", order=1.7)
     sample_prompts: tuple[str, ...] = setting(DEFAULT_PROMPTS, "Sample prompts", "Sample prompts answered at each "
                                               "evaluation", flag="--prompt", repeat=True,
                                               separator="\n", group="guards", order=2)
@@ -107,6 +114,10 @@ class TrainConfig:
                                      form=False)
     seed: int = setting(42, "Seed", "Random seed (data order, offsets, initial weights)", form=False)
     device: str = setting("auto", "Device", "auto, cpu or cuda", form=False)
+    precision: str = setting("auto", "Precision", "LoRA's frozen base weights in bf16 where the CPU or GPU computes "
+                             "bf16 natively (the adapter stays fp32); fp32 everywhere else",
+                             choices=(("auto", "Auto (bf16 base where supported)"), ("bf16", "bf16 base"),
+                                      ("fp32", "fp32")), form=False)
     gradient_checkpointing: bool = setting(False, "Gradient checkpointing", "Recompute activations in the "
                                            "backward pass: less memory, slower steps", form=False)
 
@@ -114,6 +125,7 @@ class TrainConfig:
         object.__setattr__(self, "target_modules", _tuple(self.target_modules) or ("all-linear",))
         object.__setattr__(self, "sample_prompts", tuple(p for p in _tuple(self.sample_prompts) if p.strip()))
         _check(self.method in METHODS, f"method must be lora or full, not {self.method!r}")
+        _check(self.precision in PRECISIONS, f"precision must be auto, bf16 or fp32, not {self.precision!r}")
         _check(1 <= self.lora_rank <= 1024, f"LoRA rank must be between 1 and 1024, not {self.lora_rank}")
         _check(self.lora_alpha > 0, f"LoRA alpha must be positive, not {self.lora_alpha}")
         _check(0.0 <= self.lora_dropout < 1.0, f"dropout must be in [0, 1), not {self.lora_dropout}")

@@ -9,11 +9,21 @@
 Exact duplicates are removed, and the validation share is taken by whole files
 when there are enough of them (so validation measures generalisation, not recall
 of neighbouring lines), else from inside the files.
+
+Only what the run needs is tokenized. After reading, the sizes give an estimate of
+each split's sequences (tokens per character measured on a sample); ``plan`` turns
+that estimate into a ``Budget`` (sequences wanted per split, None = all). When a
+split holds more than its budget, its units (records, and 256 KB pieces of big
+files) are taken in a seeded random order until the budget is met, so the part
+used is spread over the whole corpus, and ``stats`` say how much one pass covers.
+Tokens are kept as int32 arrays: 100 MB of text is ~100 MB of tokens, never lists
+of Python ints.
 """
 
 from __future__ import annotations
 
 import random
+from array import array
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,7 +33,9 @@ from torch.utils.data import ConcatDataset, Dataset
 from engine.cancel import CancelToken
 from engine.finetune.config import DataConfig
 from engine.finetune.errors import DatasetError
+from engine.finetune.progress import Phase
 from engine.finetune.sources import Record, Skipped, collect
+from engine.finetune.stream import read_piece
 
 IGNORE = -100
 TOKENIZE_CHUNK = 4_000  # characters per tokenizer call: it holds the GIL, so short calls keep the window smooth
@@ -36,6 +48,15 @@ class PreviewRow:
     split: str  # "train" or "validation"
     tokens: int
     text: str
+    estimated: bool = False  # tokens counted on the part read, the rest estimated from its size
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sequences a run needs from each split (None: all of them)."""
+
+    train: int | None = None
+    val: int | None = None
 
 
 @dataclass
@@ -47,18 +68,48 @@ class BuiltDataset:
     notices: list[str]
     stats: dict = field(default_factory=dict)
 
+    val_records: list = field(default_factory=list, repr=False)  # for a full evaluation after a sampled one
+    encoder: Any = field(default=None, repr=False)
+    config: Any = field(default=None, repr=False)
+
     def summary(self) -> str:
         s = self.stats
-        return (f"{s['train_examples']} training and {s['val_examples']} validation sequences; "
-                f"{s['train_tokens']:,} + {s['val_tokens']:,} tokens from {s['files_used']} files "
+        about = "~" if s.get("estimated") else ""
+        text = (f"{about}{s['train_examples']:,} training and {about}{s['val_examples']:,} validation sequences; "
+                f"{about}{s['train_tokens']:,} + {about}{s['val_tokens']:,} tokens from {s['files_used']} files "
                 f"({s['duplicates']} duplicates removed, {len(self.skipped)} skipped)")
+        if s.get("train_loaded", s["train_examples"]) < s["train_examples"]:
+            text += (f"; this run reads {s['train_loaded']:,} training sequences "
+                     f"({coverage(s)} of the training data)")
+        return text
+
+    def full_validation(self, *, cancel: CancelToken | None = None,
+                        on_progress: Callable[[float, str], None] | None = None) -> Dataset | None:
+        """Every held-out sequence (the validation set may hold only the run's sample)."""
+        if self.encoder is None or not self.val_records:
+            return self.val
+        if self.stats.get("val_loaded", 0) >= self.stats.get("val_examples", 0) and self.val is not None:
+            return self.val
+        phase = Phase(on_progress, "Tokenizing the whole validation set")
+        val, _rows = self.encoder.encode(self.val_records, "validation", self.config, cancel or CancelToken(),
+                                         phase, want=None)
+        return val
+
+
+def coverage(stats: dict) -> str:
+    """The share of the training data one pass reads, for people: "4 %", "0.3 %"."""
+    share = 100 * stats.get("train_loaded", 0) / max(1, stats.get("train_examples", 1))
+    return f"{share:.0f} %" if share >= 10 else f"{share:.1f} %"
 
 
 class PackedText(Dataset):
     """One token stream cut into ``seq_len`` blocks; ``set_epoch`` moves the cut points."""
 
-    def __init__(self, stream: list[int], seq_len: int, random_offset: bool, seed: int) -> None:
-        self.stream = torch.tensor(stream, dtype=torch.long)  # (total_tokens,)
+    def __init__(self, stream: array | list[int], seq_len: int, random_offset: bool, seed: int) -> None:
+        if not isinstance(stream, array):
+            stream = array("i", stream)
+        self._buffer = stream  # the tensor below shares its memory
+        self.stream = torch.frombuffer(stream, dtype=torch.int32) if len(stream) else torch.zeros(0, dtype=torch.int32)
         self.seq_len = seq_len
         self.random_offset = random_offset
         self.seed = seed
@@ -76,7 +127,7 @@ class PackedText(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         start = self.offset + i * self.seq_len
-        ids = self.stream[start:start + self.seq_len]
+        ids = self.stream[start:start + self.seq_len].long()
         return {"input_ids": ids, "labels": ids.clone()}
 
 
@@ -84,14 +135,15 @@ class Examples(Dataset):
     """Variable-length examples with their own labels (chat, pairs)."""
 
     def __init__(self, items: list[tuple[list[int], list[int]]]) -> None:
-        self.items = items
+        # int32 arrays, not lists: a big chat set stays a few bytes per token
+        self.items = [(array("i", ids), array("i", labels)) for ids, labels in items]
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict:
         ids, labels = self.items[i]
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels)}
+        return {"input_ids": torch.tensor(ids, dtype=torch.long), "labels": torch.tensor(labels, dtype=torch.long)}
 
     def set_epoch(self, epoch: int) -> None:
         pass
@@ -121,10 +173,13 @@ class Collator:
 
 
 def build_dataset(config: DataConfig, tokenizer: Any, *, max_context: int | None = None,
+                  plan: Callable[[dict], Budget] | None = None,
                   on_progress: Callable[[float, str], None] | None = None,
                   cancel: CancelToken | None = None) -> BuiltDataset:
-    """Read ``config.paths`` and make the training and validation sets; raise DatasetError if nothing is usable."""
-    progress = on_progress or (lambda f, m: None)
+    """Read ``config.paths`` and make the training and validation sets; raise DatasetError if nothing is usable.
+
+    ``plan(stats)``: given the estimated sizes, the sequences the run needs (default: all of them).
+    """
     cancel = cancel or CancelToken()
     if not config.paths:
         raise DatasetError("No files chosen. Drop files or folders, or use Add files…")
@@ -132,17 +187,24 @@ def build_dataset(config: DataConfig, tokenizer: Any, *, max_context: int | None
         raise DatasetError(f"The sequence length {config.seq_len} is longer than the model's context "
                            f"({max_context} tokens). Choose {max_context} or less.")
     collected = collect(config.paths, max_bytes=int(config.max_file_mb * 1e6), cancel=cancel,
-                        on_progress=lambda f, m: progress(0.5 * f, m))
+                        on_progress=Phase(on_progress, "Reading the files", 0.0, 0.3))
     if not collected.records:
         raise DatasetError(_nothing_usable(collected))
     records, duplicates = dedupe(collected.records) if config.dedupe else (collected.records, 0)
     train_records, val_records = split(records, config.val_fraction, config.seed)
     notices = list(collected.notices)
     encoder = _Encoder(tokenizer, config.seq_len, notices)
+    encoder.calibrate(records)
+    estimate = {"train_examples": encoder.sequences_in(train_records),
+                "val_examples": encoder.sequences_in(val_records),
+                "train_tokens": encoder.tokens_in(train_records), "val_tokens": encoder.tokens_in(val_records)}
+    budget = plan(dict(estimate)) if plan is not None else Budget()
     train, train_rows = encoder.encode(train_records, "train", config, cancel,
-                                       lambda f, m: progress(0.5 + 0.4 * f, m))
+                                       Phase(on_progress, "Tokenizing the training set", 0.3, 0.9),
+                                       want=budget.train, estimated=estimate["train_examples"])
     val, val_rows = encoder.encode(val_records, "validation", config, cancel,
-                                   lambda f, m: progress(0.9 + 0.1 * f, m))
+                                   Phase(on_progress, "Tokenizing the validation set", 0.9, 1.0),
+                                   want=budget.val, estimated=estimate["val_examples"])
     if sequences(train) == 0:
         raise DatasetError("The files hold too little text to make one training sequence "
                            f"of {config.seq_len} tokens. Add more text or lower the sequence length.")
@@ -155,11 +217,27 @@ def build_dataset(config: DataConfig, tokenizer: Any, *, max_context: int | None
     rows = train_rows + val_rows
     stats = {"files": collected.files, "files_used": len({r.file for r in records}),
              "records": len(records), "duplicates": duplicates,
-             "train_examples": sequences(train), "val_examples": sequences(val),
-             "train_tokens": sum(r.tokens for r in train_rows), "val_tokens": sum(r.tokens for r in val_rows),
-             "val_files": sorted({r.file for r in val_records} - {r.file for r in train_records})}
-    progress(1.0, "Dataset ready")
-    return BuiltDataset(train, val, rows, collected.skipped, notices, stats)
+             "val_files": sorted({r.file for r in val_records} - {r.file for r in train_records}),
+             "train_loaded": sequences(train), "val_loaded": sequences(val)}
+    partial = any(r.estimated for r in rows)
+    if partial:  # totals from the sizes; what was read is exact
+        stats.update(estimate, estimated=True)
+        stats["train_examples"] = max(stats["train_examples"], stats["train_loaded"])
+        stats["val_examples"] = max(stats["val_examples"], stats["val_loaded"]) if val is not None else 0
+    else:
+        stats.update(train_examples=sequences(train), val_examples=sequences(val), estimated=False,
+                     train_tokens=sum(r.tokens for r in train_rows), val_tokens=sum(r.tokens for r in val_rows))
+    if on_progress is not None:
+        on_progress(1.0, "Dataset ready")
+    return BuiltDataset(train, val, rows, collected.skipped, notices, stats, val_records=val_records,
+                        encoder=encoder, config=config)
+
+
+def _blocks(tokens: int, seq_len: int) -> int:
+    """Packed sequences from ``tokens`` (as PackedText counts them)."""
+    if tokens >= seq_len:
+        return tokens // seq_len
+    return int(tokens >= max(2, seq_len // 4))
 
 
 def _nothing_usable(collected) -> str:
@@ -217,6 +295,15 @@ def _split_within(records: list[Record], fraction: float, seed: int) -> tuple[li
         if r.kind != "text":  # too few examples to spare one; train on all of them
             train.append(r)
             continue
+        if r.stream is not None:  # a big file: its last pieces are held out
+            first, last = r.pieces
+            held = max(1, round((last - first) * fraction))
+            if last - first < 2:
+                train.append(r)
+                continue
+            train.append(Record("text", r.file, r.where, stream=r.stream, pieces=(first, last - held)))
+            val.append(Record("text", r.file, r.where + " (end)", stream=r.stream, pieces=(last - held, last)))
+            continue
         cut = _cut_point(r.text, 1 - fraction)
         if cut <= 0:
             train.append(r)
@@ -236,8 +323,10 @@ def _cut_point(text: str, share: float) -> int:
 
 
 class _Encoder:
+    CALIBRATE_CHARS = 48_000  # text tokenized up front to learn this tokenizer's tokens per character
+
     def __init__(self, tokenizer: Any, seq_len: int, notices: list[str]) -> None:
-        from engine.chat_template import ensure_chat_template
+        from engine.chat_generation import ensure_chat_template
 
         ensure_chat_template(tokenizer)
         self.tok = tokenizer
@@ -246,27 +335,77 @@ class _Encoder:
         self.eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.pad_token_id
         self.cut = 0
         self.unmasked = 0
+        self.per_char = 0.3  # tokens per character (per byte for big files), measured by calibrate()
+
+    # --- estimates from sizes -------------------------------------------------------------------------
+
+    def calibrate(self, records: list[Record]) -> None:
+        """Measure tokens per character on a slice of up to three records (a fraction of a second)."""
+        samples = []
+        for r in sorted(records, key=lambda r: -r.size())[:3]:
+            if r.stream is not None:
+                samples.append(read_piece(r.stream, r.pieces[0])[: self.CALIBRATE_CHARS // 3])
+            elif r.kind == "text":
+                samples.append(r.text[: self.CALIBRATE_CHARS // 3])
+            else:
+                samples.append(r.preview(self.CALIBRATE_CHARS // 3))
+        chars = sum(len(t) for t in samples)
+        if chars >= 200:
+            tokens = sum(len(self.tok(t, add_special_tokens=False)["input_ids"]) for t in samples)
+            self.per_char = max(0.01, tokens / chars)
+
+    def estimate_tokens(self, r: Record) -> int:
+        return int(r.size() * self.per_char) + 1
+
+    def tokens_in(self, records: list[Record]) -> int:
+        return sum(self.estimate_tokens(r) for r in records)
+
+    def sequences_in(self, records: list[Record]) -> int:
+        text = sum(self.estimate_tokens(r) for r in records if r.kind == "text")
+        examples = sum(1 for r in records if r.kind != "text")
+        return _blocks(text, self.seq_len) + examples
+
+    # --- tokenizing -----------------------------------------------------------------------------------
 
     def encode(self, records: list[Record], split_name: str, config: DataConfig, cancel: CancelToken,
-               progress: Callable[[float, str], None]) -> tuple[Dataset | None, list[PreviewRow]]:
-        stream: list[int] = []
+               progress: Callable[[float, str], None], *, want: int | None = None,
+               estimated: int | None = None) -> tuple[Dataset | None, list[PreviewRow]]:
+        """Tokenize ``records`` (all of them, or units in a seeded random order until ``want`` sequences)."""
+        units = [(i, piece) for i, r in enumerate(records)
+                 for piece in (range(*r.pieces) if r.stream is not None else (None,))]
+        partial = want is not None and (estimated if estimated is not None else self.sequences_in(records)) > want
+        if partial:
+            random.Random(config.seed + (0 if split_name == "train" else 1)).shuffle(units)
+        stream = array("i")
         examples: list[tuple[list[int], list[int]]] = []
-        rows: list[PreviewRow] = []
-        for n, r in enumerate(records):
+        counted = [0] * len(records)  # tokens per record, of the units read
+        units_read = [0] * len(records)
+        goal = want if partial else None
+        for n, (i, piece) in enumerate(units):
             cancel.raise_if_cancelled()
-            if r.kind == "text" or n % 200 == 0:
-                progress(n / max(1, len(records)), f"Tokenizing the {split_name} set: {r.where.rsplit('/', 1)[-1]}")
+            if goal is not None and _blocks(len(stream), self.seq_len) + len(examples) >= goal:
+                break
+            r = records[i]
+            if goal is not None:
+                done = _blocks(len(stream), self.seq_len) + len(examples)
+                progress(done / max(1, goal), f"{done:,} of {goal:,} sequences")
+            elif r.kind == "text" or n % 200 == 0:
+                progress(n / max(1, len(units)), f"{r.where.rsplit('/', 1)[-1]} ({n + 1:,}/{len(units):,})")
+            units_read[i] += 1
             if r.kind == "text":
-                ids = self.text_ids(r.text, cancel) + ([self.eos] if self.eos is not None else [])
+                text = read_piece(r.stream, piece) if r.stream is not None else r.text
+                ids = self.text_ids(text, cancel)
+                if piece is None or piece == r.stream.pieces - 1:  # the end of a document
+                    ids += [self.eos] if self.eos is not None else []
                 stream.extend(ids)
-                n = len(ids)
+                counted[i] += len(ids)
             else:
                 item = self.chat_ids(r)
                 if item is None:
                     continue
                 examples.append(item)
-                n = len(item[0])
-            rows.append(PreviewRow(r.where, r.kind, split_name, n, r.preview()))
+                counted[i] += len(item[0])
+        rows = [self._row(r, split_name, counted[i], units_read[i]) for i, r in enumerate(records)]
         parts: list[Dataset] = []
         if stream:
             seed = config.seed + (0 if split_name == "train" else 1)
@@ -277,6 +416,13 @@ class _Encoder:
         if not parts:
             return None, rows
         return (parts[0] if len(parts) == 1 else _Concat(parts)), rows
+
+    def _row(self, r: Record, split_name: str, counted: int, units_read: int) -> PreviewRow:
+        units = (r.pieces[1] - r.pieces[0]) if r.stream is not None else 1
+        if units_read >= units:
+            return PreviewRow(r.where, r.kind, split_name, counted, r.preview())
+        rest = self.estimate_tokens(r) * (units - units_read) // max(1, units)
+        return PreviewRow(r.where, r.kind, split_name, counted + rest, r.preview(), estimated=True)
 
     def text_ids(self, text: str, cancel: CancelToken) -> list[int]:
         ids: list[int] = []

@@ -1,11 +1,16 @@
 """Before starting: how much memory, time and disk a job needs on this machine.
 
-Parameters are counted exactly on a "meta" copy of the model (no weights are
-loaded). Memory: weights + gradients + AdamW state of the trainable weights +
-activations (~34·hidden bytes per token per layer, doubled for float32) + logits.
+Parameters are counted exactly from the weight files' headers (or, for a model
+given only as a config, on a "meta" copy that holds no weights). Memory: weights
+(bf16 for a LoRA base where supported) + gradients + AdamW state of the trainable
+weights + activations (~34·hidden bytes per token per layer in bf16, doubled for
+float32; with gradient checkpointing only each layer's input is kept) + logits.
 Time: ~6·params FLOPs per token for full training, ~4·params for LoRA (no weight
-gradients for the frozen base), against this machine's measured matmul speed at
-a training efficiency of about 0.6 (measured on a small CPU).
+gradients for the frozen base), plus ~2·params per validation token, against this
+machine's measured matmul speed at a training efficiency of about 0.6.
+
+A job whose memory is over what the machine has free is refused before anything
+is loaded (``check_fits``), with both numbers.
 """
 
 from __future__ import annotations
@@ -32,13 +37,29 @@ class Estimate:
     disk_bytes: int
     device: str
     warnings: list[str] = field(default_factory=list)
+    available_bytes: int = 0  # memory free on this machine (0: unknown)
+    precision: str = "fp32"
+    validation: str = ""  # "validating on 64 of 796 held-out sequences (…)"
+    coverage: str = ""  # what one pass of the steps reads, when it is not all of the training data
+
+    @property
+    def fits(self) -> bool:
+        return not self.available_bytes or self.memory_bytes <= self.available_bytes
 
     def summary(self) -> str:
-        from engine.finetune.callbacks import format_duration
+        from engine.finetune.progress import format_duration
 
-        return (f"{_count(self.trainable)} of {_count(self.params)} weights trained · "
-                f"{self.steps} steps, {self.tokens:,} tokens · memory ≈ {_gb(self.memory_bytes)} · "
+        return (f"{_count(self.trainable)} of {_count(self.params)} weights trained ({self.precision}) · "
+                f"{self.steps} steps, {self.tokens:,} tokens · memory ≈ {_gb(self.memory_bytes)}"
+                f"{f' of {_gb(self.available_bytes)} free' if self.available_bytes else ''} · "
                 f"time ≈ {format_duration(self.seconds)} on {self.device} · disk ≈ {_gb(self.disk_bytes)}")
+
+    def refusal(self) -> str:
+        from engine.finetune.progress import format_duration
+
+        return (f"This job needs about {_gb(self.memory_bytes)} of memory, but only {_gb(self.available_bytes)} is "
+                f"free here (and would take about {format_duration(self.seconds)}). Use LoRA with gradient "
+                "checkpointing, a smaller batch or sequence length, or a smaller model.")
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -62,7 +83,7 @@ def count_parameters(job: JobConfig) -> tuple[int, int, dict]:
     """
     folder = Path(job.base_model)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    shapes = _weight_shapes(folder)
+    shapes = _weight_shapes(folder) if any(folder.glob("*.safetensors")) else meta_shapes(config)
     total = sum(_numel(shape) for shape in shapes.values())
     if job.train.method == "full":
         return total, total, config
@@ -75,6 +96,17 @@ def count_parameters(job: JobConfig) -> tuple[int, int, dict]:
         if targets == ("all-linear",) or module in targets:
             trainable += job.train.lora_rank * (shape[0] + shape[1])
     return total, trainable, config
+
+
+def meta_shapes(config: dict) -> dict[str, list[int]]:
+    """Weight shapes of a model known only by its config, built on the "meta" device (no memory)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.for_model(**config)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg)
+    return {name: list(p.shape) for name, p in model.named_parameters()}
 
 
 def _weight_shapes(folder: Path) -> dict[str, list[int]]:
@@ -99,61 +131,124 @@ def _numel(shape: list[int]) -> int:
     return n
 
 
-_MEASURED: list[float] = []
+_MEASURED: dict[str, float] = {}
 
 
-def matmul_flops() -> float:
-    """This machine's float32 matmul speed (FLOP/s), measured once (a fraction of a second)."""
+def matmul_flops(dtype: str = "float32") -> float:
+    """This machine's matmul speed (FLOP/s) in ``dtype``, measured once (a fraction of a second)."""
     import torch
 
-    if not _MEASURED:
+    if dtype not in _MEASURED:
         n = 1024
-        a, b = torch.randn(n, n), torch.randn(n, n)
+        a, b = torch.randn(n, n, dtype=getattr(torch, dtype)), torch.randn(n, n, dtype=getattr(torch, dtype))
         a @ b  # warm-up: thread pool start
         runs, begin = 3, time.perf_counter()
         for _ in range(runs):
             a @ b
-        _MEASURED.append(2 * n**3 * runs / max(1e-6, time.perf_counter() - begin))
-    return _MEASURED[0]
+        _MEASURED[dtype] = 2 * n**3 * runs / max(1e-6, time.perf_counter() - begin)
+    return _MEASURED[dtype]
+
+
+def memory_needed(job: JobConfig, total: int, trainable: int, cfg: dict, batch: int | None = None) -> int:
+    """Bytes of memory for training ``job``: weights, trainable state, activations, logits."""
+    from engine.finetune.train import use_bf16_base
+
+    t, seq = job.train, job.data.seq_len
+    batch = batch or t.batch_size
+    bf16 = use_bf16_base(job)
+    hidden, layers = cfg.get("hidden_size", 768), cfg.get("num_hidden_layers", 12)
+    vocab = cfg.get("vocab_size", 32000)
+    act_bytes = 2 if bf16 else 4
+    if t.gradient_checkpointing:  # each layer's input kept, one layer's activations recomputed at a time
+        activations = batch * seq * hidden * act_bytes * (layers + 17)
+    else:
+        activations = batch * seq * hidden * layers * 17 * act_bytes
+    logits = batch * seq * vocab * 4 * 3  # float32 logits, their softmax and gradient
+    weights = total * (2 if bf16 else 4)
+    state = trainable * (4 + 4 + 8)  # fp32 weight (LoRA: the adapter), gradient, AdamW moments
+    return int((weights + state + activations + logits) * 1.1) + 300 * 2**20  # + the runtime itself
+
+
+def fit_to_memory(job: JobConfig) -> tuple[JobConfig, str]:
+    """The job as it can run in this machine's free memory, and a notice if it had to change.
+
+    Gradient checkpointing is turned on when that alone makes the job fit; a job that cannot fit
+    even so is refused before anything is loaded, with the memory it needs and the memory free.
+    """
+    from dataclasses import replace
+
+    from engine.errors import OutOfMemoryError
+
+    total, trainable, cfg = count_parameters(job)
+    free = _available_memory()
+    if not free or _on_gpu(job) or memory_needed(job, total, trainable, cfg) <= free:
+        return job, ""
+    if not job.train.gradient_checkpointing:
+        checkpointed = job.with_(train=replace(job.train, gradient_checkpointing=True))
+        need = memory_needed(checkpointed, total, trainable, cfg)
+        if need <= free:
+            return checkpointed, (f"Gradient checkpointing is on so the job fits in memory (about {_gb(need)} of "
+                                  f"{_gb(free)} free); steps are about a third slower.")
+        job = checkpointed
+    stats = {"train_examples": job.train.batch_size, "train_tokens": job.train.batch_size * job.data.seq_len}
+    raise OutOfMemoryError(estimate_for(job, total, trainable, cfg, stats).refusal())
+
+
+def _on_gpu(job: JobConfig) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and job.train.device != "cpu"
 
 
 def estimate(job: JobConfig, stats: dict) -> Estimate:
     """``stats``: the dataset's figures (``BuiltDataset.stats``)."""
-    import torch
-
-    from engine.finetune.train import steps_for
-
     total, trainable, cfg = count_parameters(job)
+    return estimate_for(job, total, trainable, cfg, stats)
+
+
+def estimate_for(job: JobConfig, total: int, trainable: int, cfg: dict, stats: dict) -> Estimate:
+    from engine.finetune.data import coverage
+    from engine.finetune.train import steps_for, use_bf16_base
+    from engine.finetune.validation import plan_validation
+
     t, seq = job.train, job.data.seq_len
     batch = min(t.batch_size, max(1, stats["train_examples"]))
     steps = steps_for(job, stats["train_examples"], batch)
     per_seq = min(seq, stats["train_tokens"] / max(1, stats["train_examples"]))
     tokens = int(steps * batch * t.grad_accum * per_seq)
-    hidden, layers, vocab = cfg.get("hidden_size", 768), cfg.get("num_hidden_layers", 12), cfg.get("vocab_size", 32000)
-    activations = batch * seq * hidden * layers * 34 * 2
-    if t.gradient_checkpointing:
-        activations //= max(1, layers)
-    logits = batch * seq * vocab * 4 * 3  # logits, their softmax and gradient
-    memory = int((total * 4 + trainable * (4 + 8) + activations + logits) * 1.2)
+    memory = memory_needed(job, total, trainable, cfg, batch)
     flops_per_token = (6 if t.method == "full" else 4) * total
-    cuda = torch.cuda.is_available() and t.device != "cpu"
-    speed = (5e13 if cuda else matmul_flops()) * TRAIN_EFFICIENCY
-    evaluations = steps // t.eval_steps + 1 if stats.get("val_examples") else 0
-    eval_tokens = evaluations * stats.get("val_tokens", 0) * 2 * total
+    cuda = _on_gpu(job)
+    bf16 = use_bf16_base(job)
+    speed = (5e13 if cuda else matmul_flops("bfloat16" if bf16 else "float32")) * TRAIN_EFFICIENCY
+    plan = plan_validation(t, seq_len=seq, steps=steps, batch=batch, held_out=stats.get("val_examples", 0),
+                           estimated=bool(stats.get("estimated")))
+    eval_tokens = plan.evaluations * plan.sample * per_seq * 2 * total
+    if t.final_full_eval:
+        eval_tokens += stats.get("val_tokens", 0) * 2 * total
+    if t.gradient_checkpointing:
+        flops_per_token += 2 * total  # the forward pass runs twice
     seconds = (tokens * flops_per_token + eval_tokens) / speed
     kept = trainable * 4 * 3 * 2  # weights + AdamW moments, best and last checkpoints
     disk = kept + (trainable * 4 if t.method == "lora" else total * 4)
-    est = Estimate(total, trainable, steps, tokens, memory, seconds, disk, "GPU" if cuda else "CPU")
+    est = Estimate(total, trainable, steps, tokens, memory, seconds, disk, "GPU" if cuda else "CPU",
+                   available_bytes=0 if cuda else _available_memory(),
+                   precision="bf16 base, fp32 adapter" if bf16 else "fp32", validation=plan.describe())
+    loaded = stats.get("train_loaded", stats["train_examples"])
+    if t.max_steps and steps * batch * t.grad_accum < stats["train_examples"]:
+        covered = {"train_loaded": min(loaded, steps * batch * t.grad_accum),
+                   "train_examples": stats["train_examples"]}
+        est.coverage = (f"One pass of {steps} steps reads {covered['train_loaded']:,} of "
+                        f"{'~' if stats.get('estimated') else ''}{stats['train_examples']:,} training sequences "
+                        f"({coverage(covered)} of the training data, spread over all of it).")
     est.warnings = _warnings(est, Path(job.out_dir))
     return est
 
 
 def _warnings(est: Estimate, out_dir: Path) -> list[str]:
     warnings = []
-    free_ram = _available_memory()
-    if free_ram and est.memory_bytes > free_ram:
-        warnings.append(f"Needs about {_gb(est.memory_bytes)} of memory but only {_gb(free_ram)} is free: "
-                        "lower the batch size or sequence length, or use LoRA.")
+    if not est.fits:
+        warnings.append(est.refusal())
     folder = out_dir
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

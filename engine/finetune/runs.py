@@ -59,8 +59,10 @@ def run_info(folder: Path | str) -> RunInfo | None:
         if (folder / name).is_dir():
             output = str(folder / name)
     step, max_steps = int(status.get("step", 0) or 0), int(status.get("max_steps", 0) or 0)
-    resumable = (job is not None and state not in ("running",) + FINAL_STATES
-                 and last_checkpoint(folder) is not None)
+    # Without a complete checkpoint a run still resumes: from step 0, with the same job.
+    resumable = job is not None and state not in ("running",) + FINAL_STATES
+    if resumable and last_checkpoint(folder) is None:
+        step = 0
     return RunInfo(str(folder), folder.name, state, status.get("method", job.train.method if job else "?"),
                    step, max_steps, job.base_model if job else "", output, resumable,
                    status.get("best_eval_loss"), status.get("ppl_before"), status.get("ppl_after"),

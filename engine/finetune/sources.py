@@ -8,6 +8,12 @@ examples, not prose:
 * ``{"prompt", "completion"}`` / ``{"input", "output"}`` / ``{"instruction", "output"}`` → an input→output pair
 * ``{"text"}`` → plain text
 * CSV with two columns → input, output (a header row naming them is recognised)
+
+Nothing is cut silently: a big text file becomes a streamed record (engine/finetune/stream.py, read in
+pieces when tokenized), JSON Lines and CSV are read line by line whatever their size, and only a
+whole-document .json over ``max_file_mb`` is refused, with the reason. Every file or line left out is a
+``Skipped`` with its reason: binary data (naming the format when the bytes say it, e.g. a PNG named .txt),
+empty files, broken or looping links, unreadable lines.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from engine.cancel import CancelToken
+from engine.finetune.stream import SNIFF_BYTES, STREAM_ABOVE, STREAMABLE, TextFile, describe, read_head
 
 JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
 CSV_SUFFIXES = {".csv", ".tsv"}
@@ -39,16 +46,25 @@ class Record:
     messages: tuple = ()  # kind == "chat": ((role, content), ...)
     prompt: str = ""  # kind == "pair"
     completion: str = ""
+    stream: TextFile | None = None  # a big text file, read in pieces when tokenized (``text`` stays empty)
+    pieces: tuple[int, int] = (0, 0)  # the pieces of ``stream`` this record covers: [first, last)
 
     def key(self) -> tuple:
         """Identity for exact-duplicate removal."""
+        if self.stream is not None:
+            return ("stream", self.stream.digest, self.pieces)
         return (self.kind, self.text, self.messages, self.prompt, self.completion)
 
     def size(self) -> int:
+        if self.stream is not None:
+            share = (self.pieces[1] - self.pieces[0]) / self.stream.pieces
+            return int(self.stream.size * share)
         return len(self.text) + sum(len(c) for _, c in self.messages) + len(self.prompt) + len(self.completion)
 
     def preview(self, limit: int = 160) -> str:
-        if self.kind == "text":
+        if self.stream is not None:
+            body = read_head(self.stream, limit * 2)
+        elif self.kind == "text":
             body = self.text
         elif self.kind == "chat":
             body = " | ".join(f"{r}: {c}" for r, c in self.messages)
@@ -76,21 +92,49 @@ class Collected:
 
 
 def expand_paths(paths: Iterable[str]) -> tuple[list[Path], list[Skipped]]:
-    """Files named, plus every file under folders named (sorted, hidden ones left out)."""
+    """Files named, plus every file under folders named (sorted, hidden ones left out).
+
+    Links are followed to files; a link that loops or points nowhere is skipped with that reason
+    (``Path.is_file`` would just say False and the file would vanish from the list unexplained).
+    """
     files: list[Path] = []
     skipped: list[Skipped] = []
     for raw in paths:
         path = Path(raw).expanduser()
-        if not path.exists():
+        if path.is_symlink() and (reason := _bad_link(path)):
+            skipped.append(Skipped(str(path), reason))
+        elif not path.exists():
             skipped.append(Skipped(str(path), "no such file or folder"))
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
-            if not found:
+            found = []
+            for p in sorted(path.rglob("*")):
+                if _hidden(p.relative_to(path)):
+                    continue
+                if p.is_symlink() and (reason := _bad_link(p)):
+                    skipped.append(Skipped(str(p), reason))
+                elif p.is_file():
+                    found.append(p)
+            if not found and not skipped:
                 skipped.append(Skipped(str(path), "the folder has no files"))
             files.extend(found)
         else:
             files.append(path)
     return list(dict.fromkeys(files)), skipped
+
+
+def _bad_link(path: Path) -> str:
+    """Why a symbolic link cannot be read ("" if it leads to something)."""
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        return "a symbolic link that loops back on itself"
+    except OSError as exc:
+        import errno
+
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that loops back on itself"
+        return "a broken symbolic link (its target does not exist)"
+    return ""
 
 
 def _hidden(relative: Path) -> bool:
@@ -101,13 +145,23 @@ def _hidden(relative: Path) -> bool:
 
 def collect(paths: Iterable[str], *, max_bytes: int, cancel: CancelToken | None = None,
             on_progress: Callable[[float, str], None] | None = None) -> Collected:
+    """Read every file into records; progress is by bytes, so one big file moves the bar too."""
     files, skipped = expand_paths(paths)
     out = Collected(skipped=skipped, files=len(files))
-    for i, path in enumerate(files):
+    sizes = [_size(p) for p in files]
+    total, done = max(1, sum(sizes)), 0
+    for path, size in zip(files, sizes):
         if cancel is not None:
             cancel.raise_if_cancelled()
         if on_progress is not None:
-            on_progress(i / max(1, len(files)), f"Reading {path.name}")
+            on_progress(done / total, f"Reading {path.name} ({len(out.records):,} examples so far)")
+        done += size
+        if size == 0:
+            out.skipped.append(Skipped(str(path), "the file is empty"))
+            continue
+        if reason := _foreign_format(path):
+            out.skipped.append(Skipped(str(path), reason))
+            continue
         suffix = path.suffix.lower()
         if suffix in JSON_SUFFIXES:
             reader = read_json_records
@@ -122,10 +176,60 @@ def collect(paths: Iterable[str], *, max_bytes: int, cancel: CancelToken | None 
     return out
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+MAGIC = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+         (b"PK\x03\x04", "a ZIP archive"), (b"\x1f\x8b", "a gzip archive"), (b"\x7fELF", "a program (ELF)"),
+         (b"MZ", "a Windows program"), (b"RIFF", "a RIFF media file"), (b"%PDF", "a PDF"),
+         (b"SQLite format 3\x00", "an SQLite database"), (b"GGUF", "a GGUF model file"))
+
+
+def _foreign_format(path: Path) -> str:
+    """The reason to skip a file whose first bytes name another format than its name says ("" if none)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    suffix = path.suffix.lower()
+    for magic, what in MAGIC:
+        if head.startswith(magic):
+            if (what == "a PDF" and suffix == ".pdf") or (what == "a ZIP archive" and suffix == ".docx"):
+                return ""
+            if what == "a Windows program" and suffix not in (".exe", ".dll"):
+                continue  # "MZ" also begins ordinary text
+            named = f" named {suffix}" if suffix else ""
+            return f"this is {what}{named}, not text"
+    return ""
+
+
 def read_text_records(path: Path, out: Collected, max_bytes: int) -> None:
-    from engine.documents import read_document
+    from engine.documents import decode_bytes, kind_of, read_document
     from engine.errors import DocumentError
 
+    size = _size(path)
+    if size > STREAM_ABOVE and kind_of(path)[0] in ("text", "markdown", "rst", "code"):
+        # Big plain text: checked on its first bytes, then streamed in pieces (no cut, bounded memory).
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+            _text, encoding, notice = decode_bytes(head, path, truncated=True)
+        except (OSError, DocumentError) as exc:
+            out.skipped.append(Skipped(str(path), getattr(exc, "reason", None) or f"cannot read it ({exc})"))
+            return
+        if encoding in STREAMABLE:
+            if notice:
+                out.notices.append(f"{path.name}: {notice}")
+            stream = describe(path, size, encoding)
+            out.records.append(Record("text", str(path), str(path), stream=stream, pieces=(0, stream.pieces)))
+            return
+    if kind_of(path)[0] not in ("pdf", "docx"):
+        max_bytes = max(max_bytes, size)  # text is never cut; only PDF and DOCX have a size limit
     try:
         doc = read_document(path, max_bytes=max_bytes)
     except DocumentError as exc:
@@ -137,62 +241,69 @@ def read_text_records(path: Path, out: Collected, max_bytes: int) -> None:
         out.records.append(Record("text", str(path), str(path), text=doc.text))
 
 
-def _read_capped(path: Path, out: Collected, max_bytes: int) -> str | None:
-    """The file's text (its first ``max_bytes``, cut at a line end), or None if skipped."""
+def _open_text(path: Path, out: Collected):
+    """The file as a text stream in its own encoding (judged on its first bytes), or None if skipped."""
     from engine.documents import decode_bytes
     from engine.errors import DocumentError
 
     try:
         with path.open("rb") as fh:
-            raw = fh.read(max_bytes + 1)
+            head = fh.read(SNIFF_BYTES)
+        _text, encoding, notice = decode_bytes(head, path, truncated=len(head) == SNIFF_BYTES)
+        if notice:
+            out.notices.append(f"{path.name}: {notice}")
+        return path.open("r", encoding=encoding, errors="replace", newline="")
     except OSError as exc:
         out.skipped.append(Skipped(str(path), f"cannot read it ({exc.strerror or exc})"))
-        return None
-    truncated = len(raw) > max_bytes
-    if truncated:
-        raw = raw[:max_bytes]
-        if b"\n" in raw:  # never end on half a line
-            raw = raw[: raw.rindex(b"\n") + 1]
-        out.notices.append(f"{path.name}: only the first {max_bytes / 1e6:.0f} MB were used.")
-    try:
-        text, _encoding, notice = decode_bytes(raw, path, truncated=truncated)
     except DocumentError as exc:
         out.skipped.append(Skipped(str(path), exc.reason))
-        return None
-    if notice:
-        out.notices.append(f"{path.name}: {notice}")
-    return text
+    return None
 
 
 def read_json_records(path: Path, out: Collected, max_bytes: int) -> None:
-    text = _read_capped(path, out, max_bytes)
-    if text is None:
-        return
+    """A .json document is parsed whole (refused, with the reason, above ``max_bytes``); JSON Lines are
+    read line by line, whatever the size."""
     bad: list[str] = []
-    stripped = text.lstrip()
-    if path.suffix.lower() == ".json" and stripped[:1] in "[{":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = None  # maybe JSON Lines saved as .json
-        if data is not None:
-            items = _json_items(data)
-            if items is None:
-                out.skipped.append(Skipped(str(path), "expected a list of examples (objects) in this JSON file"))
-                return
-            for n, item in enumerate(items, 1):
-                _add_object(item, path, f"{path}#{n}", out, bad, f"item {n}")
-            _report_bad(path, bad, out, "items")
+    if path.suffix.lower() == ".json":
+        if _size(path) > max_bytes:
+            out.skipped.append(Skipped(str(path), f"the file is {_size(path) / 1e6:.0f} MB, over the "
+                                       f"{max_bytes / 1e6:.0f} MB limit for one JSON document; save it as "
+                                       "JSON Lines (.jsonl), which is read line by line at any size"))
             return
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            bad.append(f"{n} (not valid JSON)")
-            continue
-        _add_object(obj, path, f"{path}:{n}", out, bad, str(n))
+        fh = _open_text(path, out)
+        if fh is None:
+            return
+        with fh:
+            text = fh.read()
+        if text.lstrip()[:1] in ("[", "{"):
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError:
+                data = None  # maybe JSON Lines saved as .json
+            if data is not None:
+                items = _json_items(data)
+                if items is None:
+                    out.skipped.append(Skipped(str(path), "expected a list of examples (objects) in this JSON file"))
+                    return
+                for n, item in enumerate(items, 1):
+                    _add_object(item, path, f"{path}#{n}", out, bad, f"item {n}")
+                _report_bad(path, bad, out, "items")
+                return
+        lines = io.StringIO(text)
+    else:
+        lines = _open_text(path, out)
+        if lines is None:
+            return
+    with lines:
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                bad.append(f"{n} (not valid JSON)")
+                continue
+            _add_object(obj, path, f"{path}:{n}", out, bad, str(n))
     _report_bad(path, bad, out, "lines")
 
 
@@ -264,28 +375,38 @@ def _report_bad(path: Path, bad: list[str], out: Collected, unit: str) -> None:
 
 
 def read_csv_records(path: Path, out: Collected, max_bytes: int) -> None:
-    text = _read_capped(path, out, max_bytes)
-    if text is None:
+    """Rows read one at a time (a table of any size); the first 4 KB decide the delimiter and header."""
+    fh = _open_text(path, out)
+    if fh is None:
         return
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else _sniff_delimiter(text)
-    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    if not rows:
-        out.skipped.append(Skipped(str(path), "the table is empty"))
-        return
-    columns, start = _csv_columns(rows[0], text)
-    if columns is None:
-        out.skipped.append(Skipped(str(path), f"expected two columns (input, output), found {len(rows[0])}"))
-        return
-    bad: list[str] = []
-    for n, row in enumerate(rows[start:], start + 1):
-        values = {name: row[i].strip() if i < len(row) else "" for name, i in columns.items()}
-        if "text" in values:
-            obj = {"text": values["text"]}
-        else:
-            obj = {"input": values["input"], "output": values["output"]}
-        _add_object(obj, path, f"{path}:{n}", out, bad, f"row {n}")
+    with fh:
+        head = fh.read(4096)
+        fh.seek(0)
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else _sniff_delimiter(head)
+        rows = (r for r in csv.reader(fh, delimiter=delimiter) if any(c.strip() for c in r))
+        first = next(rows, None)
+        if first is None:
+            out.skipped.append(Skipped(str(path), "the table is empty"))
+            return
+        columns, start = _csv_columns(first, head)
+        if columns is None:
+            out.skipped.append(Skipped(str(path), f"expected two columns (input, output), found {len(first)}"))
+            return
+        bad: list[str] = []
+        numbered = enumerate(rows, 2) if start == 1 else enumerate(_chain(first, rows), 1)
+        for n, row in numbered:
+            values = {name: row[i].strip() if i < len(row) else "" for name, i in columns.items()}
+            if "text" in values:
+                obj = {"text": values["text"]}
+            else:
+                obj = {"input": values["input"], "output": values["output"]}
+            _add_object(obj, path, f"{path}:{n}", out, bad, f"row {n}")
     _report_bad(path, bad, out, "rows")
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
 
 
 def _sniff_delimiter(text: str) -> str:

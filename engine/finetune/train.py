@@ -35,9 +35,11 @@ class TrainResult:
     max_steps: int
     output: str  # the adapter or model folder
     best_eval_loss: float | None = None
-    ppl_before: float | None = None
+    ppl_before: float | None = None  # both on the same fixed validation sample
     ppl_after: float | None = None
     notices: list[str] = field(default_factory=list)
+    full_eval_loss: float | None = None  # on every held-out sequence, when asked for
+    full_ppl: float | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -54,10 +56,12 @@ def world_size() -> int:
 def run_training(job: JobConfig, *, resume: bool = False, on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[float, str], None] | None = None,
                  on_event: Callable[[dict], None] | None = None, cancel: CancelToken | None = None,
-                 threads: int | None = None) -> TrainResult:
+                 threads: int | None = None, suggest_steps: bool = False) -> TrainResult:
     """Train ``job`` (or continue it from its last checkpoint); return where the result is.
 
     ``threads``: CPU threads for torch during the run (None: torch's default, every core).
+    ``suggest_steps``: the steps and evaluation interval follow the data's size and the hardware
+    (engine/finetune/defaults.py, as the window suggests them) instead of the job's epochs.
     """
     if threads:
         import torch
@@ -66,18 +70,24 @@ def run_training(job: JobConfig, *, resume: bool = False, on_text: Callable[[str
         torch.set_num_threads(threads)
         try:
             return run_training(job, resume=resume, on_text=on_text, on_progress=on_progress, on_event=on_event,
-                                cancel=cancel)
+                                cancel=cancel, suggest_steps=suggest_steps)
         finally:
             torch.set_num_threads(previous)
     on_progress = on_progress or (lambda f, m: None)
     cancel = cancel or CancelToken()
     run_dir = Path(job.out_dir)
     checkpoint = _prepare_folder(run_dir, resume)
+    if resume and checkpoint is None:
+        notice = ("The run stopped before its first complete checkpoint: starting it again from step 0 "
+                  "with the same job.")
+        if on_text:
+            on_text(notice + "\n")
+        on_progress(0.0, notice)
     stop_file = run_dir / STOP_FILE
     stop_file.unlink(missing_ok=True)
     with _watch_stop_file(stop_file, cancel):
         try:
-            return _run(job, checkpoint, on_text, on_progress, on_event, cancel)
+            return _run(job, checkpoint, on_text, on_progress, on_event, cancel, suggest_steps)
         except BaseException as exc:
             _mark_ended(run_dir, exc)
             raise
@@ -117,46 +127,121 @@ class _watch_stop_file:
         self.path.unlink(missing_ok=True)
 
 
-def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event, cancel: CancelToken) -> TrainResult:
+def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event, cancel: CancelToken,
+         suggest_steps: bool = False) -> TrainResult:
+    from engine.finetune.progress import Phase
+
     resume = checkpoint is not None
     run_dir = Path(job.out_dir)
+    job, memory_notice = _fit_to_memory(job)
     on_progress(0.0, "Loading the base model…")
     model, tokenizer, context = _load_base(job)
     cancel.raise_if_cancelled()
     from engine.finetune.data import build_dataset
+    from engine.finetune.validation import sample_of
 
-    data = build_dataset(job.data, tokenizer, max_context=context, cancel=cancel,
-                         on_progress=lambda f, m: on_progress(0.0, m))
+    chosen = {"job": job}
+
+    def plan(estimate: dict):
+        if suggest_steps and checkpoint is None:
+            chosen["job"] = with_suggested_steps(chosen["job"], estimate)
+        return run_budget(chosen["job"], estimate)
+
+    data = build_dataset(job.data, tokenizer, max_context=context, cancel=cancel, plan=plan,
+                         on_progress=Phase(on_progress, "Preparing the data", 0.0, 0.0))
+    job = chosen["job"]
+    validation = _validation_plan(job, data.stats)
+    data.val = sample_of(data.val, validation.sample, job.data.seed)
+    data.stats.update(val_sample=validation.sample, eval_share=round(validation.share, 3),
+                      validation=validation.describe())
     # Only now the run folder is made: a job refused for its data leaves nothing behind.
     _make_folder(run_dir)
     log = RunLog(run_dir, on_event=on_event, main=is_main_process())
     if is_main_process():
         job.save()
-    notices = list(data.notices)
+    notices = list(data.notices) + ([memory_notice] if memory_notice else [])
     batch = _fit_batch(job, len(data.train), notices)
     model = _prepare_model(model, job)
     trainer, max_steps = _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel, resume)
     start_step = _step_of(checkpoint) if checkpoint else 0
-    if checkpoint:
-        log.truncate_after(start_step)
+    log.truncate_after(start_step)  # a run started again from step 0 forgets its earlier events
     log.start(method=job.train.method, max_steps=max_steps, step=start_step, message="",
               train_examples=data.stats["train_examples"], val_examples=data.stats["val_examples"],
               notices=notices)
     log.event({"type": "start", "step": start_step, "max_steps": max_steps, "resume": bool(checkpoint),
-               "stats": data.stats, "notices": notices})
+               "stats": data.stats, "notices": notices, "precision": _precision_label(model),
+               "skipped": [[k.path, k.reason] for k in data.skipped]})
     for notice in notices:
         if on_text:
             on_text(notice + "\n")
     state = _train(trainer, checkpoint, log, job, batch, cancel)
-    return _finish(trainer, tokenizer, job, log, state, max_steps, notices)
+    return _finish(trainer, tokenizer, job, log, state, max_steps, notices, data, on_progress, cancel)
+
+
+def _fit_to_memory(job: JobConfig) -> tuple[JobConfig, str]:
+    """Refuse what cannot fit before loading it (an unreadable model folder is left to _load_base)."""
+    from engine.errors import OutOfMemoryError
+    from engine.finetune.estimate import fit_to_memory
+
+    try:
+        return fit_to_memory(job)
+    except OutOfMemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - no config or weights to count: loading will say what is wrong
+        return job, ""
+
+
+def with_suggested_steps(job: JobConfig, estimate: dict) -> JobConfig:
+    """The job with the steps and evaluation interval the window would suggest for this data."""
+    from dataclasses import replace
+
+    import torch
+
+    from engine.finetune.defaults import suggest
+
+    s = suggest(job.train, estimate, gpu=torch.cuda.is_available() and job.train.device != "cpu")
+    return job.with_(train=replace(job.train, max_steps=s.max_steps, epochs=s.epochs, eval_steps=s.eval_steps,
+                                   save_steps=s.save_steps))
+
+
+def run_budget(job: JobConfig, estimate: dict, plans: dict | None = None):
+    """The sequences this job reads: all training data for a run in epochs, what ``max_steps`` use
+    otherwise; the validation sample (or all of it with ``eval_all`` or a final full evaluation)."""
+    from engine.finetune.data import Budget
+
+    batch = min(job.train.batch_size, max(1, estimate["train_examples"] // world_size()))
+    steps = steps_for(job, estimate["train_examples"], batch)
+    plan = _validation_plan(job, {**estimate, "estimated": True}, batch=batch, steps=steps)
+    if plans is not None:
+        plans["validation"] = plan
+    train = steps * batch * job.train.grad_accum * world_size() if job.train.max_steps else None
+    val = None if job.train.eval_all else plan.sample
+    return Budget(train=train, val=val)
+
+
+def _validation_plan(job: JobConfig, stats: dict, *, batch: int | None = None, steps: int | None = None):
+    from engine.finetune.validation import plan_validation
+
+    batch = batch or min(job.train.batch_size, max(1, stats["train_examples"] // world_size()))
+    steps = steps or steps_for(job, stats["train_examples"], batch)
+    return plan_validation(job.train, seq_len=job.data.seq_len, steps=steps, batch=batch,
+                           held_out=stats.get("val_examples", 0), world=world_size(),
+                           estimated=bool(stats.get("estimated")))
 
 
 def _prepare_folder(run_dir: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from; for a new run, check the folder is free (it is made once the data is)."""
+    """The checkpoint to resume from; for a new run, check the folder is free (it is made once the data is).
+
+    A run killed before its first complete checkpoint resumes from step 0: its job is known, and
+    nothing of it is worth keeping but the job (half-written checkpoints are removed).
+    """
     if resume:
         checkpoint = last_checkpoint(run_dir)
         if checkpoint is None:
-            raise RunNotFoundError(f"{run_dir}: there is no complete checkpoint to resume from. Start a new run.")
+            if not (run_dir / "job.json").is_file():
+                raise RunNotFoundError(f"{run_dir}: there is no run to resume here (no job.json). Start a new run.")
+            if is_main_process():
+                _remove_partial_checkpoints(run_dir)
         return checkpoint
     if is_main_process() and run_dir.exists() and any(run_dir.iterdir()):
         raise TrainingError(f"{run_dir} already holds a run. Resume it, or choose another name.")
@@ -199,7 +284,8 @@ def _load_base(job: JobConfig) -> tuple[Any, Any, int]:
     check_model_folder(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=_dtype(job, torch), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=_dtype(job, torch), local_files_only=True,
+                                                     attn_implementation="sdpa")
     except (torch.OutOfMemoryError, MemoryError) as exc:
         raise OutOfMemoryError(f"Not enough memory to load {folder.name} for training.") from exc
     except Exception as exc:  # transformers raises many types here
@@ -210,8 +296,46 @@ def _load_base(job: JobConfig) -> tuple[Any, Any, int]:
 
 
 def _dtype(job: JobConfig, torch) -> Any:
-    # Training weights stay in float32; on a GPU the Trainer adds bf16 autocast (see _build_trainer).
+    """bfloat16 for a LoRA base where the hardware computes it natively, else float32.
+
+    LoRA's base weights are frozen: held in bf16 they halve the memory and run the matmuls on the
+    CPU's bf16 units (AVX-512 BF16 / AMX), while peft keeps the trainable adapter weights, their
+    gradients and AdamW state in float32 (its ``autocast_adapter_dtype``), the "fp32 master copy".
+    Full fine-tuning keeps float32 weights (a GPU adds bf16 autocast, see _build_trainer).
+    """
+    if use_bf16_base(job):
+        return torch.bfloat16
     return torch.float32
+
+
+def use_bf16_base(job: JobConfig) -> bool:
+    import torch
+
+    t = job.train
+    if t.method != "lora" or t.precision == "fp32":
+        return False
+    if t.precision == "bf16":
+        return True
+    if torch.cuda.is_available() and t.device != "cpu":
+        return torch.cuda.is_bf16_supported()
+    return bf16_cpu()
+
+
+def bf16_cpu() -> bool:
+    """Whether this CPU has native bf16 arithmetic (oneDNN checks for AVX-512 BF16 or AMX)."""
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _precision_label(model: Any) -> str:
+    import torch
+
+    base = next(model.parameters()).dtype
+    return "bf16 base, fp32 adapter" if base == torch.bfloat16 else "fp32"
 
 
 def _fit_batch(job: JobConfig, train_examples: int, notices: list[str]) -> int:
@@ -349,7 +473,7 @@ def _remove_partial_checkpoints(run_dir: Path) -> None:
 
 
 def _finish(trainer, tokenizer, job: JobConfig, log: RunLog, state: str, max_steps: int,
-            notices: list[str]) -> TrainResult:
+            notices: list[str], data=None, on_progress=None, cancel=None) -> TrainResult:
     if state == "stopped" and trainer.state.best_model_checkpoint and hasattr(trainer, "_load_best_model"):
         trainer._load_best_model()  # the Trainer does this itself only when the loop ends normally
     target = Path(job.out_dir) / ("adapter" if job.train.method == "lora" else "model")
@@ -363,10 +487,27 @@ def _finish(trainer, tokenizer, job: JobConfig, log: RunLog, state: str, max_ste
     result = TrainResult(str(job.out_dir), state, job.train.method, trainer.state.global_step, max_steps,
                          str(target), best, before, math.exp(best) if best is not None and best < 50 else None,
                          notices)
+    if job.train.final_full_eval and data is not None and data.val is not None and state != "stopped":
+        result.full_eval_loss = _full_evaluation(trainer, data, on_progress, cancel)
+        result.full_ppl = math.exp(result.full_eval_loss) if result.full_eval_loss < 50 else None
+        log.event({"type": "full_eval", "step": result.step, "loss": result.full_eval_loss,
+                   "perplexity": result.full_ppl})
     log.update(state=state, step=result.step, output=str(target), best_eval_loss=best, ppl_before=before,
                ppl_after=result.ppl_after, message="")
     log.event({"type": "end", **result.to_dict()})
     return result
+
+
+def _full_evaluation(trainer, data, on_progress, cancel) -> float:
+    """The validation loss of the final model on every held-out sequence (not only the run's sample)."""
+    from engine.finetune.callbacks import SampleCallback
+
+    full = data.full_validation(cancel=cancel, on_progress=on_progress)
+    trainer.remove_callback(SampleCallback)  # the samples of this model were taken at its last evaluation
+    if on_progress is not None:
+        on_progress(1.0, f"Full validation on all {len(full):,} held-out sequences…")
+    metrics = trainer.evaluate(eval_dataset=full, metric_key_prefix="full")
+    return float(metrics["full_loss"])
 
 
 def save_atomic(trainer, tokenizer, target: Path) -> None:
