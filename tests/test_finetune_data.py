@@ -123,3 +123,67 @@ def test_large_files_are_never_cut(tok, tmp_path):
     assert sum(1 for r in built.rows if ".jsonl:" in r.source) == 2000
     (refused,) = built.skipped  # a whole-document .json over the limit is refused, with the reason
     assert refused.path.endswith("big.json") and "JSON Lines" in refused.reason
+
+
+def test_text_that_is_not_utf8_is_read_with_a_notice(tok, tmp_path):
+    (tmp_path / "latin.txt").write_bytes(("Café crème, déjà vu. " * 20).encode("cp1252"))
+    (tmp_path / "latin.jsonl").write_bytes((json.dumps({"text": "naïve"}, ensure_ascii=False) + "\n")
+                                            .encode("cp1252"))
+    built = build(tok, tmp_path, val_fraction=0)
+    assert any("latin.txt" in n and "cp1252" in n for n in built.notices)
+    assert "Café" in next(r.text for r in built.rows if r.source.endswith("latin.txt"))
+    assert any(r.text == "naïve" for r in built.rows)
+
+
+def test_duplicates_removed_and_validation_split_by_file(tok, tmp_path):
+    for i in range(5):
+        (tmp_path / f"f{i}.txt").write_text(f"File {i}. " + PARAGRAPH * 4, encoding="utf-8")
+    (tmp_path / "copy.txt").write_text("File 0. " + PARAGRAPH * 4, encoding="utf-8")
+    built = build(tok, tmp_path, val_fraction=0.2)
+    assert built.stats["duplicates"] == 1
+    val_files = {r.source for r in built.rows if r.split == "validation"}
+    train_files = {r.source for r in built.rows if r.split == "train"}
+    assert val_files and not val_files & train_files
+    assert built.val is not None and len(built.val) >= 1
+
+
+def test_single_file_is_split_inside(tok, tmp_path):
+    (tmp_path / "one.txt").write_text(PARAGRAPH * 30, encoding="utf-8")
+    built = build(tok, tmp_path / "one.txt", val_fraction=0.1)
+    assert [r.split for r in built.rows] == ["train", "validation"]
+    assert built.rows[1].source.endswith("(end)") and len(built.val) >= 1
+
+
+def test_too_little_data_and_sequence_over_context(tok, tmp_path):
+    (tmp_path / "tiny.txt").write_text("Hi.", encoding="utf-8")
+    with pytest.raises(DatasetError, match="too little text"):
+        build(tok, tmp_path / "tiny.txt", seq_len=32)
+    (tmp_path / "ok.txt").write_text(PARAGRAPH, encoding="utf-8")
+    with pytest.raises(DatasetError, match="longer than the model's context \\(256"):
+        build_dataset(DataConfig(paths=(str(tmp_path / "ok.txt"),), seq_len=512), tok, max_context=256)
+
+
+def test_small_dataset_has_no_validation_and_says_so(tok, tmp_path):
+    (tmp_path / "few.txt").write_text(PARAGRAPH, encoding="utf-8")
+    built = build(tok, tmp_path / "few.txt", seq_len=16)
+    assert built.val is None and any("no validation" in n for n in built.notices)
+
+
+def test_random_offset_moves_block_boundaries(tok, tmp_path):
+    (tmp_path / "a.txt").write_text(PARAGRAPH * 10 + "End.", encoding="utf-8")
+    built = build(tok, tmp_path / "a.txt", val_fraction=0, seq_len=50)
+    first = built.train[0]["input_ids"].tolist()
+    offsets = set()
+    for epoch in range(1, 6):
+        built.train.set_epoch(epoch)
+        offsets.add(built.train.offset)
+    assert offsets != {0}
+    built.train.set_epoch(0)
+    assert built.train[0]["input_ids"].tolist() == first
+
+
+def test_render_masked_matches_the_template(tok):
+    messages = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
+    ids, labels = render_masked(tok, messages)
+    assert tok.decode(ids) == tok.apply_chat_template(messages, tokenize=False)
+    assert len(ids) == len(labels) and labels[0] == IGNORE
