@@ -156,7 +156,7 @@ def test_a_gemma2_folder_decodes_on_the_fast_path_like_transformers(tmp_path):
     tokenizer.save_pretrained(tmp_path)
     lm = load_model(LoadConfig(path=str(tmp_path), device="cpu"))
     ids = lm.tokenizer("The sea is wide and")["input_ids"]
-    greedy = SamplingConfig(temperature=0.0, max_new_tokens=12, repetition_penalty=1.0)
+    greedy = SamplingConfig(temperature=0.0, max_new_tokens=12, repetition_penalty=1.0, repetition_guard=False)
     lm.extras["decoder"] = None
     plain = generate_ids(lm, ids, greedy)
     lm.extras["decoder"] = FastDecoder(lm, "exact")

@@ -11,7 +11,7 @@ from engine.fastpath import FastDecoder
 from engine.fastpath.sampler import Sampler
 from engine.generation import generate_ids
 
-GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=20, repetition_penalty=1.0)
+GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=20, repetition_penalty=1.0, repetition_guard=False)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from engine.fastpath import FastDecoder
 from engine.generation import FINISH_CANCELLED, FINISH_STOP, generate, generate_ids, hf_decode
 
 PROMPTS = ["The sea is wide", "def add(a, b):\n", "Hello there! How", "0 1 2 3 4"]
-GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=40, repetition_penalty=1.0)
+GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=40, repetition_penalty=1.0, repetition_guard=False)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from engine.generation import generate_ids
 
 pytestmark = pytest.mark.integration
 
-GREEDY = SamplingConfig(temperature=0.0, repetition_penalty=1.0, max_new_tokens=24)
+GREEDY = SamplingConfig(temperature=0.0, repetition_penalty=1.0, max_new_tokens=24, repetition_guard=False)
 
 
 @pytest.fixture

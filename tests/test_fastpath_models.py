@@ -10,7 +10,7 @@ from engine.config import SamplingConfig
 from engine.fastpath import FastDecoder, attach
 from engine.generation import generate_ids
 
-GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=24, repetition_penalty=1.0)
+GREEDY = SamplingConfig(temperature=0.0, max_new_tokens=24, repetition_penalty=1.0, repetition_guard=False)
 
 
 def save_tiny(folder, config_cls, model_cls, **extra):

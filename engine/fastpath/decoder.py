@@ -26,6 +26,7 @@ import torch
 from engine.config import SamplingConfig
 from engine.fastpath import weights as W
 from engine.fastpath.forward import LeanForward
+from engine.fastpath.graph import StaticStep
 from engine.fastpath.sampler import Sampler
 from engine.fastpath.threads import ThreadChooser
 from engine.fastpath.spec import ArchSpec, UnsupportedModelError, base_model, describe, rope_tables
@@ -70,8 +71,15 @@ def resolve_mode(mode: str, device: torch.device) -> str:
 
 
 class FastDecoder:
-    def __init__(self, lm: Any, mode: str = "auto", *, disk_cache: bool = True) -> None:
+    def __init__(self, lm: Any, mode: str = "auto", *, disk_cache: bool = True,
+                 static_step: bool | None = None) -> None:
+        """``static_step``: decode steps of fixed shapes (graph.py), captured in a CUDA graph on CUDA;
+        None: on CUDA only, unless HEARTH_CUDA_GRAPH=0."""
         self._lm = weakref.ref(lm)
+        if static_step is None:
+            static_step = lm.device.type == "cuda" and os.environ.get("HEARTH_CUDA_GRAPH", "1") != "0"
+        self.static_step = static_step
+        self._static: StaticStep | None = None
         self.requested_mode = mode
         self.mode = resolve_mode(mode, lm.device)
         self.disk_cache = disk_cache
@@ -205,7 +213,8 @@ class FastDecoder:
             self.last_route = plain_route(lm, self) if prepared is None else \
                 f"transformers: {total:,} tokens are more than the fast path's {prepared.spec.max_positions:,}"
             return hf_decode(lm, input_ids, sampling, on_tokens=on_tokens, should_stop=should_stop)
-        self.last_route = f"fast {self.mode}"
+        graph = " + CUDA graph" if self.static_step and lm.device.type == "cuda" else ""
+        self.last_route = f"fast {self.mode}{graph}"
         threads, streamed = torch.get_num_threads(), []
 
         def stream(ids: list[int]) -> None:
@@ -275,12 +284,17 @@ class FastDecoder:
 
     def _step(self, fwd: LeanForward, token: int, pos: int, device: torch.device) -> torch.Tensor:
         """One token through the model, with the thread count the chooser picks (CPU only)."""
-        if device.type != "cpu":
+        if self.static_step:
+            if self._static is None or not self._static.valid_for(fwd):
+                self._static = StaticStep(fwd)  # a new cache (or model): capture again
+            if device.type != "cpu":
+                return self._static(token, pos)
+        elif device.type != "cpu":
             return fwd.forward(torch.tensor([token], device=device), pos)
         n = self.threads.pick()
         torch.set_num_threads(n)
         start = time.perf_counter()
-        logits = fwd.forward(torch.tensor([token]), pos)
+        logits = self._static(token, pos) if self.static_step else fwd.forward(torch.tensor([token]), pos)
         self.threads.record(n, time.perf_counter() - start)
         return logits
 

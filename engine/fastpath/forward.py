@@ -12,6 +12,8 @@ Dh head dim, T cached positions.
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -69,51 +71,64 @@ class LeanForward:
         Returns the last position's logits [V] fp32 (every position's, [S, V], with ``all_positions``),
         or None when ``logits`` is False (prompt chunks).
         """
-        s, w = self.spec, self.w
-        S, H, KV, Dh, D = ids.shape[0], s.heads, s.kv_heads, s.head_dim, s.hidden
-        end = start + S
+        end = start + ids.shape[0]
         self.reserve(end)
-        cache = self.cache
         freqs = {key: table[start:end] for key, table in self.freqs.items()}
         masks: dict[int | None, torch.Tensor | None] = {}  # window -> prompt mask, built once per call
-        x = w.embed[ids].to(self.dtype)  # [S, D]
-        if s.embed_scale != 1.0:
-            x.mul_(s.embed_scale)
-        for i, layer in enumerate(w.layers):
-            h = F.rms_norm(x, (D,), layer.attn_norm, s.eps)  # None: folded into qkv
-            qkv = layer.qkv(h).view(S, H + 2 * KV, Dh)
-            if qkv.dtype != torch.float32:  # RoPE as a complex multiply needs fp32
-                qkv = qkv.float()
-            if layer.q_norm is not None:
-                qkv[:, :H] = F.rms_norm(qkv[:, :H], (Dh,), layer.q_norm.float(), s.eps)
-                qkv[:, H:H + KV] = F.rms_norm(qkv[:, H:H + KV], (Dh,), layer.k_norm.float(), s.eps)
-            torch.view_as_complex(qkv[:, :H + KV].unflatten(-1, (Dh // 2, 2))).mul_(freqs[self.layer_rope[i]])
-            layer_cache = cache[i]
-            layer_cache[:, start:end] = qkv[:, H:].transpose(0, 1)
-            q = qkv[:, :H].to(self.dtype)
-            window = s.window(i)
-            if S == 1:
-                out = self._attend_one(q, layer_cache, end, window)
-            else:
-                if window not in masks:
-                    masks[window] = _prompt_mask(start, end, window, self.device)
-                out = self._attend_many(q, layer_cache, start, end, window, masks[window])
-            out = layer.o(out)
-            if layer.post_attn_norm is not None:
-                out = F.rms_norm(out.to(layer.post_attn_norm.dtype), (D,), layer.post_attn_norm, s.eps)
-            x.add_(out)
-            h = F.rms_norm(x, (D,), layer.ffn_norm, s.eps)  # None: folded into gate_up
-            gate_up = layer.gate_up(h)  # [S, 2 I]
-            gate = gate_up[:, :s.intermediate]
-            act = F.silu(gate) if s.act == "silu" else F.gelu(gate, approximate="tanh")
-            act.mul_(gate_up[:, s.intermediate:])
-            out = layer.down(act)
-            if layer.post_ff_norm is not None:
-                out = F.rms_norm(out.to(layer.post_ff_norm.dtype), (D,), layer.post_ff_norm, s.eps)
-            x.add_(out)
-        if not logits:
-            return None
-        last = F.rms_norm(x if all_positions else x[-1:], (D,), w.final_norm, s.eps)
+
+        def attend(i: int, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+            layer_cache = self.cache[i]
+            layer_cache[:, start:end] = kv.transpose(0, 1)
+            window = self.spec.window(i)
+            if q.shape[0] == 1:
+                return self._attend_one(q, layer_cache, end, window)
+            if window not in masks:
+                masks[window] = _prompt_mask(start, end, window, self.device)
+            return self._attend_many(q, layer_cache, start, end, window, masks[window])
+
+        x = self.embed(ids)
+        for i, layer in enumerate(self.w.layers):
+            x = self.layer(i, layer, x, freqs[self.layer_rope[i]], attend)
+        return self.logits(x, all_positions) if logits else None
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """[S] -> [S, D] in the residual stream's dtype (Gemma: times sqrt(hidden))."""
+        x = self.w.embed[ids].to(self.dtype)
+        if self.spec.embed_scale != 1.0:
+            x.mul_(self.spec.embed_scale)
+        return x
+
+    def layer(self, i: int, layer: Any, x: torch.Tensor, freqs: torch.Tensor, attend: Callable) -> torch.Tensor:
+        """One decoder layer on x [S, D], in place. ``freqs`` [S, 1, Dh / 2] complex: RoPE at the S positions.
+        ``attend(i, q [S, H, Dh], kv [S, 2 KV, Dh]) -> [S, H Dh]`` stores the new keys/values and attends."""
+        s = self.spec
+        S, H, KV, Dh, D = x.shape[0], s.heads, s.kv_heads, s.head_dim, s.hidden
+        h = F.rms_norm(x, (D,), layer.attn_norm, s.eps)  # None: folded into qkv
+        qkv = layer.qkv(h).view(S, H + 2 * KV, Dh)
+        if qkv.dtype != torch.float32:  # RoPE as a complex multiply needs fp32
+            qkv = qkv.float()
+        if layer.q_norm is not None:
+            qkv[:, :H] = F.rms_norm(qkv[:, :H], (Dh,), layer.q_norm.float(), s.eps)
+            qkv[:, H:H + KV] = F.rms_norm(qkv[:, H:H + KV], (Dh,), layer.k_norm.float(), s.eps)
+        torch.view_as_complex(qkv[:, :H + KV].unflatten(-1, (Dh // 2, 2))).mul_(freqs)
+        out = layer.o(attend(i, qkv[:, :H].to(self.dtype), qkv[:, H:]))
+        if layer.post_attn_norm is not None:
+            out = F.rms_norm(out.to(layer.post_attn_norm.dtype), (D,), layer.post_attn_norm, s.eps)
+        x.add_(out)
+        h = F.rms_norm(x, (D,), layer.ffn_norm, s.eps)  # None: folded into gate_up
+        gate_up = layer.gate_up(h)  # [S, 2 I]
+        gate = gate_up[:, :s.intermediate]
+        act = F.silu(gate) if s.act == "silu" else F.gelu(gate, approximate="tanh")
+        act.mul_(gate_up[:, s.intermediate:])
+        out = layer.down(act)
+        if layer.post_ff_norm is not None:
+            out = F.rms_norm(out.to(layer.post_ff_norm.dtype), (D,), layer.post_ff_norm, s.eps)
+        return x.add_(out)
+
+    def logits(self, x: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
+        """[S, D] -> the last position's logits [V] fp32, or every position's [S, V]."""
+        s, w = self.spec, self.w
+        last = F.rms_norm(x if all_positions else x[-1:], (s.hidden,), w.final_norm, s.eps)
         out = w.lm_head(last).float()
         out = out if all_positions else out[0]
         if s.final_softcap:
