@@ -7,7 +7,8 @@ runs the long prompt and a few tokens and reports:
 
 - ``base_rss_bytes``: after importing the runtime (torch, transformers, the engine), before the model;
 - ``peak_rss_bytes``: the process's peak (``ru_maxrss``) after loading and generating;
-- ``kv_cache_bytes``: Hearth's KV cache at the end (its cache is preallocated in 256-position steps).
+- ``kv_cache_bytes``: Hearth's KV cache at the end (its cache is preallocated in 256-position steps);
+- ``cuda_peak_bytes``: on CUDA, the most GPU memory torch held at once.
 """
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ def _child(args: dict) -> dict:
             B.Hearth(lm, decoder, kind, threads).generate(ids, PROBE_NEW_TOKENS, cancel)
             cache = decoder.ready_for(lm).forward.cache
             kv = 0 if cache is None else cache.numel() * cache.element_size()
-    return {"probe": mode or kind, "base_rss_bytes": base, "peak_rss_bytes": _peak_rss(), "kv_cache_bytes": kv}
+    figures = {"probe": mode or kind, "base_rss_bytes": base, "peak_rss_bytes": _peak_rss(), "kv_cache_bytes": kv}
+    if torch.cuda.is_available() and config.device.startswith("cuda"):
+        figures["cuda_peak_bytes"] = int(torch.cuda.max_memory_allocated())
+    return figures
 
 
 def _fast_decoder(lm: Any, mode: str) -> Any:

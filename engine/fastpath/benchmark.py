@@ -101,12 +101,13 @@ def load_app_model(config: BenchConfig, on_progress: Callable, cancel: CancelTok
 
 
 def load_baseline(config: BenchConfig, on_progress: Callable, cancel: CancelToken) -> Any:
-    """transformers as it comes: fp32, eager, no fast path; a GGUF through its dequantized folder."""
+    """transformers as it comes: fp32 (bf16 on CUDA), eager, no fast path; a GGUF through its dequantized folder."""
     from engine import convert
     from engine.config import LoadConfig
     from engine.loader import load_folder
 
-    load = LoadConfig(path=config.model, device=config.device, dtype="float32", fast=False)
+    dtype = "float32" if config.device == "cpu" else "auto"  # CUDA: bf16 (fp16 where bf16 is missing)
+    load = LoadConfig(path=config.model, device=config.device, dtype=dtype, fast=False)
     gguf = gguf_for(config.model)
     if gguf is None:
         folder = Path(config.model)
@@ -198,10 +199,14 @@ def _systems(config: BenchConfig, threads: int, on_progress: Callable, cancel: C
                                     app_lm.context_length, "app"))
     modes = config.modes if config.modes is not None else (() if quantized else MODES)
     source = base_lm if base_lm is not None else app_lm
+    names = {s.name for s in systems}
     for mode in modes:
         if runs_quantized_file(source):
             raise InvalidConfigError("the exact / int8 packs need the transformers model (drop --no-baseline)")
         decoder = FastDecoder(source, mode)
+        if f"hearth {decoder.mode}" in names:  # int8 is exact off the CPU
+            continue
+        names.add(f"hearth {decoder.mode}")
         start = time.perf_counter()
         if not decoder.prepare():
             raise InvalidConfigError(f"the fast path cannot run this model: {decoder.reason}")
