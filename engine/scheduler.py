@@ -352,6 +352,10 @@ class Scheduler:
     def is_busy(self) -> bool:
         return any(d.running is not None or d.queue for d in list(self._devices.values()))
 
+    def alive(self) -> bool:
+        """True while any of its threads runs (False after a shutdown that waited)."""
+        return any(d.thread.is_alive() for d in list(self._devices.values()))
+
     def cancel_all(self) -> None:
         """Cancel every queued task and the running ones."""
         for worker in list(self._devices.values()):

@@ -180,9 +180,9 @@ class EngineClient(QObject):
         signals = self.adopt(TaskSignals(label or getattr(fn, "__name__", "task")))
         try:
             signals.handle = self.scheduler.submit(fn, label=signals.label, listener=signals, **kwargs)
-        except Exception:
-            self._live.discard(signals)
-            raise
+        except HearthError as exc:  # the queue is full, or the window is closing: the task fails like any other
+            signals.on_failed(exc)
+            signals.on_ended()
         self.submitted.emit(signals)
         return signals
 

@@ -275,3 +275,4 @@ def test_import_is_torch_free():
     code = "import sys, engine.scheduler; print('torch' in sys.modules, 'PySide6' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
