@@ -26,6 +26,7 @@ from engine.tasks import chat_task
 from engine.store.messages import LEAF
 from gui.chat.alternatives import arrow_at
 from gui.chat.delegate import ChatDelegate
+from gui.chat.documents import DocumentsBar
 from gui.chat.history import ChatHistory, item_for
 from gui.chat.input_box import ChatInput
 from gui.chat.list_model import ChatItem, ChatModel, MetaRole, StreamingRole
@@ -94,6 +95,8 @@ class ChatView(QWidget):
         self.list.verticalScrollBar().valueChanged.connect(self._maybe_load_older)
         self.model.rowsInserted.connect(self._on_rows_inserted)
         self.input = ChatInput()
+        self.documents = DocumentsBar(self.window, self)  # collections, the per-message switch, sources
+        self.list.clicked.connect(lambda index: self.documents.show_reply((index.data(MetaRole) or {}).get("id")))
         self.input.submitted.connect(self.send)
         self.send_button = QPushButton("Send")
         self.send_button.clicked.connect(self.send)
@@ -122,6 +125,8 @@ class ChatView(QWidget):
         layout.addWidget(self.presets)
         layout.addWidget(self.system_prompt)
         layout.addWidget(self.list, 1)
+        layout.addWidget(self.documents.sources)
+        layout.addWidget(self.documents)
         layout.addWidget(self.input)
         layout.addLayout(buttons)
         self.splitter = QSplitter()
@@ -183,6 +188,8 @@ class ChatView(QWidget):
             self.saved.safely(self.saved.store.show_message, reveal)
         self._branch_parent = LEAF
         self.model.set_items(self.saved.open(conversation_id))
+        self.documents.show_conversation(conversation_id, [i.meta.get("id") for i in self.model.items
+                                                           if i.role == "assistant"])
         conversation = self.saved.conversation()
         self._loading = True
         try:
@@ -216,6 +223,7 @@ class ChatView(QWidget):
         self.saved.open(None)
         self._branch_parent = LEAF
         self.model.clear()
+        self.documents.show_conversation(None, [])
         self.sidebar.set_current(None)
         self._update_buttons()
 
@@ -286,6 +294,7 @@ class ChatView(QWidget):
         self.model.append(item_for(stored) if stored is not None else ChatItem("user", text))
         if new_conversation or stored is not None:
             self.sidebar.refresh(select=self.saved.conversation_id)
+        self.documents.attach(self.saved.conversation_id)
         self._start_reply(message_id)
 
     def regenerate(self) -> None:
@@ -390,8 +399,9 @@ class ChatView(QWidget):
         reply_id = self.saved.start_reply(parent_id, name, sampling)
         meta = {"model": name} if reply_id is None else {"model": name, "id": reply_id}
         self.model.append(ChatItem("assistant", "", meta, streaming=True))
-        self._watch(self.client.submit(chat_task, label="chat reply", messages=messages,
-                                       system_prompt=self.system_prompt.toPlainText(), sampling=sampling))
+        task_fn, extra = self.documents.reply_task(chat_task)  # with documents: a cited answer
+        self._watch(self.client.submit(task_fn, label="chat reply", messages=messages,
+                                       system_prompt=self.system_prompt.toPlainText(), sampling=sampling, **extra))
         self._flush_timer.start()
         self._update_buttons()
 
@@ -436,6 +446,7 @@ class ChatView(QWidget):
         if stored is not None:
             meta.update(alternative=stored.alternative[0], alternatives=stored.alternative[1])
         self.model.update(row, streaming=False, meta=meta)
+        self.documents.reply_finished(meta.get("id"), result)
         if empty:
             self.model.remove_from(row)  # nothing was written: leave no empty bubble
         self.sidebar.refresh()

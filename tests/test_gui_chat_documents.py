@@ -1,0 +1,93 @@
+"""The chat with documents: collections per conversation, the per-message switch, each reply's sources."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.rag.search import Passage
+from test_gui_store_chat import fake_chat, fake_continue, fake_load, send, stream
+
+PASSAGE_TEXT = "The bank by the river lends money."
+
+
+def fake_documents_chat(session, *, on_text=None, on_progress=None, cancel=None, messages=(), retrieval=None,
+                        system_prompt="", sampling=None, model_path=None):
+    session.state.setdefault("grounded", []).append((messages[-1].content, retrieval.collections))
+    result = stream(["The bank lends money [1]."], on_text, cancel)
+    path = session.state["path"]
+    result.passages = [Passage(1, "Notes", path, 0, 0, len(PASSAGE_TEXT), PASSAGE_TEXT, 0.03, 1, 2, number=1)]
+    return result
+
+
+@pytest.fixture
+def make_window(qtbot, monkeypatch, tmp_path):
+    import engine.tasks
+    import gui.chat.documents
+    import gui.chat.view
+    from fake_window import open_main_window
+
+    monkeypatch.setattr(engine.tasks, "load_task", fake_load)
+    monkeypatch.setattr(gui.chat.view, "chat_task", fake_chat)
+    monkeypatch.setattr(engine.tasks, "continue_task", fake_continue)
+    monkeypatch.setattr(gui.chat.documents, "documents_chat_task", fake_documents_chat)
+    (tmp_path / "bank.md").write_text(PASSAGE_TEXT + "\n")
+    windows = []
+
+    def make():
+        win = open_main_window(qtbot)
+        win.client.session.state["path"] = str(tmp_path / "bank.md")
+        windows.append(win)
+        return win
+
+    yield make
+    for win in windows:
+        win.close()
+
+
+def _collection(name: str) -> int:
+    from engine.rag import collections as c
+    from engine.rag.db import DocsDatabase
+
+    with DocsDatabase() as db:
+        return c.create_collection(db, name).id
+
+
+def test_replies_use_the_chosen_collections_show_their_sources_and_come_back(qtbot, make_window, tmp_path):
+    notes = _collection("Notes")
+    _collection("Other")
+    win = make_window()
+    bar = win.chat.documents
+    qtbot.waitUntil(lambda: len(bar.collections) == 2, timeout=20000)
+    assert bar.button.text() == "none" and not bar.use.isEnabled()
+
+    send(qtbot, win, "Plain question")  # no collection chosen: the ordinary chat
+    assert "grounded" not in win.client.session.state and not bar.sources.isVisible()
+
+    bar._fill_menu()
+    action = next(a for a in bar.menu.actions() if a.text().startswith("Notes"))
+    action.trigger()
+    assert bar.button.text() == "Notes" and bar.use.isEnabled() and bar.active
+    send(qtbot, win, "Who lends money?")
+    assert win.client.session.state["grounded"] == [("Who lends money?", (notes,))]
+    qtbot.waitUntil(lambda: bar.sources.isVisible(), timeout=10000)
+    assert bar.sources.list.count() == 1 and "[1] bank.md" in bar.sources.list.item(0).text()
+    reply_id = win.chat.model.items[-1].meta["id"]
+    win.chat.resize(900, 700)
+    bar.sources.toggle.setChecked(True)
+    win.grab().save(str(tmp_path / "chat-documents.png"))
+
+    bar.use.setChecked(False)  # this message without the documents
+    send(qtbot, win, "Thanks")
+    assert len(win.client.session.state["grounded"]) == 1
+    conversation_id = win.chat.saved.conversation_id
+    qtbot.waitUntil(lambda: not bar._tasks, timeout=10000)
+    win.close()
+
+    again = make_window()
+    bar = again.chat.documents
+    again.chat.open_conversation(conversation_id)
+    qtbot.waitUntil(lambda: bar.selected == {notes} and reply_id in bar.passages, timeout=20000)
+    assert bar.passages[reply_id][0].text == PASSAGE_TEXT
+    assert bar.sources.isVisibleTo(again) and bar.sources.list.count() == 1
+    again.chat.new_chat()
+    assert bar.selected == set() and not bar.sources.isVisibleTo(again)
