@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 
 import pytest
 
@@ -162,3 +163,35 @@ def test_estimating_tokenizer_round_trips():
     ids = tok(text)["input_ids"]
     assert tok.decode(ids) == text
     assert len(text) / 4 <= len(ids) <= len(text)
+
+
+def test_summarize_and_translate_run_through_the_server(server, remote):
+    from engine.config import SamplingConfig
+    from engine.errors import GenerationError
+    from engine.texttools.summarize import SummaryConfig, summarize
+    from engine.texttools.translate import TranslateRequest, translate
+
+    sent: list[str] = []
+    original = server.log.add
+
+    def count(record) -> None:
+        sent.append(record.path)
+        original(record)
+
+    server.log.add = count  # every request the tools make reaches the server's log
+    try:
+        text = "The sea is wide and the waves are high. Ships sail over the sea at night. " * 60
+        try:  # a random tiny model may write nothing worth keeping; the requests are what matter here
+            summarize(remote, text, SummaryConfig(length="short", max_new_tokens=8, max_chunk_tokens=256))
+        except GenerationError as exc:
+            assert "wrote nothing" in str(exc)
+        assert sent.count("/v1/chat/completions") >= 2  # several pieces: the planner cut the text
+        before = len(sent)
+        result = translate(remote, TranslateRequest("Bonjour, comment allez-vous ?", "English",
+                                                    sampling=SamplingConfig(temperature=0, max_new_tokens=8)))
+        deadline = time.monotonic() + 30  # the log is written once the response has gone out
+        while len(sent) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(sent) > before and isinstance(result.text, str)
+    finally:
+        server.log.add = original
