@@ -161,6 +161,11 @@ class FinetuneView(QWidget):
         self.base_model = info.get("path") if info else None
         name = info.get("name") if info else None
         self.base_label.setText(f"Base model: <b>{name}</b>" if name else "Base model: load a model first")
+        if info and info.get("remote"):  # a model on a server: there are no weights here to train
+            self.base_model = None
+            self.base_label.setText(f"Base model: <b>{name}</b> runs on the server {info.get('host', '')}; "
+                                    "fine-tuning needs a model whose weights are on this computer. Choose a local "
+                                    "model in the Model box.")
         if info and info.get("context_length"):
             self.form.set_context_limit(int(info["context_length"]))
         if self.train_task is not None and self.running_job and self.base_model != self.running_job.base_model:
