@@ -6,6 +6,12 @@ its window first. The public API::
     from engine import load_model, generate, chat, LoadConfig, SamplingConfig, ChatMessage, CancelToken
     lm = load_model()                      # the embedded default model
     result = chat(lm, [ChatMessage("user", "Hi!")], on_text=print)
+
+    # Or through the scheduler, whose thread owns the model (what the window, CLI and server do):
+    from engine import default_scheduler
+    from engine.tasks import chat_task, load_task
+    default_scheduler().submit(load_task).result()
+    reply = default_scheduler().submit(chat_task, messages=[ChatMessage("user", "Hi!")]).result()
 """
 
 from engine import offline as _offline  # noqa: F401  (must run before any HF import)
@@ -18,6 +24,7 @@ _LAZY = {
     "load_model": "engine.loader", "LoadedModel": "engine.loader",
     "generate": "engine.generation", "GenerationResult": "engine.generation",
     "chat": "engine.chat_generation",
+    "Scheduler": "engine.scheduler", "Handle": "engine.scheduler", "default_scheduler": "engine.scheduler",
 }
 
 __all__ = ["CancelToken", "ChatMessage", "LoadConfig", "SamplingConfig", "HearthError",

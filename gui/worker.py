@@ -221,7 +221,8 @@ class EngineClient(QObject):
         self.cancel()
         stopped = self.scheduler.shutdown(timeout=timeout_ms / 1000)
         if not stopped:
-            print("hearth: the engine thread did not stop in time", file=sys.stderr)
+            busy = ", ".join(sorted({s.label for s in self._live if s.handle is not None and not s.handle.ended}))
+            print(f"hearth: the engine did not stop in time ({busy or 'a task'} still running)", file=sys.stderr)
         return stopped
 
 
