@@ -110,3 +110,20 @@ def test_transformers_style_generate_matches_the_fast_decoder(gguf_dir):
         hook.remove()
     fast = lm.extras["decoder"].decode(lm, prompt, sampling, on_tokens=lambda ids: None, should_stop=lambda: False)
     assert plain == fast and len(seen) >= len(plain)
+
+
+def test_the_full_model_is_built_on_demand_with_an_estimate_first(gguf_dir):
+    from engine.gguf.full_model import full_model_estimate, full_model_for
+    from engine.gguf.model import NeedsFullModelError
+
+    path = tiny_gguf(gguf_dir, quant="Q4_0")
+    lm = _load(path)
+    ids = torch.tensor([lm.tokenizer("Hello")["input_ids"]])
+    with pytest.raises(NeedsFullModelError):
+        lm.model(ids, output_attentions=True)
+    assert full_model_estimate(path) >= 2 * lm.describe()["parameters"]
+    full = full_model_for(lm)
+    assert full is not lm and full_model_for(lm) is full and full.tokenizer is lm.tokenizer
+    out = full.model(ids, output_attentions=True)
+    assert len(out.attentions) == 2
+    assert torch.allclose(out.logits[0].float(), lm.model(ids).logits[0], atol=0.1, rtol=0.05)

@@ -131,6 +131,9 @@ def attention_maps(lm: LoadedModel, text: str, *, limit: int = ATTENTION_TOKEN_L
 
 def _attentions(lm: LoadedModel, ids: list[int]) -> tuple:
     """The model's attention weights, switching to the eager implementation when needed."""
+    from engine.gguf.full_model import full_model_for
+
+    lm = full_model_for(lm)  # a GGUF run quantized keeps no attention weights: its full model, built once
     model = lm.model
     current = getattr(model.config, "_attn_implementation", None)
     if current not in (None, "eager") and hasattr(model, "set_attn_implementation"):
