@@ -124,6 +124,8 @@ def test_the_full_model_is_built_on_demand_with_an_estimate_first(gguf_dir):
     assert full_model_estimate(path) >= 2 * lm.describe()["parameters"]
     full = full_model_for(lm)
     assert full is not lm and full_model_for(lm) is full and full.tokenizer is lm.tokenizer
-    out = full.model(ids, output_attentions=True)
-    assert len(out.attentions) == 2
-    assert torch.allclose(out.logits[0].float(), lm.model(ids).logits[0], atol=0.1, rtol=0.05)
+    assert torch.allclose(full.model(ids).logits[0].float(), lm.model(ids).logits[0], atol=0.1, rtol=0.05)
+    from engine.lab.inspect import attention_maps
+
+    maps = attention_maps(lm, "Hello there")  # the lab's attention view, on the quantized model
+    assert maps.weights.shape[:2] == (2, 4)
