@@ -66,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true")
     e.add_argument("--misses", action="store_true", help="list the questions each mode missed")
     e.set_defaults(handler=run_eval)
+    register_bench(sub)
 
 
 def _progress(fraction: float, message: str) -> None:
@@ -214,4 +215,32 @@ def run_eval(args: argparse.Namespace) -> int:
         for mode, questions in report.misses.items():
             for question in questions:
                 print(f"missed by {mode}: {question}")
+    return 0
+
+
+def register_bench(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser("bench-documents", help="document collections: indexing throughput, query latency at 10k "
+                                               "and 100k passages, database growth")
+    b.add_argument("--chunks", type=int, default=10_000, help="passages indexed through the real path (default 10000)")
+    b.add_argument("--scale", type=int, default=100_000, help="passages for the large query figures (default 100000)")
+    b.add_argument("--sample", type=int, default=256, help="passages embedded by the model to measure its rate")
+    b.add_argument("--queries", type=int, default=20)
+    b.add_argument("--real", action="store_true", help="embed every passage with the model (slow on a CPU)")
+    b.add_argument("--workdir", default="", help="keep the corpus and database here (default: a temporary folder)")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(handler=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import shutil
+
+    from engine.rag.bench import DocsBenchConfig, format_documents_report, run_documents_bench
+
+    config = DocsBenchConfig(chunks=args.chunks, scale=args.scale, sample=args.sample, queries=args.queries,
+                             real=args.real, workdir=args.workdir)
+    report = run_documents_bench(config, on_progress=_progress, cancel=cancel_on_interrupt())
+    _end_progress()
+    print(json.dumps(report, indent=2) if args.json else format_documents_report(report))
+    if not args.workdir:
+        shutil.rmtree(report["workdir"], ignore_errors=True)
     return 0
