@@ -10,11 +10,13 @@ matches means the last ``r + p`` tokens repeat one unit of ``p`` tokens.
 It is a loop when the repeated span holds at least three copies of the unit
 and ``MIN_SPAN`` tokens (so a two-token unit must come six times), or two
 copies of a long unit (``LONG_UNIT`` tokens: a whole sentence said twice in a
-row). Legitimate repetition is left alone: a unit with no letters at all
+row, a cycle of table rows). Legitimate repetition is left alone: a unit with no letters at all
 (table rules, "| --- | --- |", indentation, "0, 0, 0", "}}}") must fill
 ``LETTERLESS_SPAN`` tokens first, and repeats that are not back to back
 (the same code line in two functions, numbered lists whose numbers change)
-are not periodic at all. The text kept ends with the first copy of the unit.
+are not periodic at all. The text kept holds one copy of the unit, ending at the
+first line or sentence end of the second copy where there is one (so a looping
+table keeps whole rows, a looping sentence its full stop).
 
 The guard also decides which tokens are safe to show: the tail that may still
 turn into a loop (a second copy under way) is held back, so the text streamed
@@ -36,21 +38,16 @@ HOLD_RUN = 3  # a second copy this many tokens along is held back until it break
 class RepetitionGuard:
     """Feed it the visible token ids as they come (``push``); ``looped`` once a loop is found."""
 
-    def __init__(self, has_letters: Callable[[Sequence[int]], bool]) -> None:
-        self.has_letters = has_letters  # does the text of these token ids hold a letter?
+    def __init__(self, decode: Callable[[Sequence[int]], str]) -> None:
+        self.decode = decode  # token ids -> text
         self.ids: list[int] = []
         self.run = [0] * (MAX_PERIOD + 1)  # run[p]: trailing tokens equal to the token p before them
-        self.keep: int | None = None  # tokens kept once a loop is found (the first copy ends there)
+        self.keep: int | None = None  # tokens kept once a loop is found (one copy of the unit)
         self.period = 0
 
     @classmethod
     def for_tokenizer(cls, tokenizer: Any) -> "RepetitionGuard":
-        def has_letters(ids: Sequence[int]) -> bool:
-            text = tokenizer.decode(list(ids), skip_special_tokens=True)
-            # U+FFFD: a character split across byte-level tokens; CJK and the like count as letters.
-            return any(ch.isalpha() or ch == "\ufffd" for ch in text)
-
-        return cls(has_letters)
+        return cls(lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True))
 
     @property
     def looped(self) -> bool:
@@ -76,11 +73,21 @@ class RepetitionGuard:
             span = run[p] + p
             if span < MIN_SPAN or (span < MIN_COPIES * p and not (p >= LONG_UNIT and span >= 2 * p)):
                 continue
-            unit = ids[i - p + 1:i + 1]
-            if span < LETTERLESS_SPAN and not self.has_letters(unit):
+            # U+FFFD: a character split across byte-level tokens; CJK and the like count as letters.
+            if span < LETTERLESS_SPAN and not any(ch.isalpha() or ch == "\ufffd"
+                                                  for ch in self.decode(ids[i - p + 1:i + 1])):
                 continue
-            self.keep, self.period = i + 1 - span + p, p
+            self.keep, self.period = self._boundary(i + 1 - span + p, p), p
             return
+
+    def _boundary(self, second: int, p: int) -> int:
+        """Where to cut: after the first line or sentence end in the second copy (it repeats the first, so
+        the text kept still holds the unit once), else where the second copy begins."""
+        for j in range(second, second + p - 1):
+            piece = self.decode(self.ids[j:j + 1])
+            if "\n" in piece or piece.rstrip().endswith((".", "!", "?", "。", "！", "？")):
+                return j + 1
+        return second
 
     def safe_len(self) -> int:
         """How many tokens can be shown now without showing part of a loop that may still be cut."""

@@ -59,17 +59,24 @@ def test_a_repeated_sentence_is_cut_before_its_second_copy():
            "the notice is kept."  # longer than LONG_UNIT tokens: twice in a row is enough
     guard, tok, ids = run_guard("Summary:" + long * 2 + " Other words follow here.")
     assert guard.looped and tok.decode(ids[:guard.keep]) == "Summary:" + long
+    assert kept_text("Done. It is the end. It is the end. It is the end.") == "Done. It is the end."
 
 
 def test_lines_that_come_round_again_are_cut():
     cycle = "- The work may be copied.\n- The notice must be kept.\n"
-    # The copy begins with the newline before it, which is therefore the first thing cut.
-    assert kept_text("Key points:\n" + cycle * 4) == "Key points:\n" + cycle.rstrip("\n")
+    assert kept_text("Key points:\n" + cycle * 4) == "Key points:\n" + cycle
+
+
+def test_a_table_whose_rows_go_round_keeps_whole_rows():
+    # As SmolLM2-135M wrote it, asked for a table of the planets: a cycle of four rows, cut after the first.
+    head = "| Planet | Rings |\n| --- | --- |\n| Earth | No |\n| Mars | No |\n| Earth | No |\n"
+    cycle = "| Saturn | No |\n| Uranus | No |\n| Neptune | No |\n| Jupiter | No |\n"
+    assert kept_text(head + cycle * 3 + "| Saturn") == head + cycle
 
 
 def test_a_loop_without_letters_is_cut_only_when_long():
     assert not run_guard("Values: " + "0, " * 40 + "done")[0].looped  # 120 tokens of zeros: a list
-    assert kept_text("Rule:\n" + "=\n" * 200) == "Rule:\n="
+    assert kept_text("Rule:\n" + "=\n" * 200) == "Rule:\n=\n"
 
 
 @pytest.mark.parametrize("text", [
