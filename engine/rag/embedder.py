@@ -40,7 +40,7 @@ def find_embedder_zip() -> Path:
         candidates.append(Path(env))
     if getattr(sys, "frozen", False):  # PyInstaller: bundled beside the app's data
         base = Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent))
-        candidates.append(base / "resources" / "models" / f"{DEFAULT_EMBEDDER_NAME}.zip")
+        candidates.append(base / "resources" / "models" / f"{DEFAULT_EMBEDDER_NAME}-zip" / EMBEDDER_ZIP)
     spec = importlib.util.find_spec(EMBEDDER_PACKAGE)
     if spec is not None and spec.submodule_search_locations:
         candidates += [Path(loc) / EMBEDDER_ZIP for loc in spec.submodule_search_locations]
