@@ -1,0 +1,99 @@
+"""Peak memory and speed of a GGUF run quantized, measured in a fresh process.
+
+``python -m engine.gguf.measure FILE.gguf [--tokens N] [--synthetic-1b FOLDER]`` prints one JSON object:
+the file's size, the runtime's base (resident memory once torch, transformers
+and the engine are imported and their kernels touched, before any model), the
+peak while loading and generating, the KV cache, and
+
+    ratio = (peak - base - KV cache) / file size      (issue #11's target: <= 1.5)
+
+plus load time and decode tokens/s. A fresh process is needed because the
+operating system only reports the peak over a process's whole life.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def _peak_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _warm_up() -> None:
+    """What every model needs before its weights: the libraries and their kernels, paged in."""
+    import torch
+    from transformers import AutoConfig, GenerationConfig, PreTrainedTokenizerFast  # noqa: F401
+
+    import engine.chat_generation  # noqa: F401
+    import engine.gguf.load  # noqa: F401
+    from engine.fastpath.linear import Int4, Int8
+
+    AutoConfig.for_model("llama")
+    x = torch.randn(1, 64)
+    Int4.from_groups(torch.zeros(64, 64, dtype=torch.uint8), torch.ones(64, 2), torch.zeros(64, 2))(x)
+    Int8.quantize(torch.randn(64, 64))(x)
+
+
+def measure(path: str | Path, *, new_tokens: int = 64, prompt: str = "Write a short story about the sea.") -> dict:
+    """Call in a fresh process (see the module's doc)."""
+    from engine.gguf.memory import rss_bytes
+
+    _warm_up()
+    base = rss_bytes()
+    from engine import ChatMessage, LoadConfig, SamplingConfig, chat, load_model
+
+    start = time.perf_counter()
+    lm = load_model(LoadConfig(path=str(path), device="cpu"))
+    load_s = time.perf_counter() - start
+    after_load = rss_bytes()
+    reply = chat(lm, [ChatMessage("user", prompt)], SamplingConfig(max_new_tokens=new_tokens, temperature=0.0,
+                                                                   repetition_guard=False))
+    forward = lm.extras["decoder"]._prepared.forward
+    kv = forward.cache.numel() * forward.cache.element_size() if forward.cache is not None else 0
+    peak = _peak_bytes()
+    file_bytes = Path(path).stat().st_size
+    return {"file": Path(path).name, "quantization": lm.extras["gguf"]["quantization"],
+            "parameters": lm.describe()["parameters"], "file_bytes": file_bytes, "base_rss": base,
+            "rss_after_load": after_load, "peak_rss": peak, "kv_cache_bytes": kv,
+            "ratio": round((peak - base - kv) / file_bytes, 3), "load_s": round(load_s, 2),
+            "prompt_tokens": reply.prompt_tokens, "new_tokens": reply.new_tokens, "tok_s": round(reply.tok_s, 2),
+            "ttft_s": round(reply.ttft_s, 3), "decoder": reply.decoder, "reply": reply.text[:120]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.gguf.measure", description=__doc__.split("\n")[0])
+    parser.add_argument("file", nargs="?", help="a .gguf file (default: the built-in model)")
+    parser.add_argument("--tokens", type=int, default=64, help="new tokens to generate")
+    parser.add_argument("--synthetic-1b", metavar="FOLDER",
+                        help="write the synthetic 1 B-parameter Q4_K_M llama into FOLDER (once) and measure it")
+    args = parser.parse_args(argv)
+    path = args.file
+    if args.synthetic_1b:
+        from engine.gguf.synthetic import one_billion, write_synthetic_gguf
+
+        path = Path(args.synthetic_1b) / "synthetic-1b-Q4_K_M.gguf"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_synthetic_gguf(path, one_billion("Q4_K_M"))
+            print(f"wrote {path}", file=sys.stderr)
+            # writing touched memory this process should not be charged for: measure in a new one
+            import subprocess
+
+            return subprocess.call([sys.executable, "-m", "engine.gguf.measure", str(path),
+                                    "--tokens", str(args.tokens)])
+    if path is None:
+        from engine.default_model import find_default_gguf
+
+        path = find_default_gguf()
+    print(json.dumps(measure(path, new_tokens=args.tokens), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
