@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QBrush
+from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem
 
+from gui.colors import AMBER, BLUE, RED, accent, muted
 from gui.file_drop_edit import local_paths
 
 STATUS_TEXT = {"indexed": "Indexed", "pending": "Waiting", "skipped": "Not readable", "missing": "Missing",
                "excluded": "Removed"}
-STATUS_COLOUR = {"skipped": "#b3261e", "missing": "#a15c00", "pending": "#1a5fb4", "excluded": "#777777"}
+STATUS_HUE = {"skipped": RED, "missing": AMBER, "pending": BLUE}  # "excluded" is muted (gui/colors.py)
 
 
 class FilesTable(QTreeWidget):
@@ -45,8 +46,9 @@ class FilesTable(QTreeWidget):
             item.setToolTip(3, detail)
             item.setData(0, Qt.ItemDataRole.UserRole, f.path)
             item.setData(2, Qt.ItemDataRole.DisplayRole, f.chunk_count if f.status == "indexed" else None)
-            if f.status in STATUS_COLOUR:
-                item.setForeground(1, QBrush(QColor(STATUS_COLOUR[f.status])))
+            if f.status in STATUS_HUE or f.status == "excluded":
+                hue = STATUS_HUE.get(f.status)
+                item.setForeground(1, QBrush(accent(self.palette(), hue) if hue else muted(self.palette())))
             self.addTopLevelItem(item)
         self.setSortingEnabled(True)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
+from PySide6.QtGui import QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout
 
 from engine.rag.locate import open_passage_task
+from gui.colors import AMBER, accent, css, surface
 from gui.documents.common import QUERIES, passage_title
 from gui.worker import connect
-
-HIGHLIGHT = QColor(255, 221, 87, 160)
 
 
 class PassageDialog(QDialog):
@@ -22,7 +21,7 @@ class PassageDialog(QDialog):
         self.position = QLabel("Opening the file…")
         self.notice = QLabel("")
         self.notice.setWordWrap(True)
-        self.notice.setStyleSheet("color: #a15c00")
+        self.notice.setStyleSheet(f"color: {css(accent(self.palette(), AMBER))}")
         self.notice.hide()
         self.text = QPlainTextEdit()
         self.text.setReadOnly(True)
@@ -51,7 +50,7 @@ class PassageDialog(QDialog):
         selection = QTextEdit.ExtraSelection()
         selection.cursor = cursor
         fmt = QTextCharFormat()
-        fmt.setBackground(HIGHLIGHT)
+        fmt.setBackground(surface(self.text.palette(), AMBER, 0.3))  # the passage, on a light or dark theme
         selection.format = fmt
         self.text.setExtraSelections([selection])
         end = QTextCursor(self.text.document())

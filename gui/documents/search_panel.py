@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, \
     QWidget
 
+from gui.colors import muted_label
 from gui.documents.common import passage_snippet, passage_title
 
 MODES = [("Hybrid (words + meaning)", "hybrid"), ("Words only (BM25)", "bm25"), ("Meaning only (vectors)", "vector")]
@@ -29,7 +30,7 @@ class SearchPanel(QWidget):
         self.results.itemActivated.connect(self._open)
         self.results.itemDoubleClicked.connect(self._open)
         self.status = QLabel("")
-        self.status.setStyleSheet("color: #777")
+        muted_label(self.status)
         row = QHBoxLayout()
         row.addWidget(self.query, 1)
         row.addWidget(self.mode)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, Q
 from engine.rag.index import IndexRequest
 from engine.rag.search import SearchRequest
 from engine.rag.tasks import CollectionEdit, collections_task, index_task, pending_task, search_task
+from gui.colors import RED, accent, css, muted_label
 from gui.documents.common import INDEXING, QUERIES
 from gui.documents.files_table import FilesTable
 from gui.documents.search_panel import SearchPanel
@@ -88,7 +89,7 @@ class DocumentsView(QWidget):
         self.progress.setTextVisible(False)
         self.progress.setMaximumHeight(10)
         self.progress_label = QLabel("")
-        self.progress_label.setStyleSheet("color: #555")
+        muted_label(self.progress_label)
         self.progress_label.setWordWrap(True)
         self.files = FilesTable()
         self.files.paths_dropped.connect(self.add_paths)
@@ -171,7 +172,8 @@ class DocumentsView(QWidget):
         if c is None:
             self.title.setText("")
             return
-        problems = f", <span style='color:#b3261e'>{c.problems} not readable or missing</span>" if c.problems else ""
+        red = css(accent(self.palette(), RED))
+        problems = f", <span style='color:{red}'>{c.problems} not readable or missing</span>" if c.problems else ""
         model = c.embedder or "all-MiniLM-L6-v2"
         self.title.setText(f"<b>{c.name}</b> — {c.indexed} of {c.files} files indexed, {c.chunks} passages"
                            f"{problems}. Embeddings: {model}.")

@@ -19,7 +19,7 @@ def probability_color(p: float, palette: QPalette) -> QColor:
     palette's base, so the palette's text colour reads on it in a light or a dark theme."""
     p = max(0.0, min(1.0, p))
     hue = int(120 * p ** 0.5)  # square root: most tokens have small probabilities; spread them out
-    return surface(palette, QColor.fromHsv(hue, 255, 255), 0.33)
+    return surface(palette, QColor.fromHsv(hue, 255, 255), 0.27)
 
 
 def visible_token(text: str) -> str:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
                                QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.errors import HearthError
+from gui.colors import ORANGE, RED, accent, css
 
 PORT_KEY, NETWORK_KEY = "server/port", "server/network"
 COLUMNS = ("Time", "Client", "Request", "Model", "Tokens", "tok/s", "Status")
@@ -53,7 +54,7 @@ class ServerView(QWidget):
         self.state.setWordWrap(True)
         self.warning = QLabel("")
         self.warning.setWordWrap(True)
-        self.warning.setStyleSheet("color: #b45309;")
+        self.warning.setStyleSheet(f"color: {css(accent(self.palette(), ORANGE))};")  # reads on light and dark
         self.warning.hide()
         self.log = QTableWidget(0, len(COLUMNS))
         self.log.setHorizontalHeaderLabels(COLUMNS)
@@ -198,7 +199,7 @@ class ServerView(QWidget):
             if record.note:
                 item.setToolTip(record.note)
             if column == len(values) - 1 and record.status >= 400:
-                item.setForeground(Qt.GlobalColor.red)
+                item.setForeground(accent(self.log.palette(), RED))
             self.log.setItem(row, column, item)
         self.log.scrollToBottom()
 
