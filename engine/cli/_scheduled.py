@@ -70,3 +70,33 @@ def load_on_scheduler(args, quiet: bool = False) -> dict:
     if not quiet:
         print("\r\033[K", end="", file=sys.stderr, flush=True)
     return info
+
+
+def _call_task(session, *, on_text=None, on_progress=None, cancel=None, call):
+    return call(session.require_model(), on_text=on_text, on_progress=on_progress, cancel=cancel)
+
+
+class ModelRunner:
+    """The model a command uses: loaded on the scheduler's thread (local), or ``--server``'s (remote).
+
+    ``run(call)`` runs ``call(lm, *, on_text, on_progress, cancel)`` where the model lives: a task on
+    the scheduler for a local model, here for a remote one. Ctrl+C cancels it either way.
+    """
+
+    def __init__(self, args, quiet: bool = False) -> None:
+        self.remote = None
+        if getattr(args, "server", None):
+            from engine.cli._common import load_from
+
+            self.remote = load_from(args, quiet)
+            self.name = self.remote.name
+        else:
+            self.name = load_on_scheduler(args, quiet)["name"]
+
+    def run(self, call: Callable, *, on_chunk: Callable[[str], None] | None = None,
+            on_progress: Callable[[float, str], None] | None = None) -> Any:
+        if self.remote is not None:
+            from engine.cli._common import cancel_on_interrupt
+
+            return call(self.remote, on_text=on_chunk, on_progress=on_progress, cancel=cancel_on_interrupt())
+        return run_task(_call_task, on_chunk=on_chunk, on_progress=on_progress, call=call)

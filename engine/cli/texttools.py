@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli._common import add_model_options, cancel_on_interrupt, load_from, stream_to_stdout
+from engine.cli._common import add_model_options, stream_to_stdout
+from engine.cli._scheduled import ModelRunner
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,15 +84,15 @@ def run_summarize(args: argparse.Namespace) -> int:
     config = SummaryConfig(length=args.length, form="bullets" if args.bullets else "prose", focus=args.focus,
                            max_chunk_tokens=args.chunk_tokens, max_new_tokens=args.max_new_tokens)
     inputs = _inputs(args.files, args.together)  # read everything first: a bad file fails before the model loads
-    lm = load_from(args)
-    cancel = cancel_on_interrupt()
+    model = ModelRunner(args)  # a local model runs on the scheduler's thread; Ctrl+C stops the current summary
     for i, (title, text) in enumerate(inputs):
         if len(inputs) > 1:
             print(f"{'' if i == 0 else chr(10)}## {title}\n", flush=True)
         # On a terminal the summary streams; into a file or pipe goes the finished Markdown (its form enforced).
         live = sys.stdout.isatty()
-        result = summarize(lm, text, config, on_text=_stream if live else None, on_progress=_progress,
-                           cancel=cancel)
+        result = model.run(lambda lm, on_text, on_progress, cancel, text=text: summarize(
+            lm, text, config, on_text=on_text, on_progress=on_progress, cancel=cancel),
+            on_chunk=_stream if live else None, on_progress=_progress)
         _end_progress()
         print("" if live else result.text, flush=True)
         detail = f"{result.input_tokens} tokens in {result.parts} part(s), {result.calls} model call(s)"
@@ -126,8 +127,7 @@ def run_complete(args: argparse.Namespace) -> int:
         return 2
     request = CompletionRequest(prefix=prefix, suffix=suffix, language=kind_of(args.file)[1] or doc.language,
                                 max_lines=args.max_lines, use_fim=not args.no_fim)
-    lm = load_from(args)
-    result = complete_code(lm, request, cancel=cancel_on_interrupt())
+    result = ModelRunner(args).run(lambda lm, on_text, on_progress, cancel: complete_code(lm, request, cancel=cancel))
     sys.stdout.write(result.text + "\n")
     print(f"[{result.mode}, stopped: {result.finish_reason}]", file=sys.stderr)
     return 0
@@ -148,8 +148,8 @@ def run_translate(args: argparse.Namespace) -> int:
     else:
         text = args.text
     request = TranslateRequest(text=text, target=args.target, source=args.source)
-    lm = load_from(args)
-    result = translate(lm, request, on_text=_stream, on_progress=_progress, cancel=cancel_on_interrupt())
+    result = ModelRunner(args).run(lambda lm, on_text, on_progress, cancel: translate(
+        lm, request, on_text=on_text, on_progress=on_progress, cancel=cancel), on_chunk=_stream, on_progress=_progress)
     _end_progress()
     print()
     origin = f"{result.source}{' (detected)' if result.detected else ''}" if result.source else "unknown language"
