@@ -152,11 +152,11 @@ def bench_in_process(args: argparse.Namespace, jobs: list[str]) -> Figures:
     session = Session()
     session.set_model(load_from(args, quiet=True))
     prepare = session.model.extras.get("prepare_fast_path")
-    if callable(prepare):  # as the server does after loading; wait for it, as the server has had time to
+    if callable(prepare):  # as the server does after loading, and like it, start timing once it is ready
         prepare(session.model)
         decoder = session.model.extras.get("decoder")
-        while decoder is not None and getattr(decoder, "status", "") == "preparing":
-            time.sleep(0.1)
+        if decoder is not None and hasattr(decoder, "wait_ready"):
+            decoder.wait_ready(timeout=600)
     figures = Figures("one process, one at a time")
     name = session.model.name
     started = time.perf_counter()

@@ -51,6 +51,10 @@ def run_serve(args: argparse.Namespace) -> int:
         handle = scheduler.submit(load_task, label="load", config=LoadConfig(path=args.model, device=args.device,
                                                                              dtype=args.dtype))
         info = handle.result()
+        decoder = scheduler.session().model.extras.get("decoder")
+        if decoder is not None and hasattr(decoder, "wait_ready"):  # serve at full speed from the first request
+            print("Preparing the fast decode path…", file=sys.stderr, flush=True)
+            decoder.wait_ready(timeout=600)
         server = LocalServer(config, scheduler).start()
         print(f"Serving {info['name']} at {server.base_url}", file=sys.stderr)
         print(f"API key: {key}" if args.api_key is None else "API key: the one given with --api-key",
