@@ -29,6 +29,17 @@ def known_models() -> list[tuple[str, str]]:
     return out
 
 
+def _default_path() -> str | None:
+    from engine.errors import ModelLoadError
+
+    try:
+        from engine.default_model import find_default_gguf
+
+        return str(find_default_gguf())
+    except ModelLoadError:  # not installed: loading it says so
+        return None
+
+
 def model_label(path: str) -> str:
     """A remembered model's name in the box: the folder's name, or a server's model marked with its host."""
     from engine.remote.model import parse_remote_path
@@ -69,18 +80,30 @@ class ModelPicker(QComboBox):
         self.blockSignals(True)
         self.clear()
         self.addItem(f"{DEFAULT_MODEL_NAME} (built in)", None)
+        self._add_footprint(self.count() - 1, _default_path(), f"{DEFAULT_MODEL_NAME} (built in)")
         seen = set()
         for label, path in known_models() + [(model_label(p), p) for p in self.recent()] + remote_models():
             if path not in seen:
                 seen.add(path)
                 self.addItem(label, path)
                 self.setItemData(self.count() - 1, path, role=3)  # tooltip: the full path
+                self._add_footprint(self.count() - 1, path, label)
         self.insertSeparator(self.count())
         self.addItem("Open model folder…", OPEN_FOLDER)
         self.addItem("Open GGUF file…", OPEN_GGUF)
         self.addItem("Connect to a server…", CONNECT)
         self._select(self._current)
         self.blockSignals(False)
+
+    def _add_footprint(self, index: int, path: str | None, label: str) -> None:
+        """The model's file size and expected memory, in its row and its tooltip."""
+        from engine.gguf.memory import footprint
+
+        size = footprint(path) if path else None
+        if size is None:
+            return
+        self.setItemText(index, f"{label} · {size.label()}")
+        self.setItemData(index, f"{path}\n{size.label()}", role=3)
 
     @staticmethod
     def recent() -> list[str]:

@@ -2,8 +2,8 @@
 
 The packed formats are about the file's own size (int4 groups: 0.625 bytes a
 weight, as Q4_0/Q4_1/Q4_K; int8: 1 byte plus a scale per row; bf16: 2 bytes), a
-quantized tied embedding is held twice (its blocks for lookups, the packed
-matrix for the logits), and the KV cache (fp32 keys and values) is budgeted
+tied embedding is held once (lookups read the packed output matrix), an untied
+one in its file blocks, and the KV cache (fp32 keys and values) is budgeted
 for ``KV_TOKENS`` positions. Loading also needs one tensor's temporary copies.
 """
 
@@ -60,24 +60,18 @@ def packed_bytes(qtype_name: str, shape: tuple[int, ...]) -> int:
 def estimate(tensors: Iterable[tuple[str, str, tuple[int, ...], int]], *, layers: int, kv_heads: int,
              head_dim: int, context: int, file_bytes: int) -> MemoryEstimate:
     """``tensors``: (name, quantization type name, GGUF shape, bytes in the file)."""
-    weights, largest, tied, embed_file = 0, 0, True, 0
-    for name, qtype, shape, nbytes in tensors:
+    rows = list(tensors)
+    tied = all(name != "output.weight" for name, *_ in rows)
+    weights, largest = 0, 0
+    for name, qtype, shape, nbytes in rows:
         n = 1
         for d in shape:
             n *= int(d)
-        if name == "token_embd.weight":
-            embed_file = nbytes if qtype not in ("F32", "F16", "BF16") else n * 2  # what lookups keep
-        elif name == "output.weight":
-            tied = False
-        if name != "token_embd.weight":
+        if name == "token_embd.weight" and not tied:  # looked up in the file's own blocks (bf16 if floats)
+            weights += nbytes if qtype not in ("F32", "F16", "BF16") else n * 2
+        else:  # tied: the packed output matrix serves the lookups too
             weights += packed_bytes(qtype, shape)
-        else:
-            weights += embed_file
         largest = max(largest, n)
-        if name == "token_embd.weight":
-            embed_shape, embed_type = shape, qtype
-    if tied and embed_file:
-        weights += packed_bytes(embed_type, embed_shape)  # the embedding as the output matrix too
     kv = layers * 2 * kv_heads * head_dim * min(context, KV_TOKENS) * KV_BYTES
     transient = largest * 3  # 4-bit values as bytes, plus scales; int8: an fp32 slice, bounded below
     return MemoryEstimate(file_bytes=file_bytes, weights=weights, kv_cache=kv, transient=transient)
@@ -134,3 +128,47 @@ def rss_bytes() -> int:
     import psutil
 
     return int(psutil.Process().memory_info().rss)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a model in a list takes: on disk, and (about) in memory once loaded."""
+
+    file_bytes: int
+    memory_bytes: int
+
+    def label(self) -> str:
+        from engine.errors import format_bytes
+
+        return f"{format_bytes(self.file_bytes)} file · about {format_bytes(self.memory_bytes)} in memory"
+
+
+def footprint(path: str | Path) -> Footprint | None:
+    """A GGUF's packed weights and KV cache (see ``estimate``); a folder's weight files as loaded (the float32
+    the CPU path uses: half-precision files double). None when it cannot be told (missing, remote)."""
+    path = Path(path)
+    try:
+        if path.is_file() and path.suffix.lower() == ".gguf":
+            est = quick_estimate(path)
+            return None if est is None else Footprint(est.file_bytes, est.running)
+        if path.is_dir():
+            return _folder_footprint(path)
+    except OSError:
+        return None
+    return None
+
+
+def _folder_footprint(folder: Path) -> Footprint | None:
+    import json
+
+    files = [p for p in folder.glob("*.safetensors")] or [p for p in folder.glob("*.bin")]
+    if not files:
+        return None
+    size = sum(p.stat().st_size for p in files)
+    try:
+        dtype = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("torch_dtype") or \
+            json.loads((folder / "config.json").read_text(encoding="utf-8")).get("dtype")
+    except (OSError, ValueError):
+        dtype = None
+    factor = 2 if dtype in ("bfloat16", "float16") else 1
+    return Footprint(size, size * factor)
