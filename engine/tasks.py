@@ -42,14 +42,6 @@ def load_task(session: Session, *, on_text=None, on_progress=None, cancel=None,
     return lm.describe()
 
 
-def generate_task(session, *, on_text=None, on_progress=None, cancel=None, prompt: str,
-                  sampling: SamplingConfig | None = None) -> Any:
-    """Raw continuation of ``prompt`` (no chat template) with the current model."""
-    from engine.generation import generate
-
-    return generate(session.require_model(), prompt, sampling, on_text=on_text, cancel=cancel)
-
-
 def chat_task(session: Session, *, on_text=None, on_progress=None, cancel=None, messages: Sequence[ChatMessage],
              system_prompt: str = "", sampling: SamplingConfig | None = None, model_path: str | None = None) -> Any:
     from engine.chat_generation import chat

@@ -10,8 +10,7 @@ import argparse
 import json
 import sys
 
-from engine.cli._common import (add_model_options, add_sampling_options, cancel_on_interrupt, load_from,
-                                sampling_from, stream_to_stdout)
+from engine.cli._common import add_model_options, add_sampling_options, sampling_from, stream_to_stdout
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,18 +41,13 @@ def _report(result, as_json: bool) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from engine.cli._scheduled import ModelRunner
+    from engine.generation import generate
+
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    if getattr(args, "server", None):
-        from engine.generation import generate
-
-        lm = load_from(args)
-        result = generate(lm, prompt, sampling_from(args), on_text=stream_to_stdout, cancel=cancel_on_interrupt())
-    else:
-        from engine.cli._scheduled import load_on_scheduler, run_task
-        from engine.tasks import generate_task
-
-        load_on_scheduler(args)
-        result = run_task(generate_task, on_chunk=stream_to_stdout, prompt=prompt, sampling=sampling_from(args))
+    sampling = sampling_from(args)
+    result = ModelRunner(args).run(lambda lm, on_text, on_progress, cancel: generate(
+        lm, prompt, sampling, on_text=on_text, cancel=cancel), on_chunk=stream_to_stdout)
     print()
     _report(result, args.json)
     return 0
@@ -73,83 +67,46 @@ def _open_turn(args: argparse.Namespace):
         return None
 
 
-class _Remote:
-    """Chat turns with a model on another server, run here."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.lm = load_from(args)
-        self.name = self.lm.name
-
-    def open_turn(self, args: argparse.Namespace):
-        return _open_turn(args)
-
-    def turn(self, turn, text: str, sampling):
-        return turn.run(self.lm, text, sampling, on_text=stream_to_stdout, cancel=cancel_on_interrupt())
-
-    def chat(self, history, sampling, system_prompt: str):
-        from engine.chat_generation import chat
-
-        return chat(self.lm, history, sampling, system_prompt=system_prompt, on_text=stream_to_stdout,
-                    cancel=cancel_on_interrupt())
-
-
-class _Local:
-    """Chat turns run as tasks on the scheduler's thread, which owns the model and the store's connection."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        from engine.cli._scheduled import load_on_scheduler
-
-        self.name = load_on_scheduler(args)["name"]
-
-    @staticmethod
-    def open_turn(args: argparse.Namespace):
-        from engine.cli._scheduled import run_task
-
-        return run_task(_open_turn_task, args=args)
-
-    @staticmethod
-    def turn(turn, text: str, sampling):
-        from engine.cli._scheduled import run_task
-
-        return run_task(_turn_task, on_chunk=stream_to_stdout, turn=turn, text=text, sampling=sampling)
-
-    @staticmethod
-    def chat(history, sampling, system_prompt: str):
-        from engine.cli._scheduled import run_task
-        from engine.tasks import chat_task
-
-        return run_task(chat_task, on_chunk=stream_to_stdout, messages=list(history), sampling=sampling,
-                        system_prompt=system_prompt)
-
-
 def _open_turn_task(session, *, on_text=None, on_progress=None, cancel=None, args):
     return _open_turn(args)
 
 
-def _turn_task(session, *, on_text=None, on_progress=None, cancel=None, turn, text, sampling):
-    return turn.run(session.require_model(), text, sampling, on_text=on_text, cancel=cancel)
-
-
 def run_chat(args: argparse.Namespace) -> int:
+    from engine.chat_generation import chat
+    from engine.cli._scheduled import ModelRunner, run_task
     from engine.config import ChatMessage
 
-    engine = _Remote if getattr(args, "server", None) else _Local
+    local = not getattr(args, "server", None)
     turn = None
     if args.once is None or args.once.strip():  # open the store (and check the id) before the slow load
-        turn = engine.open_turn(args)
-    runner = engine(args)
+        # A local model's turns run on the scheduler's thread: the store's SQLite connection lives there too.
+        turn = run_task(_open_turn_task, args=args) if local else _open_turn(args)
+    model = ModelRunner(args)
     sampling = sampling_from(args)
+    history: list[ChatMessage] = []  # used only when the history store is unavailable
+
+    def answer(text: str):
+        """One turn: (result, stored message or None)."""
+        if turn is not None:  # each turn is committed to the same stored conversation
+            return model.run(lambda lm, on_text, on_progress, cancel: turn.run(
+                lm, text, sampling, on_text=on_text, cancel=cancel), on_chunk=stream_to_stdout)
+        history.append(ChatMessage("user", text))
+        result = model.run(lambda lm, on_text, on_progress, cancel: chat(
+            lm, history, sampling, system_prompt=args.system, on_text=on_text, cancel=cancel),
+            on_chunk=stream_to_stdout)
+        history.append(ChatMessage("assistant", result.text))
+        return result, None
+
     if args.once is not None:
         if not args.once.strip():
             print("hearth-cli: the message is empty", file=sys.stderr)
             return 2
-        result, saved = runner.turn(turn, args.once, sampling)
+        result, saved = answer(args.once)
         print()
         _report(result, False)
         print(f"[saved in conversation {saved.conversation_id}]", file=sys.stderr)
         return 0
-    history: list[ChatMessage] = []  # used only when the history store is unavailable
-    print(f"Chatting with {runner.name}. Empty line or Ctrl+D to quit; Ctrl+C stops a reply.", file=sys.stderr)
+    print(f"Chatting with {model.name}. Empty line or Ctrl+D to quit; Ctrl+C stops a reply.", file=sys.stderr)
     while True:
         try:
             text = input("you> ")
@@ -158,13 +115,8 @@ def run_chat(args: argparse.Namespace) -> int:
             return 0
         if not text.strip():
             return 0
-        print(f"{runner.name}> ", end="", flush=True)
-        if turn is not None:  # each turn is committed to the same stored conversation
-            result, saved = runner.turn(turn, text, sampling)
-        else:
-            history.append(ChatMessage("user", text))
-            result = runner.chat(history, sampling, args.system)
-            history.append(ChatMessage("assistant", result.text))
+        print(f"{model.name}> ", end="", flush=True)
+        result, _saved = answer(text)
         print()
         if result.notice:
             print(f"[{result.notice}]", file=sys.stderr)
