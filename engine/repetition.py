@@ -7,14 +7,21 @@ keeps ``run[p]``, how many of the last tokens equal the token ``p`` places
 before them (a suffix check, O(MAX_PERIOD) per token). A run of ``r`` such
 matches means the last ``r + p`` tokens repeat one unit of ``p`` tokens.
 
-It is a loop when the repeated span holds at least three copies of the unit
-and ``MIN_SPAN`` tokens (so a two-token unit must come six times), or two
-copies of a long unit (``LONG_UNIT`` tokens: a whole sentence said twice in a
-row, a cycle of table rows). Legitimate repetition is left alone: a unit with no letters at all
-(table rules, "| --- | --- |", indentation, "0, 0, 0", "}}}") must fill
-``LETTERLESS_SPAN`` tokens first, and repeats that are not back to back
-(the same code line in two functions, numbered lists whose numbers change)
-are not periodic at all. The text kept holds one copy of the unit, ending at the
+It is a loop when the repeated span is long enough for what the unit is:
+
+* words within a line ("Creative Commons"): three copies and ``MIN_SPAN``
+  tokens (so a two-token unit must come eight times), or two copies of a unit of
+  ``LONG_UNIT`` tokens (a whole sentence said twice in a row);
+* one whole line (the unit holds one line break): a table's identical rows,
+  the same code line, a refrain do repeat, so ``LINE_COPIES`` copies are needed;
+* a block of lines (two line breaks or more: rows that come round in a cycle,
+  a paragraph): three copies;
+* no words at all (table rules, "| --- | --- |", indentation, "0, 0, 0",
+  "0x00, ", "\\n\\n", "}}}"): ``LETTERLESS_SPAN`` tokens.
+
+Repeats that are not back to back (the same code line in two functions,
+numbered lists whose numbers change) are not periodic at all and never cut.
+The text kept holds one copy of the unit, ending at the
 first line or sentence end of the second copy where there is one (so a looping
 table keeps whole rows, a looping sentence its full stop).
 
@@ -25,13 +32,17 @@ is always the text kept.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Sequence
 
 MAX_PERIOD = 200  # longest unit looked for, in tokens (a short paragraph)
-MIN_SPAN = 12  # a loop covers at least this many tokens...
+MIN_SPAN = 16  # a loop within a line covers at least this many tokens (8 cells of '| Yes')...
 MIN_COPIES = 3  # ...and this many copies of its unit,
 LONG_UNIT = 24  # or two copies of a unit this long
-LETTERLESS_SPAN = 128  # units without letters (rules, numbers, whitespace) may repeat this long
+LINE_COPIES = 6  # one line may come 5 times in a row (a table's identical rows, "print()")
+LETTERLESS_SPAN = 200  # units without words (rules, numbers, whitespace) may repeat this long
+WORD = re.compile(r"[^\W\d_]{2,}")  # two letters in a row: "0x00" and "\\n" hold none
+ESCAPE = re.compile(r"\\[a-zA-Z]")  # "\\n", "\\t" in code are not words
 HOLD_RUN = 3  # a second copy this many tokens along is held back until it breaks off
 
 
@@ -71,11 +82,7 @@ class RepetitionGuard:
                 continue
             run[p] += 1
             span = run[p] + p
-            if span < MIN_SPAN or (span < MIN_COPIES * p and not (p >= LONG_UNIT and span >= 2 * p)):
-                continue
-            # U+FFFD: a character split across byte-level tokens; CJK and the like count as letters.
-            if span < LETTERLESS_SPAN and not any(ch.isalpha() or ch == "\ufffd"
-                                                  for ch in self.decode(ids[i - p + 1:i + 1])):
+            if span < MIN_SPAN or span < 2 * p or span < needed_span(self.decode(ids[i - p + 1:i + 1]), p):
                 continue
             self.keep, self.period = self._boundary(i + 1 - span + p, p), p
             return
@@ -99,3 +106,14 @@ class RepetitionGuard:
             if self.run[p] >= HOLD_RUN:
                 safe = min(safe, n - self.run[p])  # the second copy begins there
         return max(0, safe)
+
+
+def needed_span(unit: str, p: int) -> int:
+    """How many tokens a repeated unit of ``p`` tokens (whose text is ``unit``) must fill to be a loop."""
+    # U+FFFD: a character split across byte-level tokens; CJK and the like count as letters.
+    if not WORD.search(ESCAPE.sub(" ", unit).replace("\ufffd", "xx")):
+        return max(LETTERLESS_SPAN, MIN_COPIES * p)
+    breaks = unit.count("\n")
+    if breaks == 0:
+        return 2 * p if p >= LONG_UNIT else max(MIN_SPAN, MIN_COPIES * p)
+    return max(MIN_SPAN, (LINE_COPIES if breaks == 1 else MIN_COPIES) * p)
