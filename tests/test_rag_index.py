@@ -235,7 +235,9 @@ def test_reciprocal_rank_fusion_rewards_agreement():
 
 
 def test_fts_query_quotes_every_word():
-    assert fts_query('what "is" NEAR(x) OR y*') == '"what" OR "is" OR "near" OR "x" OR "or" OR "y"'
+    assert fts_query('what "is" NEAR(x) OR y*') == '"near" OR "x" OR "y"'  # stop words left out
+    assert fts_query("what is it") == '"what" OR "is" OR "it"'  # unless nothing else is left
+    assert fts_query('say "hi"') == '"say" OR "hi"'
     assert fts_query("?!") == ""
 
 

@@ -61,10 +61,20 @@ class Passage:
                 "vector_rank": self.vector_rank, "text": self.text}
 
 
+# Words nearly every passage has: BM25 gives them almost no weight, yet each one makes FTS5 score every
+# passage that has it. Leaving them out took BM25 at 100,000 passages from 1.1 s to 0.16 s (bench/README.md).
+STOPWORDS = frozenset("""a an and are as at be but by can do does for from had has have how i if in into is it its
+of on or so than that the their them then there these they this to was we were what when where which who why will
+with would you your""".split())
+
+
 def fts_query(text: str) -> str:
-    """The user's words as an FTS5 OR-query of quoted terms (no FTS syntax can be injected)."""
-    words = dict.fromkeys(w.lower() for w in WORD.findall(text))
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+    """The user's words as an FTS5 OR-query of quoted terms (no FTS syntax can be injected).
+
+    Stop words are left out, unless the query has nothing else."""
+    words = list(dict.fromkeys(w.lower() for w in WORD.findall(text)))
+    content = [w for w in words if w not in STOPWORDS] or words
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in content)
 
 
 def bm25_ranking(db: DocsDatabase, collection_ids: list[int], query: str, limit: int) -> list[int]:
