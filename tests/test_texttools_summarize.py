@@ -183,3 +183,12 @@ def test_a_loop_cut_by_generation_is_reported(fake_lm, monkeypatch):
     assert result.finish_reason == "repetition" and "repeat" in result.notice
     result = summarize(fake_lm, TEXT, SummaryConfig(max_chunk_tokens=200))
     assert result.parts >= 2 and f"repeating itself in {result.parts} of the partial" in result.notice
+
+
+def test_a_note_cut_by_the_token_limit_ends_at_its_last_whole_sentence():
+    from engine.texttools.summarize import drop_unfinished
+
+    assert drop_unfinished("- One point.\n- Two points. And a th") == "- One point.\n- Two points."
+    assert drop_unfinished("- One point.\n- Two points\n- Thr") == "- One point.\n- Two points"
+    assert drop_unfinished("Done.") == "Done." and drop_unfinished("Short. A very long unfinished tail " * 1) \
+        == "Short. A very long unfinished tail"  # the cut would take most of it: kept

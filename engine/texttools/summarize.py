@@ -171,6 +171,8 @@ def summarize(lm: LoadedModel, text: str, config: SummaryConfig | None = None, *
         if cancel.cancelled and not stream:
             raise CancelledError()
         looped[0] += not stream and result.finish_reason == "repetition"
+        if not stream and result.finish_reason == "length":  # a note cut mid-sentence: end at its last whole one
+            result.text = drop_unfinished(result.text)
         return result
 
     input_tokens = plan.counter(text)
@@ -241,6 +243,15 @@ def _generate(lm: LoadedModel, messages: list[ChatMessage], sampling: SamplingCo
     from engine.chat_generation import chat
 
     return chat(lm, messages[1:], sampling, system_prompt=messages[0].content, on_text=on_text, cancel=cancel)
+
+
+def drop_unfinished(text: str) -> str:
+    """``text`` without its last, unfinished sentence or line (unless that would take most of it away)."""
+    text = text.rstrip()
+    if not text or text[-1] in ".!?)]\"'`*|":
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s)|\n", text)]
+    return text[:ends[-1]].rstrip() if ends and ends[-1] >= len(text) // 2 else text
 
 
 def _tidy(text: str) -> str:
