@@ -146,11 +146,8 @@ def _print_event(event: dict) -> None:
 
 
 def _say_coverage(stats: dict) -> None:
-    from engine.finetune.data import coverage
-
-    if stats.get("train_loaded", stats["train_examples"]) < stats["train_examples"]:
-        _say(f"One pass of these steps reads {stats['train_loaded']:,} of ~{stats['train_examples']:,} training "
-             f"sequences ({coverage(stats)} of the training data, spread over all of it).")
+    if stats.get("coverage"):
+        _say(stats["coverage"])
 
 
 def _say_skipped(skipped: list) -> None:
@@ -190,7 +187,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
         return _print_estimate(job, as_json=args.json, suggest_steps=getattr(args, "auto_steps", False))
     _say(f"Run folder: {job.out_dir}")
     if args.events_json:
-        events = {"on_event": _emit, "on_text": lambda t: None,
+        events = {"on_event": _emit, "on_text": lambda t: _emit({"type": "notice", "text": t.strip()}),
                   "on_progress": lambda f, m: _emit({"type": "progress", "fraction": f, "message": m})}
     else:
         events = {"on_event": _print_event, "on_text": lambda t: _say(t.rstrip()), "on_progress": _PhasePrinter()}

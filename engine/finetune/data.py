@@ -78,9 +78,6 @@ class BuiltDataset:
         text = (f"{about}{s['train_examples']:,} training and {about}{s['val_examples']:,} validation sequences; "
                 f"{about}{s['train_tokens']:,} + {about}{s['val_tokens']:,} tokens from {s['files_used']} files "
                 f"({s['duplicates']} duplicates removed, {len(self.skipped)} skipped)")
-        if s.get("train_loaded", s["train_examples"]) < s["train_examples"]:
-            text += (f"; this run reads {s['train_loaded']:,} training sequences "
-                     f"({coverage(s)} of the training data)")
         return text
 
     def full_validation(self, *, cancel: CancelToken | None = None,
@@ -94,6 +91,17 @@ class BuiltDataset:
         val, _rows = self.encoder.encode(self.val_records, "validation", self.config, cancel or CancelToken(),
                                          phase, want=None)
         return val
+
+
+def coverage_text(stats: dict, steps: int, per_step: int) -> str:
+    """What one pass of ``steps`` reads of the training data ("" when it reads all of it)."""
+    used = steps * per_step
+    if used >= stats["train_examples"]:
+        return ""
+    covered = {"train_loaded": used, "train_examples": stats["train_examples"]}
+    return (f"One pass of {steps} steps reads {used:,} of {'~' if stats.get('estimated') else ''}"
+            f"{stats['train_examples']:,} training sequences ({coverage(covered)} of the training data, "
+            "spread over all of it).")
 
 
 def coverage(stats: dict) -> str:
@@ -278,13 +286,26 @@ def split(records: list[Record], fraction: float, seed: int) -> tuple[list[Recor
                 break
             val_files.append(f)
             size += sum(r.size() for r in by_file[f])
-        if 0 < size <= 2.5 * target:
+        if 0.5 * target <= size <= 2.5 * target:  # else one file dominates: split inside the files
             chosen = set(val_files)
             return [r for r in records if r.file not in chosen], [r for r in records if r.file in chosen]
     return _split_within(records, fraction, seed)
 
 
 def _split_within(records: list[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    streamed = [r for r in records if r.stream is not None]
+    if streamed:  # big files hold out their last pieces; the other records are split among themselves
+        rest = [r for r in records if r.stream is None]
+        train, val = _split_within(rest, fraction, seed) if rest else ([], [])
+        for r in streamed:
+            first, last = r.pieces
+            held = max(1, round((last - first) * fraction))
+            if last - first < 2:
+                train.append(r)
+                continue
+            train.append(Record("text", r.file, r.where, stream=r.stream, pieces=(first, last - held)))
+            val.append(Record("text", r.file, r.where + " (end)", stream=r.stream, pieces=(last - held, last)))
+        return train, val
     rng = random.Random(seed)
     if len(records) >= 10:
         val_ids = set(rng.sample(range(len(records)), max(1, round(fraction * len(records)))))
@@ -294,15 +315,6 @@ def _split_within(records: list[Record], fraction: float, seed: int) -> tuple[li
     for r in records:
         if r.kind != "text":  # too few examples to spare one; train on all of them
             train.append(r)
-            continue
-        if r.stream is not None:  # a big file: its last pieces are held out
-            first, last = r.pieces
-            held = max(1, round((last - first) * fraction))
-            if last - first < 2:
-                train.append(r)
-                continue
-            train.append(Record("text", r.file, r.where, stream=r.stream, pieces=(first, last - held)))
-            val.append(Record("text", r.file, r.where + " (end)", stream=r.stream, pieces=(last - held, last)))
             continue
         cut = _cut_point(r.text, 1 - fraction)
         if cut <= 0:

@@ -207,7 +207,7 @@ def estimate(job: JobConfig, stats: dict) -> Estimate:
 
 
 def estimate_for(job: JobConfig, total: int, trainable: int, cfg: dict, stats: dict) -> Estimate:
-    from engine.finetune.data import coverage
+    from engine.finetune.data import coverage_text
     from engine.finetune.train import steps_for, use_bf16_base
     from engine.finetune.validation import plan_validation
 
@@ -234,13 +234,8 @@ def estimate_for(job: JobConfig, total: int, trainable: int, cfg: dict, stats: d
     est = Estimate(total, trainable, steps, tokens, memory, seconds, disk, "GPU" if cuda else "CPU",
                    available_bytes=0 if cuda else _available_memory(),
                    precision="bf16 base, fp32 adapter" if bf16 else "fp32", validation=plan.describe())
-    loaded = stats.get("train_loaded", stats["train_examples"])
-    if t.max_steps and steps * batch * t.grad_accum < stats["train_examples"]:
-        covered = {"train_loaded": min(loaded, steps * batch * t.grad_accum),
-                   "train_examples": stats["train_examples"]}
-        est.coverage = (f"One pass of {steps} steps reads {covered['train_loaded']:,} of "
-                        f"{'~' if stats.get('estimated') else ''}{stats['train_examples']:,} training sequences "
-                        f"({coverage(covered)} of the training data, spread over all of it).")
+    if t.max_steps:
+        est.coverage = coverage_text(stats, steps, batch * t.grad_accum)
     est.warnings = _warnings(est, Path(job.out_dir))
     return est
 

@@ -40,15 +40,21 @@ def train_task(session, *, on_text=None, on_progress=None, cancel=None, job: Job
         ACTIVE.discard(str(Path(job.out_dir)))
 
 
+PREVIEW_SEQUENCES = 1024  # tokenized for the preview at most (~0.5 M tokens at 512)
+
+
 def preview_task(session, *, on_text=None, on_progress=None, cancel=None, data: DataConfig, base_model: str):
     """Build the dataset with the base model's tokenizer; return it for the preview table."""
-    from engine.finetune.data import build_dataset
+    from engine.finetune.data import Budget, build_dataset
 
     import torch
 
     tokenizer, context = load_tokenizer(session, base_model)
     _warm_up_imports()
-    built = build_dataset(data, tokenizer, max_context=context, on_progress=on_progress, cancel=cancel)
+    # A small corpus is counted exactly; of a big one only a spread-out share is tokenized for the
+    # table (the totals are estimated from the sizes), so the preview of 100 MB takes seconds.
+    built = build_dataset(data, tokenizer, max_context=context, on_progress=on_progress, cancel=cancel,
+                          plan=lambda stats: Budget(train=PREVIEW_SEQUENCES, val=PREVIEW_SEQUENCES // 4))
     built.stats["gpu"] = torch.cuda.is_available()  # for the suggested settings
     return built
 

@@ -129,8 +129,6 @@ class _watch_stop_file:
 
 def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event, cancel: CancelToken,
          suggest_steps: bool = False) -> TrainResult:
-    from engine.finetune.progress import Phase
-
     resume = checkpoint is not None
     run_dir = Path(job.out_dir)
     job, memory_notice = _fit_to_memory(job)
@@ -138,6 +136,7 @@ def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event
     model, tokenizer, context = _load_base(job)
     cancel.raise_if_cancelled()
     from engine.finetune.data import build_dataset
+    from engine.finetune.data import coverage_text
     from engine.finetune.validation import sample_of
 
     chosen = {"job": job}
@@ -148,12 +147,16 @@ def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event
         return run_budget(chosen["job"], estimate)
 
     data = build_dataset(job.data, tokenizer, max_context=context, cancel=cancel, plan=plan,
-                         on_progress=Phase(on_progress, "Preparing the data", 0.0, 0.0))
+                         on_progress=on_progress)
     job = chosen["job"]
     validation = _validation_plan(job, data.stats)
     data.val = sample_of(data.val, validation.sample, job.data.seed)
+    batch = min(job.train.batch_size, len(data.train))
+    steps = steps_for(job, data.stats["train_examples"], batch)
+    per_step = batch * job.train.grad_accum * world_size()
     data.stats.update(val_sample=validation.sample, eval_share=round(validation.share, 3),
-                      validation=validation.describe())
+                      validation=validation.describe(),
+                      coverage=coverage_text(data.stats, steps, per_step) if job.train.max_steps else "")
     # Only now the run folder is made: a job refused for its data leaves nothing behind.
     _make_folder(run_dir)
     log = RunLog(run_dir, on_event=on_event, main=is_main_process())

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from engine.finetune.config import TrainConfig
 
 EVAL_SHARE = 0.15
-MIN_SEQUENCES = 32
-MIN_TOKENS = 16_384  # short sequences: more of them, so the loss is still measured on ~16 k tokens
+MIN_SEQUENCES = 16
+MIN_TOKENS = 8_192  # short sequences: more of them, so the loss is still measured on ~8 k tokens
 MAX_SEQUENCES = 2048
 
 
