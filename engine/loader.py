@@ -9,11 +9,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.cancel import CancelToken
 from engine.config import LoadConfig
 from engine.errors import CancelledError, ModelLoadError
+
+if TYPE_CHECKING:  # types only: importing the loader stays free of torch
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from engine.gguf.model import GGUFCausalLM
 
 ProgressFn = Callable[[float, str], None]
 
@@ -24,10 +30,10 @@ WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 class LoadedModel:
     """A model ready to generate: what every engine operation takes."""
 
-    model: Any  # transformers PreTrainedModel in eval mode; for a GGUF run quantized, engine.gguf.model.GGUFCausalLM
-    tokenizer: Any  # transformers tokenizer with a chat template
-    device: Any  # torch.device
-    dtype: Any  # torch.dtype
+    model: PreTrainedModel | GGUFCausalLM  # in eval mode; GGUFCausalLM: a GGUF run quantized (logits only)
+    tokenizer: PreTrainedTokenizerBase  # with a chat template (engine/chat_template.py)
+    device: torch.device
+    dtype: torch.dtype
     context_length: int
     name: str
     path: Path
