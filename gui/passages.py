@@ -1,14 +1,29 @@
-"""A cited passage shown in its file: the whole text, the passage highlighted and scrolled into view."""
+"""Passages of documents wherever they are shown (the Documents view, the chat's sources): labels, and the dialog
+that opens one in its file, highlighted. Also the scheduler threads the documents' tasks run on."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtGui import QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout
 
 from engine.rag.locate import open_passage_task
 from gui.colors import AMBER, accent, css, surface
-from gui.documents.common import QUERIES, passage_title
 from gui.worker import connect
+
+INDEXING = "documents"  # the scheduler's thread for indexing: never in the way of the chat's model
+QUERIES = "documents-query"  # lists, searches and links: quick, and not stuck behind a long indexing run
+
+
+def passage_title(passage) -> str:
+    number = f"[{passage.number}] " if passage.number else ""
+    return f"{number}{Path(passage.path).name} · characters {passage.start}–{passage.end}"
+
+
+def passage_snippet(passage, limit: int = 220) -> str:
+    text = " ".join(passage.text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + "…"
 
 
 class PassageDialog(QDialog):

@@ -49,7 +49,7 @@ def _rows(view):
 
 
 def test_documents_view_resumes_lists_searches_and_opens_passages(window, qtbot, notes, monkeypatch, tmp_path):
-    from gui.documents.passage_dialog import PassageDialog
+    from gui.passages import PassageDialog
     from gui.documents.view import DocumentsView
 
     view = DocumentsView(window)

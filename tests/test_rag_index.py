@@ -188,7 +188,6 @@ def test_a_collection_being_indexed_elsewhere_gets_one_clear_message(db, embedde
 
 
 def test_a_locked_database_gets_one_clear_message(db, monkeypatch, tmp_path):
-    from engine.rag import db as db_module
 
     collection = c.create_collection(db, "Locked")
     other = sqlite3.connect(str(db.path), isolation_level=None)

@@ -112,7 +112,7 @@ def write_corpus(folder: Path, files: int, paragraphs_per_file: int, seed: int =
 # --- measuring ---------------------------------------------------------------------------------------------
 
 def _query_latency(db, collection_id: int, embedder, n: int) -> dict:
-    from engine.rag.search import SearchRequest, bm25_ranking, fuse, search, vector_ranking
+    from engine.rag.search import SearchRequest, bm25_ranking, search, vector_ranking
 
     collection_ids = (collection_id,)
     search(db, SearchRequest("warm up", collection_ids), embedder_for=lambda _: embedder)  # loads the matrix

@@ -12,7 +12,6 @@ A retrieved passage answers the question when its text contains ``contains``
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QListWidget, QLis
 
 from engine.rag.answer import RetrievalConfig
 from engine.rag.tasks import CollectionEdit, collections_task, conversation_links_task, documents_chat_task
-from gui.documents.common import QUERIES, passage_snippet, passage_title
+from gui.passages import QUERIES, passage_snippet, passage_title
 from gui.worker import connect
 
 
@@ -66,7 +66,7 @@ class SourcesPanel(QWidget):
         self.toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
 
     def _open(self, item: QListWidgetItem) -> None:
-        from gui.documents.passage_dialog import PassageDialog
+        from gui.passages import PassageDialog
 
         PassageDialog(self.window_, item.data(Qt.ItemDataRole.UserRole), self).exec()
 

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWi
     QWidget
 
 from gui.colors import muted_label
-from gui.documents.common import passage_snippet, passage_title
+from gui.passages import passage_snippet, passage_title
 
 MODES = [("Hybrid (words + meaning)", "hybrid"), ("Words only (BM25)", "bm25"), ("Meaning only (vectors)", "vector")]
 

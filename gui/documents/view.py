@@ -21,7 +21,7 @@ from engine.rag.index import IndexRequest
 from engine.rag.search import SearchRequest
 from engine.rag.tasks import CollectionEdit, collections_task, index_task, pending_task, search_task
 from gui.colors import RED, accent, css, muted_label
-from gui.documents.common import INDEXING, QUERIES
+from gui.passages import INDEXING, QUERIES
 from gui.documents.files_table import FilesTable
 from gui.documents.search_panel import SearchPanel
 from gui.worker import connect
@@ -329,7 +329,7 @@ class DocumentsView(QWidget):
         self._run(search_task, done=self.search.show_passages, request=request)
 
     def open_passage(self, passage) -> None:
-        from gui.documents.passage_dialog import PassageDialog
+        from gui.passages import PassageDialog
 
         PassageDialog(self.window_, passage, self).exec()
 
