@@ -16,6 +16,20 @@ import torch
 import torch.nn.functional as F
 
 DEQUANT_ROWS = 8  # from this many rows on, dequantize and use a bf16 matmul
+DEQUANT_BLOCK = 1 << 22  # weights dequantized at a time (8 MB of bf16): a prompt never holds a whole bf16 copy
+
+
+def blocked_linear(x: torch.Tensor, out_features: int, in_features: int, dequantize, bias: torch.Tensor | None):
+    """``x @ W.T + b`` with W dequantized a block of output rows at a time (``dequantize(start, stop)`` ->
+    [stop - start, in] bf16). The same matmul as one dequantized W, with a bounded temporary copy."""
+    rows = max(64, DEQUANT_BLOCK // max(1, in_features) // 64 * 64)
+    if rows >= out_features:
+        return F.linear(x, dequantize(0, out_features), bias)
+    y = torch.empty(x.shape[0], out_features, dtype=x.dtype, device=x.device)
+    for start in range(0, out_features, rows):
+        stop = min(out_features, start + rows)
+        y[:, start:stop] = F.linear(x, dequantize(start, stop), None if bias is None else bias[start:stop])
+    return y
 
 
 class Dense:
@@ -48,12 +62,15 @@ class Int8:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(torch.bfloat16)
         if x.shape[0] >= DEQUANT_ROWS:
-            return F.linear(x, self.dequantized(), self.b)
+            return blocked_linear(x, self.q.shape[0], self.q.shape[1], self._rows_bf16, self.b)
         y = torch._weight_int8pack_mm(x, self.q, self.s)
         return y if self.b is None else y.add_(self.b)
 
     def dequantized(self) -> torch.Tensor:
-        return self.q.to(torch.bfloat16) * self.s[:, None]
+        return self._rows_bf16(0, self.q.shape[0])
+
+    def _rows_bf16(self, start: int, stop: int) -> torch.Tensor:
+        return self.q[start:stop].to(torch.bfloat16) * self.s[start:stop, None]
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows ``ids`` of the weight, fp32 [len(ids), in]: a tied embedding looked up in the output matrix."""
@@ -102,7 +119,7 @@ class Int4:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(torch.bfloat16)
         if x.shape[0] >= DEQUANT_ROWS:
-            return F.linear(x, self.dequantized(), self.b)
+            return blocked_linear(x, self.out, self.p.shape[1] * 2, self._rows_bf16, self.b)
         y = torch._weight_int4pack_mm_for_cpu(x, self.p, self.GROUP, self.sz)
         if y.shape[1] != self.out:
             y = y[:, :self.out]
@@ -110,8 +127,13 @@ class Int4:
 
     def dequantized(self) -> torch.Tensor:
         """[out, K] bf16."""
-        q = unpack_int4(self.p)[:self.out].to(torch.bfloat16).sub_(8)  # [N, K]
-        scale, zero = (t.t()[:self.out].repeat_interleave(self.GROUP, dim=1) for t in self.sz.unbind(-1))
+        return self._rows_bf16(0, self.out)
+
+    def _rows_bf16(self, start: int, stop: int) -> torch.Tensor:
+        """Rows start..stop-1 as bf16 [stop - start, K]; ``start`` is a multiple of 64 (a kernel row block)."""
+        end = min(self.p.shape[0], -(-stop // self.ROWS) * self.ROWS)  # whole row blocks
+        q = unpack_int4(self.p[start:end])[:stop - start].to(torch.bfloat16).sub_(8)
+        scale, zero = (t[:, start:stop].t().repeat_interleave(self.GROUP, dim=1) for t in self.sz.unbind(-1))
         return q.mul_(scale).add_(zero)
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:

@@ -100,9 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def compare_speed(*, rounds: int = 2, new_tokens: int = 64) -> dict:
     """Decode tok/s and time to first token for a ~500-token prompt, interleaved in this process: the default
@@ -137,3 +134,7 @@ def compare_speed(*, rounds: int = 2, new_tokens: int = 64) -> dict:
                   "ttft_500_s": round(statistics.median(ttfts[name]), 3)} for name in systems}
     out["ratio_gguf_to_int8"] = round(out["gguf int4"]["tok_s"] / out["folder int8"]["tok_s"], 2)
     return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,6 +29,7 @@ PRESETS = {
 }
 PRESETS["Q4_0_ALL"] = {"*": "Q4_0"}
 ARCHS = ("llama", "qwen2", "qwen3")
+FILE_TYPES = {"Q4_K_M": 15, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q6_K": 18, "F16": 1, "BF16": 32, "F32": 0}  # llama_ftype
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")  # ids 0, 1, 2 (as SmolLM2)
 
 
@@ -179,6 +180,8 @@ def _write_metadata(writer, config: SyntheticConfig) -> None:
     from engine.chat_template import FALLBACK_TEMPLATE
 
     writer.add_name(f"synthetic-{config.arch}-{config.quant}")
+    if config.quant in FILE_TYPES:
+        writer.add_file_type(FILE_TYPES[config.quant])
     writer.add_block_count(config.layers)
     writer.add_context_length(config.context)
     writer.add_embedding_length(config.hidden)
