@@ -15,15 +15,18 @@ off). Measurements: bench/README.md.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.fastpath.decoder import FastDecoder, default_mode
 from engine.fastpath.spec import UnsupportedModelError, describe
 
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
+
 __all__ = ["FastDecoder", "attach", "UnsupportedModelError"]
 
 
-def attach(lm: Any, config: Any = None, *, mode: str | None = None) -> FastDecoder | None:
+def attach(lm: LoadedModel, config: Any = None, *, mode: str | None = None) -> FastDecoder | None:
     """Give ``lm`` a fast decoder if its architecture is supported; returns it (or None)."""
     mode = mode or default_mode()
     if (config is not None and not getattr(config, "fast", True)) or mode == "off":

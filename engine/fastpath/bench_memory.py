@@ -17,7 +17,10 @@ import json
 import subprocess
 import sys
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 PROBE_NEW_TOKENS = 8
 PROBE_TIMEOUT_S = 1800
@@ -87,7 +90,7 @@ def _child(args: dict) -> dict:
     return figures
 
 
-def _fast_decoder(lm: Any, mode: str) -> Any:
+def _fast_decoder(lm: LoadedModel, mode: str) -> Any:
     from engine.fastpath.decoder import FastDecoder
 
     decoder = FastDecoder(lm, mode)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 MEMORY_FACTOR = 1.5  # the bound: peak RSS <= 1.5 x the GGUF + the KV cache + the runtime's base
 MIB = 1024 * 1024
 
 
-def build_report(config: Any, lm: Any, systems: list, *, decode: dict, long: dict, ppl: dict, memory: dict,
+def build_report(config: Any, lm: LoadedModel, systems: list, *, decode: dict, long: dict, ppl: dict, memory: dict,
                  threads: int, prompts: list, long_ids: list, text_ids: list, load_average: list) -> dict:
     import torch
 

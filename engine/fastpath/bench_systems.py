@@ -16,12 +16,15 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from engine.cancel import CancelToken
 from engine.config import SamplingConfig
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 PPL_CHUNK = 512  # positions per forward when scoring held-out text
 
@@ -41,7 +44,7 @@ def greedy(new_tokens: int) -> SamplingConfig:
 class Transformers:
     kind = "transformers"
 
-    def __init__(self, lm: Any) -> None:
+    def __init__(self, lm: LoadedModel) -> None:
         self.lm = lm
         self.name = "transformers"
         self.path = f"transformers generate ({str(lm.dtype).replace('torch.', '')}, eager)"
@@ -58,7 +61,7 @@ class Transformers:
 class Hearth:
     kind = "hearth"
 
-    def __init__(self, lm: Any, decoder: Any, name: str, threads: int) -> None:
+    def __init__(self, lm: LoadedModel, decoder: Any, name: str, threads: int) -> None:
         from engine.fastpath.threads import ThreadChooser
 
         self.lm, self.decoder, self.name, self.path = lm, decoder, name, name
@@ -122,7 +125,7 @@ class LlamaCpp:
         return _perplexity(logits, ids)
 
 
-def _generate(lm: Any, decoder: Any, ids: list[int], new_tokens: int, cancel: CancelToken) -> Run:
+def _generate(lm: LoadedModel, decoder: Any, ids: list[int], new_tokens: int, cancel: CancelToken) -> Run:
     from engine.generation import generate_ids
 
     original = lm.extras.get("decoder")

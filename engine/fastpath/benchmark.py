@@ -19,10 +19,13 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.cancel import CancelToken
 from engine.config import InvalidConfigError
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 PROMPTS = (
     "Write a short poem about the sea at night.",
@@ -118,7 +121,7 @@ def load_baseline(config: BenchConfig, on_progress: Callable, cancel: CancelToke
     return load_folder(folder, load, on_progress=on_progress, cancel=cancel)
 
 
-def runs_quantized_file(lm: Any) -> bool:
+def runs_quantized_file(lm: LoadedModel) -> bool:
     """True when the app runs the GGUF's own blocks (not a transformers model)."""
     return "gguf" in lm.extras
 

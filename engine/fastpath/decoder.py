@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -30,6 +30,9 @@ from engine.fastpath.graph import StaticStep
 from engine.fastpath.sampler import Sampler
 from engine.fastpath.threads import ThreadChooser
 from engine.fastpath.spec import ArchSpec, UnsupportedModelError, base_model, describe, rope_tables
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 PREFILL_CHUNK = 512  # prompt tokens per forward: bounds memory, and cancel is checked between chunks
 
@@ -71,7 +74,7 @@ def resolve_mode(mode: str, device: torch.device) -> str:
 
 
 class FastDecoder:
-    def __init__(self, lm: Any, mode: str = "auto", *, disk_cache: bool = True,
+    def __init__(self, lm: LoadedModel, mode: str = "auto", *, disk_cache: bool = True,
                  static_step: bool | None = None) -> None:
         """``static_step``: decode steps of fixed shapes (graph.py), captured in a CUDA graph on CUDA;
         None: on CUDA only, unless HEARTH_CUDA_GRAPH=0."""
@@ -111,7 +114,7 @@ class FastDecoder:
             return self._set(OFF, f"preparation failed ({type(exc).__name__}: {exc})", None)
         return self._set(READY, "", prepared)
 
-    def prepare_in_background(self, lm: Any = None) -> None:
+    def prepare_in_background(self, lm: LoadedModel = None) -> None:
         """Start preparing on a daemon thread; returns at once."""
         with self._state_lock:
             self._background = True
@@ -134,7 +137,7 @@ class FastDecoder:
                 self._prepared = prepared
         return status == READY
 
-    def _build(self, lm: Any) -> Prepared:
+    def _build(self, lm: LoadedModel) -> Prepared:
         model = lm.model
         spec = describe(model)
         snapshot = fingerprint(model)
@@ -143,7 +146,7 @@ class FastDecoder:
         forward = LeanForward(packed, spec, rope_tables(model, spec), lm.device, dtype)
         return Prepared(spec=spec, forward=forward, mode=self.mode, fingerprint=snapshot, model=model)
 
-    def _packed(self, lm: Any, spec: ArchSpec, snapshot: tuple) -> W.PackedWeights:
+    def _packed(self, lm: LoadedModel, spec: ArchSpec, snapshot: tuple) -> W.PackedWeights:
         path = self._cache_path(lm, snapshot)
         embed = base_model(lm.model).model.embed_tokens.weight.detach()
         if path is not None and path.is_file():
@@ -156,7 +159,7 @@ class FastDecoder:
             W.save_cached(path, packed)
         return packed
 
-    def _cache_path(self, lm: Any, snapshot: tuple):
+    def _cache_path(self, lm: LoadedModel, snapshot: tuple):
         """Only int8 weights are worth caching, and only while they are exactly the folder's weights."""
         if not self.disk_cache or self.mode != "int8" or snapshot != self._loaded_fingerprint:
             return None
@@ -173,7 +176,7 @@ class FastDecoder:
             return None
 
     # -- the generation hook ---------------------------------------------------------
-    def ready_for(self, lm: Any) -> Prepared | None:
+    def ready_for(self, lm: LoadedModel) -> Prepared | None:
         """The prepared state if it matches ``lm.model`` as it is now; prepares or re-prepares if needed."""
         if self.status == OFF:
             return None
@@ -203,7 +206,7 @@ class FastDecoder:
         with self._decode_lock:
             self._cached_ids = []
 
-    def decode(self, lm: Any, input_ids: list[int], sampling: SamplingConfig, *,
+    def decode(self, lm: LoadedModel, input_ids: list[int], sampling: SamplingConfig, *,
                on_tokens: Callable[[list[int]], None], should_stop: Callable[[], bool]) -> list[int]:
         prepared = self.ready_for(lm)
         total = len(input_ids) + sampling.max_new_tokens
@@ -239,7 +242,7 @@ class FastDecoder:
         finally:
             torch.set_num_threads(threads)  # the choosers change it per step
 
-    def _decode(self, prepared: Prepared, lm: Any, input_ids: list[int], sampling: SamplingConfig,
+    def _decode(self, prepared: Prepared, lm: LoadedModel, input_ids: list[int], sampling: SamplingConfig,
                 on_tokens: Callable[[list[int]], None], should_stop: Callable[[], bool]) -> list[int]:
         fwd, device = prepared.forward, lm.device
         eos = lm.eos_token_ids
@@ -308,14 +311,14 @@ def _common_prefix(a: list[int], b: list[int], limit: int) -> int:
     return n
 
 
-def route(lm: Any, decoder: Any, fast: bool) -> str:
+def route(lm: LoadedModel, decoder: Any, fast: bool) -> str:
     """Which decode loop produced a result, and if it is the plain one, why ("fast int8", "transformers: ...")."""
     if fast:
         return getattr(decoder, "last_route", "") or f"fast {getattr(decoder, 'mode', '')}".strip()
     return plain_route(lm, decoder)
 
 
-def plain_route(lm: Any, decoder: Any) -> str:
+def plain_route(lm: LoadedModel, decoder: Any) -> str:
     """"transformers", with the reason the fast path did not run, when there is one."""
     if decoder is None:
         reason = lm.extras.get("fast_path_off", "")

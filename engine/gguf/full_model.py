@@ -11,12 +11,15 @@ will not fit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from engine.errors import ModelLoadError
 from engine.gguf import memory
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 ProgressFn = Callable[[float, str], None]
 
@@ -63,10 +66,11 @@ def build_full_model(path: str | Path, *, dtype: torch.dtype = torch.bfloat16, d
     if hasattr(model.config, "quantization_config"):  # it is plain floats now; say so, so it can be saved
         del model.config.quantization_config
     model.hf_quantizer = None
+    model.name_or_path = str(path)  # what a LoRA adapter trained on it records as its base
     return model.to(device).eval()
 
 
-def full_model_for(lm: Any, *, on_progress: ProgressFn | None = None) -> Any:
+def full_model_for(lm: LoadedModel, *, on_progress: ProgressFn | None = None) -> Any:
     """A LoadedModel over the full-precision model of ``lm``'s GGUF (``lm`` itself if it is not a quantized
     GGUF run). Built once and kept with ``lm`` until it is unloaded; same tokenizer, no fast path."""
     if "gguf" not in getattr(lm, "extras", {}):
@@ -85,3 +89,34 @@ def full_model_for(lm: Any, *, on_progress: ProgressFn | None = None) -> Any:
                       device=lm.device)
     lm.extras["full_model"] = full
     return full
+
+
+def is_gguf(path: str | Path) -> bool:
+    path = Path(path)
+    return path.suffix.lower() == ".gguf" and path.is_file()
+
+
+def gguf_tokenizer(path: str | Path) -> tuple[Any, int]:
+    """(tokenizer, context length) from a GGUF's metadata, without touching its weights."""
+    from engine.gguf.metadata import read_meta
+    from engine.gguf.reader import open_gguf
+    from engine.gguf.tokenizer import build_tokenizer
+
+    f = open_gguf(path)
+    try:
+        context = int(read_meta(f).context)
+        return build_tokenizer(f), context
+    finally:
+        f.close()
+
+
+def gguf_config(path: str | Path) -> dict:
+    """The transformers config (as a dict, as config.json holds it) of a GGUF's model."""
+    from engine.gguf.metadata import read_meta
+    from engine.gguf.reader import open_gguf
+
+    f = open_gguf(path)
+    try:
+        return read_meta(f).hf_config().to_dict()
+    finally:
+        f.close()

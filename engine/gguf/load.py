@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -25,6 +25,9 @@ from engine.gguf.metadata import ModelMeta, check_shapes, read_meta
 from engine.gguf.reader import GGUFFile, open_gguf
 from engine.gguf.trim import fixed_mmap_threshold, trim
 
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
+
 ProgressFn = Callable[[float, str], None]
 
 # llama.cpp's general.file_type numbers (llama_ftype) for the common files.
@@ -36,17 +39,17 @@ FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9:
 class GGUFDecoder(FastDecoder):
     """The fast decoder over weights built from the file: ready at once, never repacked, never cached."""
 
-    def __init__(self, lm: Any, forward: LeanForward, spec: Any, label: str) -> None:
+    def __init__(self, lm: LoadedModel, forward: LeanForward, spec: Any, label: str) -> None:
         self._ready_forward, self._spec = forward, spec
         super().__init__(lm, "int8" if lm.device.type == "cpu" else "exact", disk_cache=False)
         self.mode = label
         self.prepare()
 
-    def _build(self, lm: Any) -> Prepared:
+    def _build(self, lm: LoadedModel) -> Prepared:
         return Prepared(spec=self._spec, forward=self._ready_forward, mode=self.mode,
                         fingerprint=fingerprint(lm.model), model=lm.model)
 
-    def _cache_path(self, lm: Any, snapshot: tuple):
+    def _cache_path(self, lm: LoadedModel, snapshot: tuple):
         return None
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from engine.cancel import CancelToken
 from engine.config import ChatMessage, SamplingConfig, _check
 from engine.rag.search import Passage, SearchRequest, search
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 INSTRUCTION = ("Answer the question using the numbered passages below. After each fact, cite the passage it comes "
                "from as [1], [2] and so on. If the passages do not contain the answer, say so.")
@@ -68,7 +71,7 @@ def grounded_question(question: str, passages: Sequence[Passage]) -> str:
     return f"{INSTRUCTION}\n\nPassages:\n\n{body}\n\nQuestion: {question}"
 
 
-def answer_with_documents(lm: Any, messages: Sequence[ChatMessage], retrieval: RetrievalConfig,
+def answer_with_documents(lm: LoadedModel, messages: Sequence[ChatMessage], retrieval: RetrievalConfig,
                           sampling: SamplingConfig | None = None, *, system_prompt: str = "", db=None,
                           embedder_for=None, on_text=None, on_progress=None, cancel: CancelToken | None = None):
     """Chat that answers the last user message from the collections' passages; ``result.passages`` lists them."""

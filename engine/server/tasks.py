@@ -10,11 +10,14 @@ so the HTTP side attaches it to the next text chunk.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.errors import ContextOverflowError, HearthError
 from engine.generation import FINISH_CANCELLED, FINISH_LENGTH, generate_ids
 from engine.server.schemas import ChatRequest, CompletionRequest
+
+if TYPE_CHECKING:
+    from engine.loader import LoadedModel
 
 
 class RequestRejected(HearthError):
@@ -74,7 +77,7 @@ def server_completion_task(session, *, on_text=None, on_progress=None, cancel=No
     return _run(lm, ids, request, tuple(request.sampling.stop), "prompt", on_text, on_event, cancel)
 
 
-def _fim_prompt(lm: Any, request: CompletionRequest) -> tuple[list[int], set[int]]:
+def _fim_prompt(lm: LoadedModel, request: CompletionRequest) -> tuple[list[int], set[int]]:
     """``prefix`` + ``suffix`` in the model's fill-in-the-middle format (the code tool's tokens)."""
     from engine.texttools.code_completion import _extra_stop_ids, fim_format
 
@@ -89,7 +92,7 @@ def _fim_prompt(lm: Any, request: CompletionRequest) -> tuple[list[int], set[int
     return ids, _extra_stop_ids(lm.tokenizer)
 
 
-def _run(lm: Any, ids: list[int], request, stop: tuple[str, ...], param: str, on_text, on_event,
+def _run(lm: LoadedModel, ids: list[int], request, stop: tuple[str, ...], param: str, on_text, on_event,
          cancel) -> ServedResult:
     context = lm.context_length
     if len(ids) >= context or (request.max_tokens is not None and len(ids) + request.max_tokens > context):
@@ -111,7 +114,7 @@ def _run(lm: Any, ids: list[int], request, stop: tuple[str, ...], param: str, on
 class _WithDecoder:
     """The loaded model, seen with a different decode loop (the logprob recorder)."""
 
-    def __init__(self, lm: Any, decoder: Any) -> None:
+    def __init__(self, lm: LoadedModel, decoder: Any) -> None:
         self._lm = lm
         self.extras = {**lm.extras, "decoder": decoder}
 
@@ -127,7 +130,7 @@ class LogprobRecorder:
 
     last_route = "transformers (logprobs)"
 
-    def __init__(self, lm: Any, top: int, on_event: Callable | None) -> None:
+    def __init__(self, lm: LoadedModel, top: int, on_event: Callable | None) -> None:
         self.tokenizer = lm.tokenizer
         self.eos = set(lm.eos_token_ids)
         self.top = top
@@ -138,7 +141,8 @@ class LogprobRecorder:
     def supports(self, sampling: Any) -> bool:
         return True
 
-    def decode(self, lm: Any, input_ids: list[int], sampling: Any, *, on_tokens: Callable, should_stop: Callable):
+    def decode(self, lm: LoadedModel, input_ids: list[int], sampling: Any, *, on_tokens: Callable,
+               should_stop: Callable):
         import torch
 
         from engine.generation import hf_decode
