@@ -81,7 +81,7 @@ def small_set(tmp_path):
 def test_evaluate_runs_every_tool_and_reports_each(tiny_lm, tmp_path):
     report = evaluate(tiny_lm, load_cases(small_set(tmp_path)))
     assert set(report["tools"]) == set(TOOLS) and len(report["cases"]) == 3
-    for tool, figures in report["tools"].items():
+    for figures in report["tools"].values():
         assert figures["calls"] == 1
         assert 0 <= figures["loops"] <= 1 and figures["seconds_per_call"] >= 0
         assert figures["empty"] + figures["cut_by_token_limit"] + figures["cut_for_repetition"] <= 3

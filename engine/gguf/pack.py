@@ -98,6 +98,10 @@ def _shape(t: Any) -> tuple[int, int]:
     return int(t.shape[1]), int(t.shape[0])  # GGUF lists the input dimension first
 
 
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def _bias(f: GGUFFile, run: list, any_bias: bool) -> torch.Tensor | None:
     if not any_bias:
         return None
@@ -120,8 +124,7 @@ def _int4(f: GGUFFile, run: list, any_bias: bool) -> Int4:
         scales.append(_rows(scale, perm))
         offsets.append(_rows(offset, perm))
         f.release(t)
-    cat = (lambda xs: xs[0] if len(xs) == 1 else torch.cat(xs))
-    return Int4.from_groups(cat(qs), cat(scales), cat(offsets), _bias(f, run, any_bias))
+    return Int4.from_groups(_cat(qs), _cat(scales), _cat(offsets), _bias(f, run, any_bias))
 
 
 def _int8(f: GGUFFile, run: list, any_bias: bool) -> Int8:
