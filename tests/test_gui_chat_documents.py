@@ -76,6 +76,17 @@ def test_replies_use_the_chosen_collections_show_their_sources_and_come_back(qtb
     bar.sources.toggle.setChecked(True)
     win.grab().save(str(tmp_path / "chat-documents.png"))
 
+    from PySide6.QtWidgets import QMenu
+
+    menu = QMenu()
+    opened = []
+    bar.open_passage = opened.append  # the dialog itself is tested with the Documents view
+    bar.extend_menu(menu, reply_id)
+    source = [a for a in menu.actions() if a.text().startswith("Open source [1] bank.md")]
+    assert len(source) == 1
+    source[0].trigger()
+    assert opened and opened[0].text == PASSAGE_TEXT
+
     bar.use.setChecked(False)  # this message without the documents
     send(qtbot, win, "Thanks")
     assert len(win.client.session.state["grounded"]) == 1

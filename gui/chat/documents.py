@@ -192,6 +192,19 @@ class DocumentsBar(QWidget):
         if reply_id in self.passages:
             self.sources.show_passages(self.passages[reply_id], "the selected reply")
 
+    def extend_menu(self, menu: QMenu, reply_id: int | None) -> None:
+        """A reply's context menu: one entry per passage it cites, opening it in its file."""
+        passages = self.passages.get(reply_id, []) if reply_id is not None else []
+        if passages:
+            menu.addSeparator()
+        for p in passages:
+            menu.addAction(f"Open source {passage_title(p)}", lambda p=p: self.open_passage(p))
+
+    def open_passage(self, passage) -> None:
+        from gui.passages import PassageDialog
+
+        PassageDialog(self.window_, passage, self).exec()
+
     # -- the menu ----------------------------------------------------------------------------------------
     def _fill_menu(self) -> None:
         self.menu.clear()

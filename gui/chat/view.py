@@ -520,6 +520,7 @@ class ChatView(QWidget):
         item = self.model.items[row]
         menu = QMenu(self)
         menu.addAction("Copy message", lambda: QGuiApplication.clipboard().setText(item.content))
+        self.documents.extend_menu(menu, item.meta.get("id"))  # "Open source [n]" for a reply from documents
         blocks = CODE_BLOCK.findall(item.content)
         if blocks:
             menu.addAction("Copy code block" + ("s" if len(blocks) > 1 else ""),
