@@ -126,14 +126,17 @@ class TaskSignals(QObject):
 
     @Slot(str, object)
     def _deliver(self, kind: str, data: Any) -> None:
-        if kind == "ended":
+        if kind == "started":
+            self._started = True
+        elif kind in ("done", "failed", "cancelled"):
+            self.outcome = kind
+        elif kind == "ended":
             self._ended = True
             if self._on_ended is not None:
                 self._on_ended()
         if self._abandoned:
             return
         if kind == "started":
-            self._started = True
             self.started.emit()
         elif kind == "chunk":
             self.chunk.emit(data)
@@ -142,13 +145,10 @@ class TaskSignals(QObject):
         elif kind == "event":
             self.event.emit(*data)
         elif kind == "done":
-            self.outcome = "done"
             self.done.emit(data)
         elif kind == "failed":
-            self.outcome = "failed"
             self.failed.emit(*data)
         elif kind == "cancelled":
-            self.outcome = "cancelled"
             self.cancelled.emit(data)
         elif kind == "ended":
             self.ended.emit()
@@ -170,6 +170,7 @@ class EngineClient(QObject):
         self.name = name
         self.scheduler = scheduler or Scheduler()
         self._live: set[TaskSignals] = set()  # kept alive until their ``ended`` is delivered
+        self._closed = False
 
     @property
     def session(self):
@@ -181,6 +182,7 @@ class EngineClient(QObject):
         try:
             signals.handle = self.scheduler.submit(fn, label=signals.label, listener=signals, **kwargs)
         except HearthError as exc:  # the queue is full, or the window is closing: the task fails like any other
+            signals._abandoned = self._closed  # ... and after shutdown, the views (being deleted) hear nothing
             signals.on_failed(exc)
             signals.on_ended()
         self.submitted.emit(signals)
@@ -217,8 +219,14 @@ class EngineClient(QObject):
         return bool(self._live)
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Cancel everything and stop the scheduler's threads; True if they stopped in time."""
-        self.cancel()
+        """Cancel everything and stop the scheduler's threads; True if they stopped in time.
+
+        The window is closing: from now on no task delivers anything more to the views (their widgets are
+        being deleted); views that must save something do it in their ``on_window_closing``, before this.
+        """
+        self._closed = True
+        for signals in list(self._live):
+            signals.abandon()
         stopped = self.scheduler.shutdown(timeout=timeout_ms / 1000)
         if not stopped:
             busy = ", ".join(sorted({s.label for s in self._live if s.handle is not None and not s.handle.ended}))

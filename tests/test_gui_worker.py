@@ -28,11 +28,30 @@ def test_qt_adapter_delivers_in_order_on_the_gui_thread(qtbot):
                     ("done", "x"), ("ended",)]
     assert all(t is QThread.currentThread() for t in threads) and not client.is_busy()
     client.shutdown()
-    late = client.submit(talker)  # after shutdown: a failed task, not an exception in a slot
-    failures = []
-    late.failed.connect(lambda message, kind: failures.append(kind))
+    late = client.submit(talker)  # after shutdown: a failed task (not an exception in a slot), told to no view
+    heard = []
+    late.failed.connect(lambda message, kind: heard.append(kind))
     qtbot.waitUntil(lambda: late.finished, timeout=TIMEOUT * 1000)
-    assert failures == ["HearthError"] and late.state == "failed"
+    assert late.state == "failed" and heard == [] and not client.is_busy()
+
+
+def test_qt_adapter_a_full_queue_fails_the_task(qtbot):
+    from engine.scheduler import Scheduler
+    from gui.worker import EngineClient
+
+    client = EngineClient(scheduler=Scheduler(max_queue=1))
+    gate, started = threading.Event(), threading.Event()
+    client.submit(blocker, gate=gate, started=started)
+    assert started.wait(TIMEOUT)
+    client.submit(talker)
+    full = client.submit(talker)
+    heard = []
+    full.failed.connect(lambda message, kind: heard.append((kind, message)))
+    qtbot.waitUntil(lambda: full.finished, timeout=TIMEOUT * 1000)
+    assert heard and heard[0][0] == "QueueFullError" and "busy" in heard[0][1]
+    gate.set()
+    qtbot.waitUntil(lambda: not client.is_busy(), timeout=TIMEOUT * 1000)
+    client.shutdown()
 
 
 def test_qt_adapter_abandon_delivers_nothing_more(qtbot):
