@@ -265,3 +265,28 @@ def test_vector_matrix_is_reloaded_after_changes(db, embedder, folder):
     second = vector_index(db, collection.id)
     assert second is not first and len(second.ids) == len(first.ids) + 1
     assert np.allclose(np.linalg.norm(second.matrix, axis=1), 1.0, atol=1e-4)
+
+
+def test_the_embedder_serves_several_threads_at_once(embedder):
+    import threading
+
+    texts = [f"the sea and the ship number {i}" for i in range(40)]
+    expected = embedder.embed(texts)
+    results, errors = {}, []
+
+    def work(n: int) -> None:
+        try:
+            for _ in range(3):
+                results[n] = embedder.embed(texts)
+                embedder.count_tokens(texts)
+                embedder.token_offsets(texts[n])
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(np.allclose(r, expected, atol=1e-5) for r in results.values())

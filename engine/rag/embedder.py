@@ -92,7 +92,7 @@ def embedder_name(path: str | os.PathLike | None) -> str:
 
 @dataclass
 class Embedder:
-    """A loaded embedding model. ``embed`` is safe to call from one thread at a time (a lock guards it)."""
+    """A loaded embedding model; safe to use from several threads at once (indexing and searching)."""
 
     model: Any
     tokenizer: Any
@@ -102,18 +102,24 @@ class Embedder:
     max_tokens: int
 
     def __post_init__(self) -> None:
+        # A fast tokenizer changes its own padding/truncation state per call, and two threads calling it at
+        # once fail ("Already borrowed"): tokenizing is locked. The forward pass is not, so a search's query
+        # never waits for an indexing batch to finish.
         self._lock = threading.Lock()
+
+    def _tokenize(self, texts, **kwargs):
+        with self._lock:
+            return self.tokenizer(texts, verbose=False, **kwargs)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text, without [CLS]/[SEP]."""
         if not texts:
             return []
-        ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
-        return [len(row) for row in ids]
+        return [len(row) for row in self._tokenize(list(texts), add_special_tokens=False)["input_ids"]]
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Each token's (start, end) characters in ``text`` (the chunker cuts long sentences with them)."""
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        encoded = self._tokenize(text, add_special_tokens=False, return_offsets_mapping=True)
         return [tuple(pair) for pair in encoded["offset_mapping"]]
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32,
@@ -125,10 +131,10 @@ class Embedder:
         # Sorting by length keeps padding small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         small = sum(len(t) for t in texts) < SMALL_INPUT_CHARS
-        with self._lock, torch.inference_mode(), _one_thread(small):
+        with torch.inference_mode(), _one_thread(small):
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
-                batch = self.tokenizer([texts[i] or " " for i in rows], padding=True, truncation=True,
+                batch = self._tokenize([texts[i] or " " for i in rows], padding=True, truncation=True,
                                        max_length=self.max_tokens, return_tensors="pt")
                 batch = {k: v.to(self.model.device) for k, v in batch.items() if k in _MODEL_INPUTS}
                 hidden = self.model(**batch).last_hidden_state  # (batch, tokens, dim)
