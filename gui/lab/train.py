@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
 
 from engine.lab.config import SIZES, LabTrainConfig
 from engine.errors import HearthError
-from gui.worker import TRAINING, connect
+from gui.worker import FILES, TRAINING, connect
 from gui.loss_plot import LossPlot
 
 
@@ -166,10 +166,10 @@ class TrainPanel(QWidget):
         super().showEvent(event)
 
     # -- the scheduler --------------------------------------------------------------
-    def submit(self, fn, **kwargs):
-        """Training and its estimate run on the scheduler's "training" thread, so the window's model
-        stays free for chat and the lab's viewers meanwhile."""
-        return self.lab.window.client.submit(fn, device=TRAINING, **kwargs)
+    def submit(self, fn, device: str = TRAINING, **kwargs):
+        """Training runs on the scheduler's "training" thread, so the window's model stays free for chat
+        and the lab's viewers meanwhile; the estimate on the "files" thread, so it never waits for training."""
+        return self.lab.window.client.submit(fn, device=device, **kwargs)
 
     def shutdown(self) -> None:
         """The window closes: stop training (the window's client then stops every thread)."""
@@ -204,7 +204,8 @@ class TrainPanel(QWidget):
             return
         if self._estimate_task is not None:
             self._estimate_task.abandon()  # its answer is for settings that changed since
-        self._estimate_task = connect(self.submit(lab_estimate_task, label="lab estimate", config=config),
+        self._estimate_task = connect(self.submit(lab_estimate_task, device=FILES, label="lab estimate",
+                                                  config=config),
                                       done=self._show_estimate,
                                       failed=lambda message, _: self.estimate_label.setText(message))
 
