@@ -119,8 +119,10 @@ def _convert_into(gguf: Path, out: Path, *, on_progress: ProgressFn, cancel: Can
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
         if cancel.cancelled:
             raise CancelledError()
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                     dtype=torch.float32, local_files_only=True)
+        from engine.gguf.full_model import dequantized
+
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                     local_files_only=True, quantization_config=dequantized())
     except CancelledError:
         raise
     except Exception as exc:

@@ -27,7 +27,10 @@ def _reference_logits(path, ids):
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    from engine.gguf.full_model import dequantized
+
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
+                                                 quantization_config=dequantized())
     with torch.no_grad():
         return model(ids).logits[0]
 

@@ -82,8 +82,14 @@ def count_parameters(job: JobConfig) -> tuple[int, int, dict]:
     2-D weight except the embeddings and the output layer (as in peft).
     """
     folder = Path(job.base_model)
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    shapes = _weight_shapes(folder) if any(folder.glob("*.safetensors")) else meta_shapes(config)
+    from engine.gguf.full_model import gguf_config, is_gguf
+
+    if is_gguf(folder):  # a GGUF base is trained as its full-precision model: count that one
+        config = gguf_config(folder)
+        shapes = meta_shapes(config)
+    else:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        shapes = _weight_shapes(folder) if any(folder.glob("*.safetensors")) else meta_shapes(config)
     total = sum(_numel(shape) for shape in shapes.values())
     if job.train.method == "full":
         return total, total, config

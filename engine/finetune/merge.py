@@ -26,7 +26,7 @@ def adapter_base(adapter_dir: Path | str) -> str:
     except (OSError, ValueError) as exc:
         raise RunNotFoundError(f"{adapter_dir}: not a PEFT adapter folder (no readable adapter_config.json).") \
             from exc
-    if not base or not Path(base).is_dir():
+    if not base or not (Path(base).is_dir() or Path(base).suffix.lower() == ".gguf" and Path(base).is_file()):
         raise ModelLoadError(base or adapter_dir, "the adapter's base model folder is missing; "
                                                   "it must be where it was when the adapter was trained.")
     return base
@@ -40,10 +40,20 @@ def load_merged(adapter_dir: Path | str, *, device: str = "cpu", dtype: Any = No
 
     base = adapter_base(adapter_dir)
     try:
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype or torch.float32, local_files_only=True)
+        if base.lower().endswith(".gguf"):  # trained on a GGUF: its full-precision model
+            from engine.gguf.full_model import build_full_model
+
+            model = build_full_model(base, dtype=dtype or torch.float32)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype or torch.float32, local_files_only=True)
         model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
         tok_dir = adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").is_file() else base
-        tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
+        if tok_dir == base and base.lower().endswith(".gguf"):
+            from engine.gguf.full_model import gguf_tokenizer
+
+            tokenizer = gguf_tokenizer(base)[0]
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(tok_dir, local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - peft and transformers raise many types
         raise ModelLoadError(adapter_dir, f"the adapter could not be applied ({type(exc).__name__}: {exc}).") \
             from exc

@@ -80,8 +80,12 @@ def load_tokenizer(session, base_model: str) -> tuple[Any, int]:
         from transformers import AutoTokenizer
 
         from engine.errors import ModelLoadError
+        from engine.gguf.full_model import gguf_tokenizer, is_gguf
         from engine.loader import check_model_folder
 
+        if is_gguf(base_model):  # read from the file's metadata
+            cache[base_model] = gguf_tokenizer(base_model)
+            return cache[base_model]
         check_model_folder(Path(base_model))
         try:
             tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=True)

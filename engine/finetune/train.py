@@ -281,9 +281,18 @@ def _load_base(job: JobConfig) -> tuple[Any, Any, int]:
     from engine.loader import check_model_folder, context_length_of
 
     folder = Path(job.base_model)
+    from engine.gguf.full_model import build_full_model, gguf_tokenizer, is_gguf
+
+    if is_gguf(folder):  # a GGUF base: its full-precision model, built for training (estimate checked first)
+        tokenizer, context = gguf_tokenizer(folder)
+        try:
+            model = build_full_model(folder, dtype=_dtype(job, torch))
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            raise OutOfMemoryError(f"Not enough memory to load {folder.name} for training.") from exc
+        model.config.use_cache = False
+        return model, prepare_tokenizer(tokenizer), context
     if not folder.is_dir():
-        raise ModelLoadError(folder, "the base model must be a model folder (a .gguf is converted when "
-                                     "first loaded in the window).")
+        raise ModelLoadError(folder, "the base model must be a model folder or a .gguf file.")
     check_model_folder(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)

@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 ProgressFn = Callable[[float, str], None]
 
 
+def dequantized() -> Any:
+    """transformers' GGUF loading keeps weights in their blocks unless told otherwise; this says: unpack them."""
+    from transformers import GgufConfig
+
+    return GgufConfig(dequantize=True)
+
+
 def full_model_estimate(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> int:
     """Bytes the transformers model of ``path`` needs: its weights at ``dtype``, plus the largest tensor
     in fp32 (dequantizing happens one tensor at a time)."""
@@ -57,7 +64,7 @@ def build_full_model(path: str | Path, *, dtype: torch.dtype = torch.bfloat16, d
         on_progress(0.0, f"Building the full-precision model of {path.name} (about {format_bytes(needed)})…")
     try:
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype,
-                                                     local_files_only=True)
+                                                     local_files_only=True, quantization_config=dequantized())
     except (torch.OutOfMemoryError, MemoryError) as exc:
         raise ModelLoadError(path, "not enough memory to build its full-precision model.") from exc
     except Exception as exc:  # transformers raises many types here
