@@ -86,7 +86,7 @@ class Int4:
     Held in the layout of torch's CPU int4 kernel: ``p`` [N, K / 2] uint8, viewed as [N / 64, K, 32], packs
     row 64 b + j in the low nibbles and row 64 b + 32 + j in the high ones (j < 32); ``sz`` [K / 32, N, 2]
     bf16 is (scale, zero) with w = (q - 8) * scale + zero. N is padded to a multiple of 64 with zero rows;
-    ``out`` is the real N. Prompt chunks dequantize to bf16 for one oneDNN matmul, as Int8 does.
+    ``out`` is the real N. Prompt chunks use the int4 kernel too (unlike Int8: unpacking is slower here).
     """
 
     __slots__ = ("p", "sz", "b", "out")
@@ -117,10 +117,9 @@ class Int4:
         return cls(pack_int4(q), sz, None if b is None else b.to(torch.bfloat16), out=n)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(torch.bfloat16)
-        if x.shape[0] >= DEQUANT_ROWS:
-            return blocked_linear(x, self.out, self.p.shape[1] * 2, self._rows_bf16, self.b)
-        y = torch._weight_int4pack_mm_for_cpu(x, self.p, self.GROUP, self.sz)
+        # The int4 kernel for prompts too: unpacking to bf16 first was 2.4x (512 rows) to 30x (8 rows) slower
+        # on an 8192 x 2048 matrix (bench/README.md, "GGUF direct").
+        y = torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.p, self.GROUP, self.sz)
         if y.shape[1] != self.out:
             y = y[:, :self.out]
         return y if self.b is None else y.add_(self.b)
