@@ -181,6 +181,9 @@ def test_http_errors(server, api):
     missing = status_of(lambda: api.chat.completions.create(model="no-such-model", messages=HELLO))
     assert missing.status_code == 404 and missing.body["param"] == "model"
     assert httpx.get(server.base_url + "/nothing-here", headers=headers).status_code == 404
+    no_fim = status_of(lambda: api.completions.create(model=model_name(server), prompt="def f(", suffix=")",
+                                                      max_tokens=4, stream=True))
+    assert no_fim.status_code == 400 and no_fim.body["param"] == "suffix"  # the tiny model has no FIM tokens
 
 
 def test_context_overflow_is_400_with_both_numbers_before_any_token(server, api):

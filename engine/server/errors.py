@@ -74,6 +74,8 @@ def from_engine_error(error: BaseException) -> APIError:
                                 getattr(error, "param", "messages"))
     if isinstance(error, QueueFullError):
         return busy(error.retry_after, error.queued)
+    if isinstance(error, HearthError) and getattr(error, "param", None):  # the task refused one field
+        return bad_request(str(error), error.param, "unsupported_value")
     if isinstance(error, ModelNotLoadedError):
         return APIError(503, str(error), type="server_error", code="model_not_loaded", headers={"Retry-After": "5"})
     if isinstance(error, HearthError):
