@@ -330,3 +330,38 @@ def test_hearth_cli_serve(tiny_model_dir, tmp_path):
         assert "POST /v1/chat/completions 200" in proc.output()
     finally:
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def fim_model_dir(tmp_path_factory):
+    """A tiny model whose tokenizer has StarCoder's fill-in-the-middle tokens."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tiny_model import make_tokenizer
+
+    tokenizer = make_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]})
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-fim")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_suffix_uses_the_models_fim_tokens(fim_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(fim_model_dir)
+    prefix, suffix = "def add(a, b):\n    return ", "\n\nprint(add(1, 2))\n"
+    with serving(fim_model_dir) as (srv, _):
+        api = client(srv)
+        reply = api.completions.create(model=srv.state.model().name, prompt=prefix, suffix=suffix, max_tokens=6,
+                                       temperature=0)
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert reply.usage.prompt_tokens == 3 + len(encode(prefix)) + len(encode(suffix))  # <pre> p <suf> s <mid>
+    assert reply.choices[0].finish_reason in ("stop", "length")
