@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.config import LoadConfig
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 def run_task(fn: Callable, *, on_chunk: Callable[[str], None] | None = None,
@@ -72,7 +75,7 @@ def load_on_scheduler(args, quiet: bool = False) -> dict:
     return info
 
 
-def _call_task(session, *, on_text=None, on_progress=None, cancel=None, call):
+def _call_task(session: Session, *, on_text=None, on_progress=None, cancel=None, call):
     return call(session.require_model(), on_text=on_text, on_progress=on_progress, cancel=cancel)
 
 

@@ -6,11 +6,16 @@ same thread and queue the window and the HTTP server use. ``--server`` talks to 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import argparse
 import json
 import sys
 
 from engine.cli._common import add_model_options, add_sampling_options, sampling_from, stream_to_stdout
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +72,7 @@ def _open_turn(args: argparse.Namespace):
         return None
 
 
-def _open_turn_task(session, *, on_text=None, on_progress=None, cancel=None, args):
+def _open_turn_task(session: Session, *, on_text=None, on_progress=None, cancel=None, args):
     return _open_turn(args)
 
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.finetune.config import DataConfig, JobConfig
 from engine.finetune.runs import ACTIVE
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 def gui_threads() -> int:
@@ -22,7 +25,7 @@ def gui_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def train_task(session, *, on_text=None, on_progress=None, cancel=None, job: JobConfig, resume: bool = False,
+def train_task(session: Session, *, on_text=None, on_progress=None, cancel=None, job: JobConfig, resume: bool = False,
                on_event: Callable[[dict], None] | None = None, threads: int | None = None):
     import gc
 
@@ -43,7 +46,7 @@ def train_task(session, *, on_text=None, on_progress=None, cancel=None, job: Job
 PREVIEW_SEQUENCES = 1024  # tokenized for the preview at most (~0.5 M tokens at 512)
 
 
-def preview_task(session, *, on_text=None, on_progress=None, cancel=None, data: DataConfig, base_model: str):
+def preview_task(session: Session, *, on_text=None, on_progress=None, cancel=None, data: DataConfig, base_model: str):
     """Build the dataset with the base model's tokenizer; return it for the preview table."""
     from engine.finetune.data import Budget, build_dataset
 
@@ -71,7 +74,7 @@ def _warm_up_imports() -> None:
     import engine.finetune.train  # noqa: F401
 
 
-def load_tokenizer(session, base_model: str) -> tuple[Any, int]:
+def load_tokenizer(session: Session, base_model: str) -> tuple[Any, int]:
     """The tokenizer and context length of a model folder, cached in the session."""
     cache = session.state.setdefault("finetune_tokenizers", {})
     if base_model not in cache:
@@ -99,40 +102,41 @@ def load_tokenizer(session, base_model: str) -> tuple[Any, int]:
     return cache[base_model]
 
 
-def estimate_task(session, *, on_text=None, on_progress=None, cancel=None, job: JobConfig, stats: dict):
+def estimate_task(session: Session, *, on_text=None, on_progress=None, cancel=None, job: JobConfig, stats: dict):
     from engine.finetune.estimate import estimate
 
     return estimate(job, stats)
 
 
-def export_task(session, *, on_text=None, on_progress=None, cancel=None, run_dir: str, name: str | None = None):
+def export_task(session: Session, *, on_text=None, on_progress=None, cancel=None, run_dir: str,
+                name: str | None = None):
     from engine.finetune.merge import save_as_model
 
     return str(save_as_model(run_dir, name=name, on_progress=on_progress, cancel=cancel))
 
 
-def list_runs_task(session, *, on_text=None, on_progress=None, cancel=None, root: str | None = None) -> list:
+def list_runs_task(session: Session, *, on_text=None, on_progress=None, cancel=None, root: str | None = None) -> list:
     """Every fine-tuning run, newest first (reads each run's files: not for the UI thread)."""
     from engine.finetune.runs import list_runs
 
     return list_runs(root)
 
 
-def tuned_outputs_task(session, *, on_text=None, on_progress=None, cancel=None) -> list:
+def tuned_outputs_task(session: Session, *, on_text=None, on_progress=None, cancel=None) -> list:
     """Compare's list: every run's result and every model saved from a run."""
     from engine.finetune.runs import tuned_outputs
 
     return tuned_outputs()
 
 
-def run_history_task(session, *, on_text=None, on_progress=None, cancel=None, run_dir: str) -> list[dict]:
+def run_history_task(session: Session, *, on_text=None, on_progress=None, cancel=None, run_dir: str) -> list[dict]:
     """A run's event file (losses, evaluations, samples), parsed."""
     from engine.finetune.runs import history
 
     return history(run_dir)
 
 
-def tuned_model(session, path: str) -> Any:
+def tuned_model(session: Session, path: str) -> Any:
     """A LoadedModel for a run's result (an adapter merged into its base in memory, or a model
     folder), from the session's one model cache."""
     return session.model_for(path, opener=open_tuned)
@@ -155,7 +159,8 @@ def open_tuned(path: str, device: str) -> Any:
                       name=f"{Path(path).parent.name} (LoRA)", extras={"base": adapter_base(path)})
 
 
-def tuned_chat_task(session, *, on_text=None, on_progress=None, cancel=None, path: str, messages, sampling=None,
+def tuned_chat_task(session: Session, *, on_text=None, on_progress=None, cancel=None, path: str, messages,
+                    sampling=None,
                     system_prompt: str = ""):
     """Chat with a run's result (the Compare view's right-hand side)."""
     from engine.chat_generation import chat

@@ -7,33 +7,37 @@ re-reads it when its weights change on disk, so a model that goes on training is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import SamplingConfig
 from engine.lab.config import LabTrainConfig
 
+if TYPE_CHECKING:
+    from engine.session import Session
 
-def model_for(session, model_path: str | None) -> Any:
+
+def model_for(session: Session, model_path: str | None) -> Any:
     """The current model (None), or a lab or model folder from the session's one cache."""
     from engine.lab.loading import load_any
 
     return session.model_for(model_path, opener=load_any)
 
 
-def lab_estimate_task(session, *, on_text=None, on_progress=None, cancel=None, config: LabTrainConfig):
+def lab_estimate_task(session: Session, *, on_text=None, on_progress=None, cancel=None, config: LabTrainConfig):
     from engine.lab.estimate import estimate
 
     return estimate(config)
 
 
-def lab_train_task(session, *, on_text=None, on_progress=None, cancel=None, config: LabTrainConfig,
+def lab_train_task(session: Session, *, on_text=None, on_progress=None, cancel=None, config: LabTrainConfig,
                   on_event=None):
     from engine.lab.train import train_lab
 
     return train_lab(config, on_text=on_text, on_progress=on_progress, cancel=cancel, on_event=on_event)
 
 
-def lab_model_info_task(session, *, on_text=None, on_progress=None, cancel=None, model_path: str | None = None) -> dict:
+def lab_model_info_task(session: Session, *, on_text=None, on_progress=None, cancel=None,
+                        model_path: str | None = None) -> dict:
     from engine.lab.loading import is_masked
 
     lm = model_for(session, model_path)
@@ -44,35 +48,35 @@ def lab_model_info_task(session, *, on_text=None, on_progress=None, cancel=None,
     return info
 
 
-def lab_attention_task(session, *, on_text=None, on_progress=None, cancel=None, text: str,
+def lab_attention_task(session: Session, *, on_text=None, on_progress=None, cancel=None, text: str,
                       model_path: str | None = None):
     from engine.lab.inspect import attention_maps
 
     return attention_maps(model_for(session, model_path), text)
 
 
-def lab_token_probs_task(session, *, on_text=None, on_progress=None, cancel=None, text: str,
+def lab_token_probs_task(session: Session, *, on_text=None, on_progress=None, cancel=None, text: str,
                         model_path: str | None = None):
     from engine.lab.inspect import token_probabilities
 
     return token_probabilities(model_for(session, model_path), text)
 
 
-def lab_next_tokens_task(session, *, on_text=None, on_progress=None, cancel=None, prefix: str,
+def lab_next_tokens_task(session: Session, *, on_text=None, on_progress=None, cancel=None, prefix: str,
                         model_path: str | None = None, k: int = 20):
     from engine.lab.inspect import next_tokens
 
     return next_tokens(model_for(session, model_path), prefix, k=k)
 
 
-def lab_fill_mask_task(session, *, on_text=None, on_progress=None, cancel=None, text: str,
+def lab_fill_mask_task(session: Session, *, on_text=None, on_progress=None, cancel=None, text: str,
                       model_path: str | None = None):
     from engine.lab.inspect import fill_mask
 
     return fill_mask(model_for(session, model_path), text)
 
 
-def lab_generate_task(session, *, on_text=None, on_progress=None, cancel=None, prompt: str,
+def lab_generate_task(session: Session, *, on_text=None, on_progress=None, cancel=None, prompt: str,
                      model_path: str | None = None, sampling: SamplingConfig | None = None):
     from engine.generation import generate
     from engine.lab.errors import LabError

@@ -8,6 +8,8 @@ sentence-transformers does; the usage counts the tokens actually read.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import base64
 import os
 from dataclasses import dataclass
@@ -15,6 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.rag.embedder import DEFAULT_EMBEDDER_NAME
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 MAX_INPUTS = 2048  # OpenAI's own limit per request
 MODEL_ENV = "HEARTH_EMBEDDINGS_MODEL"
@@ -54,7 +59,7 @@ class EmbeddingsResult:
                 "usage": {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens}}
 
 
-def embeddings_task(session, *, on_text=None, on_progress=None, cancel=None, texts: list[str],
+def embeddings_task(session: Session, *, on_text=None, on_progress=None, cancel=None, texts: list[str],
                     model_path: str = "") -> EmbeddingsResult:
     from engine.rag.embedder import shared_embedder
 

@@ -7,10 +7,15 @@ passage is shown alone with a sentence saying why.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass
 
 from engine.documents import read_document
 from engine.errors import DocumentError
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,6 @@ def locate_passage(path: str, start: int, end: int, passage_text: str) -> Locate
                           "passage as it was indexed. Re-scan the collection to index the new version.")
 
 
-def open_passage_task(session, *, on_text=None, on_progress=None, cancel=None, path: str, start: int, end: int,
+def open_passage_task(session: Session, *, on_text=None, on_progress=None, cancel=None, path: str, start: int, end: int,
                       passage_text: str) -> LocatedPassage:
     return locate_passage(path, start, end, passage_text)

@@ -9,13 +9,16 @@ load it once between them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from engine.config import ChatMessage, SamplingConfig, _check
 from engine.rag.answer import RetrievalConfig
 from engine.rag.collections import Collection, FileEntry
 from engine.rag.index import IndexRequest
 from engine.rag.search import Passage, SearchRequest
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 ACTIONS = ("list", "create", "rename", "delete", "add", "remove", "rescan")
 
@@ -46,7 +49,8 @@ class CollectionsOverview:
     message: str = ""
 
 
-def collections_task(session, *, on_text=None, on_progress=None, cancel=None, edit: CollectionEdit = CollectionEdit(),
+def collections_task(session: Session, *, on_text=None, on_progress=None, cancel=None,
+                     edit: CollectionEdit = CollectionEdit(),
                      show: int | None = None) -> CollectionsOverview:
     """Apply ``edit`` and return the overview (``show``: the collection whose files to list)."""
     from engine.rag import collections as c
@@ -75,7 +79,7 @@ def collections_task(session, *, on_text=None, on_progress=None, cancel=None, ed
     return CollectionsOverview(collections, selected, files, message)
 
 
-def index_task(session, *, on_text=None, on_progress=None, cancel=None, request: IndexRequest) -> Any:
+def index_task(session: Session, *, on_text=None, on_progress=None, cancel=None, request: IndexRequest) -> Any:
     from engine.rag.db import DocsDatabase
     from engine.rag.index import index_collection
 
@@ -83,7 +87,7 @@ def index_task(session, *, on_text=None, on_progress=None, cancel=None, request:
         return index_collection(db, request, on_progress=on_progress, cancel=cancel)
 
 
-def pending_task(session, *, on_text=None, on_progress=None, cancel=None) -> list[int]:
+def pending_task(session: Session, *, on_text=None, on_progress=None, cancel=None) -> list[int]:
     """Collections with files still to index (an indexing run stopped by closing the app): resume them."""
     from engine.rag.db import DocsDatabase
 
@@ -92,7 +96,8 @@ def pending_task(session, *, on_text=None, on_progress=None, cancel=None) -> lis
         return [r[0] for r in rows]
 
 
-def search_task(session, *, on_text=None, on_progress=None, cancel=None, request: SearchRequest) -> list[Passage]:
+def search_task(session: Session, *, on_text=None, on_progress=None, cancel=None,
+                request: SearchRequest) -> list[Passage]:
     from engine.rag.db import DocsDatabase
     from engine.rag.search import search
 
@@ -100,7 +105,8 @@ def search_task(session, *, on_text=None, on_progress=None, cancel=None, request
         return search(db, request)
 
 
-def documents_chat_task(session, *, on_text=None, on_progress=None, cancel=None, messages: Sequence[ChatMessage],
+def documents_chat_task(session: Session, *, on_text=None, on_progress=None, cancel=None,
+                        messages: Sequence[ChatMessage],
                         retrieval: RetrievalConfig, system_prompt: str = "", sampling: SamplingConfig | None = None,
                         model_path: str | None = None) -> Any:
     """A chat reply grounded in the collections; the result's ``.passages`` are the passages it was given."""
@@ -119,7 +125,7 @@ class ConversationLinks:
     passages: dict[int, list[Passage]]  # message id -> passages
 
 
-def conversation_links_task(session, *, on_text=None, on_progress=None, cancel=None, conversation_id: int,
+def conversation_links_task(session: Session, *, on_text=None, on_progress=None, cancel=None, conversation_id: int,
                             message_ids: Sequence[int] = (), set_collections: Sequence[int] | None = None,
                             save_passages: dict[int, list[Passage]] | None = None) -> ConversationLinks:
     """Read (and optionally change) a conversation's collections and its replies' stored passages."""

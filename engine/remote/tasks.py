@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from engine.remote.client import RemoteServer
 
+if TYPE_CHECKING:
+    from engine.session import Session
 
-def list_models_task(session, *, on_text=None, on_progress=None, cancel=None, server: RemoteServer) -> list:
+
+def list_models_task(session: Session, *, on_text=None, on_progress=None, cancel=None, server: RemoteServer) -> list:
     from engine.remote.client import list_models
 
     return list_models(server)
 
 
-def connect_task(session, *, on_text=None, on_progress=None, cancel=None, server: RemoteServer,
+def connect_task(session: Session, *, on_text=None, on_progress=None, cancel=None, server: RemoteServer,
                  model: str | None = None) -> dict:
     """Make the server's ``model`` the session's current model; returns its description (like load_task)."""
     from engine.remote.model import connect_model
@@ -23,7 +28,7 @@ def connect_task(session, *, on_text=None, on_progress=None, cancel=None, server
     return remote.describe()
 
 
-def connect_path_task(session, *, on_text=None, on_progress=None, cancel=None, path: str) -> dict:
+def connect_path_task(session: Session, *, on_text=None, on_progress=None, cancel=None, path: str) -> dict:
     """The same for a remembered ``remote://`` path (the Model box's entries), with the saved key."""
     from engine.remote.model import parse_remote_path
     from engine.remote.servers import server_for

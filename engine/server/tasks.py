@@ -18,6 +18,7 @@ from engine.server.schemas import ChatRequest, CompletionRequest
 
 if TYPE_CHECKING:
     from engine.loader import LoadedModel
+    from engine.session import Session
 
 
 class RequestRejected(HearthError):
@@ -40,7 +41,7 @@ class ServedResult:
     elapsed_s: float = 0.0
 
 
-def server_chat_task(session, *, on_text=None, on_progress=None, cancel=None, on_event=None,
+def server_chat_task(session: Session, *, on_text=None, on_progress=None, cancel=None, on_event=None,
                      request: ChatRequest) -> ServedResult:
     from engine.chat_template import FALLBACK_STOP, ensure_chat_template, render
 
@@ -53,7 +54,7 @@ def server_chat_task(session, *, on_text=None, on_progress=None, cancel=None, on
     return _run(lm, ids, request, stop, "messages", on_text, on_event, cancel)
 
 
-def server_completion_task(session, *, on_text=None, on_progress=None, cancel=None, on_event=None,
+def server_completion_task(session: Session, *, on_text=None, on_progress=None, cancel=None, on_event=None,
                            request: CompletionRequest) -> ServedResult:
     lm = session.require_model()
     extra_stops: set[int] = set()

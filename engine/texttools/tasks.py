@@ -7,9 +7,12 @@ the GUI submits them with ``window.client.submit(fn, **kwargs)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from engine.config import SamplingConfig
+
+if TYPE_CHECKING:
+    from engine.session import Session
 
 
 @dataclass
@@ -55,18 +58,19 @@ def load_documents(paths: Sequence[str], *, cancel=None, on_progress=None) -> Lo
     return loaded
 
 
-def read_document_task(session, *, on_text=None, on_progress=None, cancel=None, path: str):
+def read_document_task(session: Session, *, on_text=None, on_progress=None, cancel=None, path: str):
     """One file as a Document (its text, encoding, notice): the code editor's Open."""
     from engine.documents import read_document
 
     return read_document(path)
 
 
-def read_documents_task(session, *, on_text=None, on_progress=None, cancel=None, paths: Sequence[str]) -> LoadedText:
+def read_documents_task(session: Session, *, on_text=None, on_progress=None, cancel=None,
+                        paths: Sequence[str]) -> LoadedText:
     return load_documents(list(paths), cancel=cancel, on_progress=on_progress)
 
 
-def summarize_task(session, *, on_text=None, on_progress=None, cancel=None, text: str, config=None,
+def summarize_task(session: Session, *, on_text=None, on_progress=None, cancel=None, text: str, config=None,
                   model_path: str | None = None) -> Any:
     from engine.texttools.summarize import summarize
 
@@ -74,19 +78,19 @@ def summarize_task(session, *, on_text=None, on_progress=None, cancel=None, text
                      cancel=cancel)
 
 
-def complete_task(session, *, on_text=None, on_progress=None, cancel=None, request) -> Any:
+def complete_task(session: Session, *, on_text=None, on_progress=None, cancel=None, request) -> Any:
     from engine.texttools.code_completion import complete_code
 
     return complete_code(session.require_model(), request, on_text=on_text, cancel=cancel)
 
 
-def translate_task(session, *, on_text=None, on_progress=None, cancel=None, request) -> Any:
+def translate_task(session: Session, *, on_text=None, on_progress=None, cancel=None, request) -> Any:
     from engine.texttools.translate import translate
 
     return translate(session.require_model(), request, on_text=on_text, on_progress=on_progress, cancel=cancel)
 
 
-def notebook_task(session, *, on_text=None, on_progress=None, cancel=None, text: str,
+def notebook_task(session: Session, *, on_text=None, on_progress=None, cancel=None, text: str,
                  sampling: SamplingConfig | None = None) -> Any:
     """Raw continuation of ``text`` (no chat template): the notebook's Generate."""
     from engine.generation import generate
@@ -94,6 +98,6 @@ def notebook_task(session, *, on_text=None, on_progress=None, cancel=None, text:
     return generate(session.require_model(), text, sampling, on_text=on_text, cancel=cancel)
 
 
-def count_tokens_task(session, *, on_text=None, on_progress=None, cancel=None, text: str) -> int:
+def count_tokens_task(session: Session, *, on_text=None, on_progress=None, cancel=None, text: str) -> int:
     lm = session.require_model()
     return len(lm.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
