@@ -243,6 +243,26 @@ def test_disconnect_mid_stream_cancels_the_generation(server, api):
     assert info.value.partial.completion_tokens < 3000
 
 
+def test_disconnect_while_waiting_for_a_whole_answer_cancels_it(server):
+    scheduler = server.state.scheduler
+    body = {"model": model_name(server), "messages": HELLO, "max_tokens": 3000, "temperature": 0}
+    seen = {}
+
+    def watch() -> None:  # the request's task, once the device thread runs it
+        while scheduler.running() is None:
+            threading.Event().wait(0.01)
+        seen["handle"] = scheduler.running()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    with pytest.raises(httpx.TimeoutException):  # the client gives up and closes the connection
+        httpx.post(server.base_url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"},
+                   timeout=httpx.Timeout(2.0, connect=5.0))
+    watcher.join(30)
+    handle = seen["handle"]
+    assert handle.wait(60) and handle.state == "cancelled"
+
+
 def test_twenty_concurrent_streams_all_complete_unmixed(server, api):
     name = model_name(server)
     prompts = [f"Message {i}: {'the sea ' * (i % 5)}hello {i}" for i in range(20)]
