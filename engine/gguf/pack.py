@@ -139,6 +139,7 @@ def _int8(f: GGUFFile, run: list, any_bias: bool) -> Int8:
             part = Int8.quantize(quants.dequantized(t.data[start:stop], t.tensor_type, (stop - start, cols)))
             q[at + start:at + stop], s[at + start:at + stop] = part.q, part.s
             del part
+            f.release(t, (start, stop))  # a big matrix's file pages leave as its rows are done
             trim()
         if perm is not None:  # rows of one head-major tensor, reordered in place
             q[at:at + rows], s[at:at + rows] = q[at:at + rows][perm], s[at:at + rows][perm]

@@ -110,13 +110,17 @@ class GGUFFile:
             raise BadModelFileError(self.path, f"the tensor {name!r} is missing.")
         return t
 
-    def release(self, tensor: Any) -> None:
-        """Drop a tensor's file pages from this process's resident set (they stay cached by the OS)."""
+    def release(self, tensor: Any, rows: tuple[int, int] | None = None) -> None:
+        """Drop a tensor's file pages (or those of its ``rows`` = (start, stop)) from this process's resident
+        set; they stay cached by the OS."""
         mapping = getattr(self.reader.mapping, "_mmap", None)
         if mapping is None or not hasattr(mapping, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
             return
         start = int(tensor.data_offset)
         end = start + int(tensor.n_bytes)
+        if rows is not None:
+            row_bytes = int(tensor.n_bytes) // max(1, int(tensor.data.shape[0]))
+            start, end = start + rows[0] * row_bytes, start + rows[1] * row_bytes
         page = mmap.PAGESIZE
         first, last = -(-start // page) * page, end // page * page  # whole pages inside the tensor only
         if last > first:
