@@ -71,10 +71,9 @@ class RemoteModel:
         turns = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
         turns += [m.to_dict() for m in messages if not (m.role == "system" and system_prompt.strip())]
         client = self.server.client()
-        return stream_request(lambda: client.chat.completions.create(
-            model=self.name, messages=turns, stream=True, stream_options={"include_usage": True},
-            **_sampling_fields(sampling)), chat=True, base_url=self.server.base_url, model=self.name,
-            on_text=on_text, cancel=cancel)
+        return stream_request(lambda: _create(client.chat.completions.create, model=self.name, messages=turns,
+                                              **_sampling_fields(sampling)),
+                              chat=True, base_url=self.server.base_url, model=self.name, on_text=on_text, cancel=cancel)
 
     def generate(self, prompt: str, sampling: Any = None, *, on_text=None, cancel: CancelToken | None = None,
                  suffix: str | None = None) -> Any:
@@ -86,9 +85,9 @@ class RemoteModel:
         sampling = sampling or SamplingConfig()
         client = self.server.client()
         extra = {"suffix": suffix} if suffix is not None else {}
-        return stream_request(lambda: client.completions.create(
-            model=self.name, prompt=prompt, stream=True, stream_options={"include_usage": True}, **extra,
-            **_sampling_fields(sampling)), chat=False, base_url=self.server.base_url, model=self.name,
+        return stream_request(lambda: _create(
+            client.completions.create, model=self.name, prompt=prompt, **extra, **_sampling_fields(sampling)),
+            chat=False, base_url=self.server.base_url, model=self.name,
             on_text=on_text, cancel=cancel)
 
     def continue_reply(self, *args: Any, **kwargs: Any) -> Any:
@@ -139,6 +138,18 @@ class _LinkedToken(CancelToken):
     @property
     def cancelled(self) -> bool:
         return super().cancelled or (self._outer is not None and self._outer.cancelled)
+
+
+def _create(call: Any, **fields: Any) -> Any:
+    """Start a stream that reports its usage; servers that refuse ``stream_options`` are asked without it."""
+    import openai
+
+    try:
+        return call(stream=True, stream_options={"include_usage": True}, **fields)
+    except openai.BadRequestError as exc:
+        if "stream_options" not in str(exc):
+            raise
+        return call(stream=True, **fields)
 
 
 def _sampling_fields(sampling: Any) -> dict:
