@@ -35,6 +35,10 @@ def _warm_up() -> None:
     from engine.fastpath.linear import Int4, Int8
 
     AutoConfig.for_model("llama")
+    torch.randn(512, 512) @ torch.randn(512, 512)  # starts the intra-op thread pool
+    from jinja2.sandbox import ImmutableSandboxedEnvironment  # what chat templates compile with
+
+    ImmutableSandboxedEnvironment().from_string("{{ x }}").render(x=1)
     x = torch.randn(1, 64)
     Int4.from_groups(torch.zeros(64, 64, dtype=torch.uint8), torch.ones(64, 2), torch.zeros(64, 2))(x)
     Int8.quantize(torch.randn(64, 64))(x)
