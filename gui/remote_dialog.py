@@ -36,6 +36,10 @@ class ConnectDialog(QDialog):
         self.key.setPlaceholderText("optional: the server's API key")
         self.fetch = QPushButton("Fetch models")
         self.fetch.clicked.connect(self._fetch)
+        self.forget = QPushButton("Forget this server")
+        self.forget.setToolTip("Remove it, its models and its key from Hearth")
+        self.forget.clicked.connect(self._forget)
+        self.forget.setEnabled(any(s["base_url"] == self.url.text().rstrip("/") for s in saved))
         self.models = QListWidget()
         self.models.itemDoubleClicked.connect(lambda _item: self._accept())
         self.status = QLabel("Any OpenAI-compatible server: another Hearth (hearth-cli serve), vLLM, llama.cpp, "
@@ -63,7 +67,11 @@ class ConnectDialog(QDialog):
         layout.addWidget(QLabel("Models on the server:"))
         layout.addWidget(self.models, 1)
         layout.addWidget(self.storage)
-        layout.addWidget(self.buttons)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.forget)
+        bottom.addStretch(1)
+        bottom.addWidget(self.buttons)
+        layout.addLayout(bottom)
 
     def server(self) -> RemoteServer:
         return RemoteServer(self.url.text().strip() or DEFAULT_URL, self.key.text().strip())
@@ -96,6 +104,19 @@ class ConnectDialog(QDialog):
     def _on_failed(self, message: str, error_type: str) -> None:
         self.fetch.setEnabled(True)
         self.status.setText(message)
+
+    def _forget(self) -> None:
+        from engine.remote.servers import remove_server
+
+        url = self.url.text().strip().rstrip("/")
+        remove_server(url)
+        self.models.clear()
+        self.key.clear()
+        self.forget.setEnabled(False)
+        self.status.setText(f"Forgot {url}: its models leave the Model box, and its key is deleted.")
+        refresh = getattr(getattr(self.window_, "model_picker", None), "refresh", None)
+        if callable(refresh):
+            refresh()
 
     def _accept(self) -> None:
         item = self.models.currentItem()

@@ -148,3 +148,18 @@ def window_shot():
     from pathlib import Path
 
     return Path(tempfile.gettempdir()) / "hearth-server-view.png"
+
+
+def test_forgetting_a_server_removes_its_models_and_key(qtbot, window):
+    from engine.remote import servers
+    from gui.remote_dialog import ConnectDialog
+
+    servers.add_server("http://127.0.0.1:9/v1", ["far-model"], "k")
+    window.model_picker.refresh()
+    labels = lambda: [window.model_picker.itemText(i) for i in range(window.model_picker.count())]  # noqa: E731
+    assert "far-model (remote · 127.0.0.1:9)" in labels()
+    dialog = ConnectDialog(window)
+    assert dialog.url.text() == "http://127.0.0.1:9/v1" and dialog.key.text() == "k"
+    dialog.forget.click()
+    assert servers.saved_servers() == [] and servers.load_key("http://127.0.0.1:9/v1") == ""
+    assert "far-model (remote · 127.0.0.1:9)" not in labels()
