@@ -3,6 +3,8 @@ light one. Surfaces (message bubbles, banners, code) are the palette's base tint
 coloured text and lines keep their hue but take a lightness that reads on the palette's background.
 
 Call these at paint time (or on ``QEvent.PaletteChange``) with the widget's palette, not once at import.
+They read the palette's active colours, so a colour computed while a widget is disabled (the chat's list
+during a reply) is not the washed-out disabled one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 Role = QPalette.ColorRole
+ACTIVE = QPalette.ColorGroup.Active
 
 # Hues that mean something; their lightness comes from the palette (see `accent` and `surface`).
 RED = QColor(211, 47, 47)  # errors, unlikely tokens
@@ -24,7 +27,7 @@ def palette_of(widget=None) -> QPalette:
 
 
 def is_dark(palette: QPalette) -> bool:
-    return palette.color(Role.Base).lightnessF() < 0.5
+    return palette.color(ACTIVE, Role.Base).lightnessF() < 0.5
 
 
 def mix(a: QColor, b: QColor, amount: float) -> QColor:
@@ -35,9 +38,9 @@ def mix(a: QColor, b: QColor, amount: float) -> QColor:
 
 def surface(palette: QPalette, hue: QColor | None = None, amount: float = 0.12) -> QColor:
     """A background a little apart from the base: tinted towards ``hue``, or towards the text colour."""
-    base = palette.color(Role.Base)
+    base = palette.color(ACTIVE, Role.Base)
     if hue is None:
-        return mix(base, palette.color(Role.Text), amount * 0.5)
+        return mix(base, palette.color(ACTIVE, Role.Text), amount * 0.5)
     return mix(base, hue, amount * (1.25 if is_dark(palette) else 1.0))  # a tint shows less on dark
 
 
@@ -49,11 +52,11 @@ def accent(palette: QPalette, hue: QColor) -> QColor:
 
 def muted(palette: QPalette) -> QColor:
     """Secondary text (hints, status, line numbers): between the text and the base."""
-    return mix(palette.color(Role.Text), palette.color(Role.Base), 0.45)
+    return mix(palette.color(ACTIVE, Role.Text), palette.color(ACTIVE, Role.Base), 0.45)
 
 
 def border(palette: QPalette) -> QColor:
-    return mix(palette.color(Role.Base), palette.color(Role.Text), 0.18)
+    return mix(palette.color(ACTIVE, Role.Base), palette.color(ACTIVE, Role.Text), 0.18)
 
 
 def css(color: QColor) -> str:
@@ -62,8 +65,8 @@ def css(color: QColor) -> str:
 
 def banner_style(palette: QPalette, hue: QColor) -> str:
     """The style sheet of a message strip (gui/banner.py) in ``hue``."""
-    return (f"background: {css(surface(palette, hue, 0.14))}; color: {css(palette.color(Role.Text))}; "
-            f"border: 1px solid {css(mix(palette.color(Role.Base), accent(palette, hue), 0.5))};")
+    return (f"background: {css(surface(palette, hue, 0.14))}; color: {css(palette.color(ACTIVE, Role.Text))}; "
+            f"border: 1px solid {css(mix(palette.color(ACTIVE, Role.Base), accent(palette, hue), 0.5))};")
 
 
 def muted_label(label) -> None:

@@ -52,6 +52,19 @@ def test_text_reads_on_every_surface(palette):
     assert contrast(surface(palette), base) > 1.02  # a surface is apart from the base, if only a little
 
 
+def test_a_disabled_widget_gives_the_active_colours(qtbot):
+    """The chat's list is disabled during a reply: colours computed then must not be the washed-out ones."""
+    from PySide6.QtWidgets import QTreeWidget
+
+    from gui.colors import muted, surface
+
+    tree = QTreeWidget()
+    qtbot.addWidget(tree)
+    before = (muted(tree.palette()), surface(tree.palette()))
+    tree.setEnabled(False)
+    assert (muted(tree.palette()), surface(tree.palette())) == before
+
+
 def test_chat_bubbles_follow_a_dark_palette(qtbot):
     from gui.chat.delegate import ChatDelegate
     from gui.chat.list_model import ChatItem, ChatModel

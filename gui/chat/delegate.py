@@ -15,7 +15,7 @@ from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontDatab
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
 from gui.chat.list_model import MetaRole, RoleRole, StreamingRole
-from gui.colors import AMBER, RED, Role, border, css, mix, muted, palette_of, surface
+from gui.colors import ACTIVE, AMBER, RED, Role, border, css, mix, muted, palette_of, surface
 
 PAD = 10
 MARGIN = 6
@@ -34,7 +34,7 @@ def shown_text(content: str) -> str:
 
 def bubble_color(palette: QPalette, role: str) -> QColor:
     """Your messages tinted with the selection colour, errors red, notes amber, replies a neutral grey."""
-    hue = {"user": palette.color(Role.Highlight), "error": RED, "notice": AMBER}.get(role)
+    hue = {"user": palette.color(ACTIVE, Role.Highlight), "error": RED, "notice": AMBER}.get(role)
     return surface(palette, hue, 0.12) if hue is not None else surface(palette)
 
 
@@ -48,7 +48,7 @@ class ChatDelegate(QStyledItemDelegate):
 
     def document(self, content: str, role: str, width: int, palette: QPalette | None = None) -> QTextDocument:
         palette = palette or palette_of()
-        code = css(mix(bubble_color(palette, role), palette.color(Role.Text), 0.08))  # code blocks stand out
+        code = css(mix(bubble_color(palette, role), palette.color(ACTIVE, Role.Text), 0.08))  # code blocks stand out
         key = (role, content, width, code)
         doc = self._cache.get(key)
         if doc is not None:
@@ -84,13 +84,13 @@ class ChatDelegate(QStyledItemDelegate):
         painter.setRenderHint(painter.RenderHint.Antialiasing)
         pal = option.palette
         selected = option.state & QStyle.StateFlag.State_Selected
-        painter.setPen(pal.color(Role.Highlight) if selected else border(pal))
+        painter.setPen(pal.color(ACTIVE, Role.Highlight) if selected else border(pal))
         painter.setBrush(bubble_color(pal, role))
         painter.drawRoundedRect(bubble, 8, 8)
         header_font = QFont(option.font)
         header_font.setBold(True)
         painter.setFont(header_font)
-        painter.setPen(pal.color(Role.Text))
+        painter.setPen(pal.color(ACTIVE, Role.Text))
         title = TITLES.get(role) or meta.get("model") or "Assistant"
         header_rect = bubble.adjusted(PAD, PAD - 2, -PAD, 0)
         painter.drawText(header_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, title)
@@ -102,7 +102,7 @@ class ChatDelegate(QStyledItemDelegate):
         doc = self.document(index.data() or "", role, self._body_width(option), pal)
         painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
         context = QAbstractTextDocumentLayout.PaintContext()
-        context.palette.setColor(Role.Text, pal.color(Role.Text))
+        context.palette.setColor(Role.Text, pal.color(ACTIVE, Role.Text))
         doc.documentLayout().draw(painter, context)
         painter.restore()
 
