@@ -132,3 +132,18 @@ def test_the_full_model_is_built_on_demand_with_an_estimate_first(gguf_dir):
 
     maps = attention_maps(lm, "Hello there")  # the lab's attention view, on the quantized model
     assert maps.weights.shape[:2] == (2, 4)
+
+
+def test_perplexity_of_the_quantized_model(gguf_dir):
+    """``hearth-cli finetune ppl`` on a GGUF scores the file's own quantized model (labels give a loss)."""
+    import math
+
+    from engine.finetune.perplexity import perplexity
+
+    lm = _load(tiny_gguf(gguf_dir, quant="Q4_0"))
+    result = perplexity(lm.model, lm.tokenizer, "The sea is wide and the waves are high. " * 4, seq_len=32)
+    ids = torch.tensor([lm.tokenizer("The sea is wide")["input_ids"]])
+    loss = lm.model(ids, labels=ids).loss
+    expected = torch.nn.functional.cross_entropy(lm.model(ids).logits[0, :-1], ids[0, 1:])
+    assert math.isfinite(result.perplexity) and result.perplexity > 1
+    assert torch.allclose(loss, expected)

@@ -29,10 +29,12 @@ class NeedsFullModelError(HearthError):
 @dataclass
 class LogitsOutput:
     logits: torch.Tensor  # [B, S, V] fp32
+    loss: torch.Tensor | None = None  # with labels: mean next-token cross-entropy, as transformers computes it
 
 
 class GGUFCausalLM(torch.nn.Module):
-    def __init__(self, config: Any, forward_factory: Any, parameter_count: int, path: str, quant: str) -> None:
+    def __init__(self, config: Any, forward_factory: Any, parameter_count: int, path: str, quant: str,
+                 device: Any = "cpu") -> None:
         super().__init__()
         from transformers import GenerationConfig
 
@@ -43,6 +45,8 @@ class GGUFCausalLM(torch.nn.Module):
         self.parameter_count = int(parameter_count)
         self.gguf_path, self.quant = path, quant
         self.main_input_name = "input_ids"
+        # Empty, but on the model's device: code that asks ``next(model.parameters()).device`` gets an answer.
+        self.device_anchor = torch.nn.Parameter(torch.empty(0, device=device), requires_grad=False)
 
     def num_parameters(self, *args, **kwargs) -> int:
         return self.parameter_count
@@ -54,7 +58,7 @@ class GGUFCausalLM(torch.nn.Module):
 
         ``_state`` = (LeanForward, start): ``generate``'s incremental steps (last position's logits only),
         made through ``__call__`` so forward hooks see them as they would on a transformers model."""
-        wants = [k for k in ("output_attentions", "output_hidden_states", "labels") if kwargs.get(k)]
+        wants = [k for k in ("output_attentions", "output_hidden_states") if kwargs.get(k)]
         if wants:
             raise NeedsFullModelError(
                 f"{wants[0].replace('_', ' ')} needs the full-precision model; this GGUF runs quantized "
@@ -74,7 +78,13 @@ class GGUFCausalLM(torch.nn.Module):
             finally:
                 fwd.release()
             rows.append(torch.cat(parts))
-        return LogitsOutput(logits=torch.stack(rows).to(input_ids.device))
+        logits = torch.stack(rows).to(input_ids.device)
+        labels = kwargs.get("labels")
+        loss = None
+        if labels is not None:  # perplexity of the quantized model itself; no gradients (inference mode)
+            loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
+                                                     ignore_index=-100)
+        return LogitsOutput(logits=logits, loss=loss)
 
     @torch.inference_mode()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
