@@ -90,6 +90,7 @@ def test_replies_use_the_chosen_collections_show_their_sources_and_come_back(qtb
     bar.use.setChecked(False)  # this message without the documents
     send(qtbot, win, "Thanks")
     assert len(win.client.session.state["grounded"]) == 1
+    assert bar.use.isChecked(), "the switch is for one message"
     conversation_id = win.chat.saved.conversation_id
     qtbot.waitUntil(lambda: not bar._tasks, timeout=10000)
     win.close()

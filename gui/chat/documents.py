@@ -172,8 +172,11 @@ class DocumentsBar(QWidget):
         return bool(self.selected) and self.use.isChecked()
 
     def reply_task(self, chat_task):
-        """(task function, extra keyword arguments) for the next reply."""
+        """(task function, extra keyword arguments) for the next reply.
+
+        The switch is for one message: once a reply has started without the documents, it is on again."""
         if not self.active:
+            self.use.setChecked(True)
             return chat_task, {}
         return documents_chat_task, {"retrieval": RetrievalConfig(collections=tuple(sorted(self.selected)))}
 
