@@ -45,9 +45,10 @@ bench: setup
 	$(BIN)/hearth-cli bench
 
 # llama.cpp for `hearth-cli bench` to compare against, built from source for this CPU (~10+ min on
-# 2 cores). Never a dependency of the app: only the bench imports it, when it is there.
+# 2 cores). Never a dependency of the app: only the bench imports it, when it is there, and
+# tests/test_server_llamacpp.py runs its OpenAI server (the [server] extra) to test Hearth's client against.
 bench-llamacpp: setup
-	CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/pip install --no-binary llama-cpp-python llama-cpp-python
+	CMAKE_ARGS="-DGGML_NATIVE=ON" $(BIN)/pip install --no-binary llama-cpp-python "llama-cpp-python[server]"
 
 clean:
 	rm -rf build dist

@@ -15,7 +15,7 @@ import time
 import pytest
 
 pytest.importorskip("openai")
-pytest.importorskip("llama_cpp.server", reason="llama-cpp-python with its server is not installed "
+pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python with its server is not installed "
                                                "(make bench-llamacpp)")
 
 pytestmark = pytest.mark.integration
