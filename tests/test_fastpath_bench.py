@@ -63,6 +63,12 @@ def test_bench_rejects_bad_settings():
         BenchConfig(new_tokens=1)
     with pytest.raises(InvalidConfigError):
         BenchConfig(modes=("fp4",))
+    with pytest.raises(InvalidConfigError):
+        BenchConfig(model="m.gguf", synthetic="Q4_0")
+    from engine.fastpath.benchmark import synthetic_model
+
+    with pytest.raises(InvalidConfigError, match="Q4_K_M"):
+        synthetic_model("Q3_XS")
 
 
 def test_greedy_match_counts_positions_of_the_baseline():

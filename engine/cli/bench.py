@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-llama-cpp", action="store_true", help="skip llama.cpp even if it is installed")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes (one process per system)")
     p.add_argument("--no-baseline", action="store_true", help="skip transformers generate (slow on big models)")
+    p.add_argument("--synthetic", default=None, metavar="QUANT",
+                   help="bench a random 1 B-parameter llama GGUF with this quantization mix (Q4_K_M, Q4_0, ...), "
+                        "written once into the data folder; pair with --no-baseline")
     p.set_defaults(handler=run_bench_command)
 
 
@@ -38,7 +41,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
     config = BenchConfig(model=args.model, device=args.device, new_tokens=args.new_tokens, repeats=args.repeats,
                          modes=modes, long_prompt_tokens=args.long_prompt_tokens,
                          perplexity_tokens=args.perplexity_tokens, threads=args.threads,
-                         llama_cpp=not args.no_llama_cpp, memory=not args.no_memory, baseline=not args.no_baseline)
+                         llama_cpp=not args.no_llama_cpp, memory=not args.no_memory, baseline=not args.no_baseline,
+                         synthetic=args.synthetic)
 
     def progress(fraction: float, message: str) -> None:
         print(f"\r[{fraction * 100:5.1f}%] {message}\033[K", end="", file=sys.stderr, flush=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -69,6 +69,7 @@ class BenchConfig:
     llama_cpp: bool = True  # compare with llama.cpp when llama-cpp-python is installed
     memory: bool = True  # peak RSS per system, each in a fresh process
     baseline: bool = True  # transformers generate (slow on big models)
+    synthetic: str | None = None  # bench a random 1 B llama GGUF of this quantization mix (written once)
     prompts: tuple[str, ...] = field(default=PROMPTS)
 
     def __post_init__(self) -> None:
@@ -80,6 +81,23 @@ class BenchConfig:
                 raise InvalidConfigError(f"bench modes are exact and int8, not {mode!r}")
         if self.threads < 0:
             raise InvalidConfigError("threads must be 0 (torch's default) or more")
+        if self.synthetic is not None and self.model is not None:
+            raise InvalidConfigError("give a model or a synthetic quantization, not both")
+
+
+def synthetic_model(quant: str, on_progress: Callable | None = None) -> Path:
+    """The bench's random 1 B-parameter llama GGUF (engine.gguf.synthetic), written once into the data folder."""
+    from engine.gguf.synthetic import PRESETS, one_billion, write_synthetic_gguf
+    from engine.paths import subdir
+
+    if quant not in PRESETS:
+        raise InvalidConfigError(f"synthetic quantization must be one of {', '.join(PRESETS)}, not {quant!r}")
+    path = subdir("bench") / f"synthetic-1b-{quant}.gguf"
+    if not path.is_file():
+        tmp = path.with_name(f".{path.name}.tmp")
+        write_synthetic_gguf(tmp, one_billion(quant), on_progress=on_progress)
+        os.replace(tmp, path)
+    return path
 
 
 # -- which models -------------------------------------------------------------------
@@ -138,6 +156,9 @@ def run_bench(config: BenchConfig, *, on_progress: Callable[[float, str], None] 
     on_progress = on_progress or (lambda f, m: None)
     cancel = cancel or CancelToken()
     load_start = os.getloadavg()[0]
+    if config.synthetic is not None:
+        path = synthetic_model(config.synthetic, lambda f, m: on_progress(0.0, f"writing the synthetic model: {m}"))
+        config = replace(config, model=str(path), synthetic=None)
     threads = config.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     systems, app_lm = _systems(config, threads, on_progress, cancel)
