@@ -73,7 +73,7 @@ def test_documents_view_resumes_lists_searches_and_opens_passages(window, qtbot,
     qtbot.waitUntil(lambda: view.search.results.count() > 0, timeout=20000)
     first = view.search.results.item(0)
     assert "bank.md" in first.text()
-    passage = first.data(0x0100)
+    passage = view.search.passages[0]
     view.grab().save(str(tmp_path / "documents.png"))
 
     dialog = PassageDialog(window, passage, view)
@@ -115,3 +115,21 @@ def test_collections_are_made_renamed_and_deleted_from_the_view(window, qtbot, m
     view.delete_collection()
     qtbot.waitUntil(lambda: view.list.count() == 0 and not view._tasks, timeout=20000)
     assert view.current is None
+
+
+def test_the_file_list_sorts_passages_as_numbers_and_keeps_paths(qtbot):
+    from engine.rag.collections import FileEntry
+    from gui.documents.files_table import FilesTable
+
+    table = FilesTable()
+    qtbot.addWidget(table)
+    table.show_files([FileEntry(1, "/d/b.md", 1, 0, "indexed", "", 9, 1),
+                      FileEntry(2, "/d/a.md", 1, 0, "indexed", "", 10, 1),
+                      FileEntry(3, "/d/c.txt", 1, 0, "skipped", "the file is empty.", 0, 1)])
+    assert [table.topLevelItem(i).text(0) for i in range(3)] == ["a.md", "b.md", "c.txt"]
+    table._sort_by(2)
+    assert [table.topLevelItem(i).text(2) for i in range(3)] == ["", "9", "10"]
+    table._sort_by(2)
+    assert [table.topLevelItem(i).text(2) for i in range(3)] == ["10", "9", ""]
+    table.topLevelItem(0).setSelected(True)
+    assert table.selected_paths() == ["/d/a.md"]

@@ -45,14 +45,15 @@ class CollectionsOverview:
 
     collections: list[Collection]
     selected: Collection | None = None
-    files: list[FileEntry] = field(default_factory=list)
+    files: list[FileEntry] | None = field(default_factory=list)  # None: not asked for (list unchanged)
     message: str = ""
 
 
 def collections_task(session: Session, *, on_text=None, on_progress=None, cancel=None,
                      edit: CollectionEdit = CollectionEdit(),
-                     show: int | None = None) -> CollectionsOverview:
-    """Apply ``edit`` and return the overview (``show``: the collection whose files to list)."""
+                     show: int | None = None, with_files: bool = True) -> CollectionsOverview:
+    """Apply ``edit`` and return the overview (``show``: the collection whose files to list;
+    ``with_files=False``: counts only, for a refresh while a big collection indexes)."""
     from engine.rag import collections as c
     from engine.rag.db import DocsDatabase
 
@@ -75,7 +76,7 @@ def collections_task(session: Session, *, on_text=None, on_progress=None, cancel
                 c.mark_for_rescan(db, selected_id, list(edit.paths) or None)
         collections = c.list_collections(db)
         selected = next((x for x in collections if x.id == selected_id), None)
-        files = c.list_files(db, selected.id) if selected else []
+        files = (c.list_files(db, selected.id) if selected else []) if with_files else None
     return CollectionsOverview(collections, selected, files, message)
 
 

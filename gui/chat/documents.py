@@ -35,6 +35,7 @@ class SourcesPanel(QWidget):
         self.toggle.setArrowType(Qt.ArrowType.RightArrow)
         self.toggle.setAutoRaise(True)
         self.toggle.toggled.connect(self._expand)
+        self.passages: list = []  # what the rows show
         self.list = QListWidget()
         self.list.setWordWrap(True)
         self.list.setMaximumHeight(170)
@@ -49,13 +50,13 @@ class SourcesPanel(QWidget):
         self.hide()
 
     def show_passages(self, passages: list, label: str = "this reply") -> None:
+        self.passages = list(passages)  # by row (no item setData: see gui/documents/files_table.py)
         self.list.clear()
         if not passages:
             self.hide()
             return
         for p in passages:
             item = QListWidgetItem(f"{passage_title(p)}\n{passage_snippet(p, 300)}")
-            item.setData(Qt.ItemDataRole.UserRole, p)
             item.setToolTip(f"{p.path}\nDouble-click to open the passage in its file")
             self.list.addItem(item)
         self.toggle.setText(f"Sources of {label}: {len(passages)} passage(s) — the reply cites them as [1], [2]…")
@@ -68,14 +69,13 @@ class SourcesPanel(QWidget):
     def _open(self, item: QListWidgetItem) -> None:
         from gui.passages import PassageDialog
 
-        PassageDialog(self.window_, item.data(Qt.ItemDataRole.UserRole), self).exec()
+        PassageDialog(self.window_, self.passages[self.list.row(item)], self).exec()
 
     def open_number(self, number: int) -> bool:
         """Open the passage cited as [number] (False: there is none)."""
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            if item.data(Qt.ItemDataRole.UserRole).number == number:
-                self._open(item)
+        for row, passage in enumerate(self.passages):
+            if passage.number == number:
+                self._open(self.list.item(row))
                 return True
         return False
 

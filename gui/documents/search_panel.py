@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, \
     QWidget
 
@@ -24,6 +24,7 @@ class SearchPanel(QWidget):
         self.mode = QComboBox()
         for label, key in MODES:
             self.mode.addItem(label, key)
+        self.passages: list = []  # what the rows show
         self.results = QListWidget()
         self.results.setWordWrap(True)
         self.results.setAlternatingRowColors(True)
@@ -46,15 +47,15 @@ class SearchPanel(QWidget):
             self.search_requested.emit(self.query.text(), self.mode.currentData())
 
     def show_passages(self, passages) -> None:
+        self.passages = list(passages)  # by row (no item setData: see gui/documents/files_table.py)
         self.results.clear()
         for rank, passage in enumerate(passages, start=1):
             ranks = f"words #{passage.bm25_rank or '–'}, meaning #{passage.vector_rank or '–'}"
             item = QListWidgetItem(f"{rank}. {passage_title(passage)}   ({ranks})\n{passage_snippet(passage)}")
-            item.setData(Qt.ItemDataRole.UserRole, passage)
             item.setToolTip(passage.path)
             self.results.addItem(item)
         self.status.setText(f"{len(passages)} passage(s); double-click one to open it in its file."
                             if passages else "No passage matches.")
 
     def _open(self, item: QListWidgetItem) -> None:
-        self.passage_opened.emit(item.data(Qt.ItemDataRole.UserRole))
+        self.passage_opened.emit(self.passages[self.results.row(item)])

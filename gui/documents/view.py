@@ -27,6 +27,7 @@ from gui.documents.search_panel import SearchPanel
 from gui.worker import connect
 
 REFRESH_WHILE_INDEXING_MS = 1500
+LIVE_FILE_LIST = 2000  # bigger collections refresh their file list when indexing ends, not every tick
 
 
 class DocumentsView(QWidget):
@@ -135,13 +136,14 @@ class DocumentsView(QWidget):
             task.done.connect(done)
         return task
 
-    def refresh(self, select: int | None = None, edit: CollectionEdit | None = None) -> None:
+    def refresh(self, select: int | None = None, edit: CollectionEdit | None = None, with_files: bool = True) -> None:
         show = select if select is not None else (self.current.id if self.current else None)
-        self._run(collections_task, done=self._show_overview, edit=edit or CollectionEdit(), show=show)
+        self._run(collections_task, done=self._show_overview, edit=edit or CollectionEdit(), show=show,
+                  with_files=with_files)
 
     def _refresh_files(self) -> None:
         if self.current is not None:
-            self.refresh()
+            self.refresh(with_files=self.current.files <= LIVE_FILE_LIST)
 
     def _show_overview(self, overview) -> None:
         self.collections = overview.collections
@@ -150,14 +152,14 @@ class DocumentsView(QWidget):
         self.list.clear()
         for c in overview.collections:
             item = QListWidgetItem(self._label(c))
-            item.setData(Qt.ItemDataRole.UserRole, c.id)
             self.list.addItem(item)
             if overview.selected and c.id == overview.selected.id:
                 self.list.setCurrentItem(item)
         self.list.blockSignals(False)
         if self.current is None and overview.collections:
             self.list.setCurrentRow(0)  # shows the first collection (a refresh through _on_selected)
-        self.files.show_files(overview.files)
+        if overview.files is not None:
+            self.files.show_files(overview.files)
         self._show_title()
         if overview.message:
             self.progress_label.setText(overview.message)
@@ -191,7 +193,7 @@ class DocumentsView(QWidget):
 
     def _on_selected(self, item, _previous=None) -> None:
         if item is not None:
-            collection_id = item.data(Qt.ItemDataRole.UserRole)
+            collection_id = self.collections[self.list.row(item)].id  # rows follow self.collections
             QSettings().setValue("documents/collection", collection_id)
             self.search.results.clear()
             self.refresh(select=collection_id)
