@@ -16,6 +16,9 @@ from typing import Iterable
 
 from engine.errors import NotEnoughMemoryError
 
+# As engine/gguf/quants.py sorts them (by name here: this module must not import torch, the Model box uses it)
+INT4_NAMES = ("Q4_0", "Q4_1", "Q4_K")
+FLOAT_NAMES = ("F32", "F16", "BF16")
 KV_TOKENS = 4096  # positions of KV cache budgeted (the cache grows as a conversation does)
 KV_BYTES = 4  # fp32 cache on the CPU path
 INT8_CHUNK_ROWS = 4096
@@ -40,19 +43,15 @@ class MemoryEstimate:
 
 def packed_bytes(qtype_name: str, shape: tuple[int, ...]) -> int:
     """Bytes of one tensor once repacked. ``shape`` in GGUF order (input dimension first)."""
-    from engine.gguf.quants import FLOAT_TYPES, INT4_TYPES
-
     n = 1
     for d in shape:
         n *= int(d)
     rows = n // int(shape[0]) if shape else 1
-    names_int4 = {t.name for t in INT4_TYPES}
-    names_float = {t.name for t in FLOAT_TYPES}
     if len(shape) == 1:
         return n * 4  # norms and biases: fp32
-    if qtype_name in names_int4:
+    if qtype_name in INT4_NAMES:
         return n // 2 + n // 32 * 4
-    if qtype_name in names_float:
+    if qtype_name in FLOAT_NAMES:
         return n * 2
     return n + rows * 2
 
@@ -86,20 +85,22 @@ def of_file(f, meta) -> MemoryEstimate:
 
 @lru_cache(maxsize=64)
 def _quick(path: str, size: int, mtime: int) -> MemoryEstimate | None:
-    from transformers.integrations.gguf import GgufHeader, read_gguf_metadata
-    from gguf import GGMLQuantizationType
+    """From the header alone, with the gguf package (no torch, no transformers: the Model box calls this)."""
+    from engine.gguf.reader import open_gguf
 
-    header = GgufHeader.from_file(path)
-    metadata, _ = read_gguf_metadata(path)
-    arch = header.architecture
-    heads = int(metadata.get(f"{arch}.attention.head_count", 1) or 1)
-    hidden = int(metadata.get(f"{arch}.embedding_length", 0) or 0)
-    rows = [(t.name, GGMLQuantizationType(t.ggml_type).name, tuple(reversed(t.shape)), int(t.nbytes))
-            for t in header.tensors]
-    return estimate(rows, layers=int(metadata.get(f"{arch}.block_count", 0) or 0),
-                    kv_heads=int(metadata.get(f"{arch}.attention.head_count_kv", heads) or heads),
-                    head_dim=int(metadata.get(f"{arch}.attention.key_length", hidden // heads) or 0),
-                    context=int(metadata.get(f"{arch}.context_length", 2048) or 2048), file_bytes=size)
+    f = open_gguf(path)
+    try:
+        arch = str(f.value("general.architecture"))
+        heads = int(f.value(f"{arch}.attention.head_count", 1) or 1)
+        hidden = int(f.value(f"{arch}.embedding_length", 0) or 0)
+        rows = [(t.name, t.tensor_type.name, tuple(int(d) for d in t.shape), int(t.n_bytes))
+                for t in f.reader.tensors]
+        return estimate(rows, layers=int(f.value(f"{arch}.block_count", 0) or 0),
+                        kv_heads=int(f.value(f"{arch}.attention.head_count_kv", heads) or heads),
+                        head_dim=int(f.value(f"{arch}.attention.key_length", hidden // heads) or 0),
+                        context=int(f.value(f"{arch}.context_length", 2048) or 2048), file_bytes=size)
+    finally:
+        f.close()
 
 
 def quick_estimate(path: str | Path) -> MemoryEstimate | None:
