@@ -50,9 +50,12 @@ def lab_model_info_task(session: Session, *, on_text=None, on_progress=None, can
 
 def lab_attention_task(session: Session, *, on_text=None, on_progress=None, cancel=None, text: str,
                       model_path: str | None = None):
+    from engine.gguf.full_model import full_model_for
     from engine.lab.inspect import attention_maps
 
-    return attention_maps(model_for(session, model_path), text)
+    lm = model_for(session, model_path)
+    full_model_for(lm, on_progress=on_progress)  # a GGUF run quantized: its full model, built once, size said first
+    return attention_maps(lm, text)
 
 
 def lab_token_probs_task(session: Session, *, on_text=None, on_progress=None, cancel=None, text: str,
