@@ -159,3 +159,14 @@ def test_cli_eval_retrieval_prints_every_mode(tmp_path, embedder_dir, capsys):
     qa.write_text("not json\n")
     assert main(["eval-retrieval", str(qa), "--collection", "N"]) == 1
     assert "line 1" in capsys.readouterr().err
+
+
+def test_a_short_follow_up_is_searched_with_the_question_before_it():
+    from engine.rag.answer import retrieval_query
+
+    first = ChatMessage("user", "How long is the warranty on the boat engine?")
+    reply = ChatMessage("assistant", "Two years [1].")
+    assert retrieval_query([first]) == first.content
+    assert retrieval_query([first, reply, ChatMessage("user", "And the sails?")]) == first.content + "\nAnd the sails?"
+    long_question = ChatMessage("user", "Which documents describe how to repair the northern bridge?")
+    assert retrieval_query([first, reply, long_question]) == long_question.content

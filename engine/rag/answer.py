@@ -71,6 +71,17 @@ def grounded_question(question: str, passages: Sequence[Passage]) -> str:
     return f"{INSTRUCTION}\n\nPassages:\n\n{body}\n\nQuestion: {question}"
 
 
+def retrieval_query(messages: Sequence[ChatMessage], short: int = 6) -> str:
+    """What to search for: the last user message, with the one before it when it is a short follow-up
+    ("and in winter?"), whose words alone would find little."""
+    users = [m.content for m in messages if m.role == "user" and m.content.strip()]
+    if not users:
+        return ""
+    if len(users) > 1 and len(users[-1].split()) < short:
+        return users[-2] + "\n" + users[-1]
+    return users[-1]
+
+
 def answer_with_documents(lm: LoadedModel, messages: Sequence[ChatMessage], retrieval: RetrievalConfig,
                           sampling: SamplingConfig | None = None, *, system_prompt: str = "", db=None,
                           embedder_for=None, on_text=None, on_progress=None, cancel: CancelToken | None = None):
@@ -86,7 +97,8 @@ def answer_with_documents(lm: LoadedModel, messages: Sequence[ChatMessage], retr
     own = db is None
     db = db or DocsDatabase()
     try:
-        found = search(db, SearchRequest(question, tuple(retrieval.collections), k=retrieval.k, mode=retrieval.mode),
+        query = retrieval_query(messages) or question
+        found = search(db, SearchRequest(query, tuple(retrieval.collections), k=retrieval.k, mode=retrieval.mode),
                        embedder_for=embedder_for)
     finally:
         if own:
