@@ -55,8 +55,9 @@ class LoadedModel:
                 "dtype": str(self.dtype).replace("torch.", ""), "context_length": self.context_length,
                 "parameters": parameter_count(self.model)}
         gguf = self.extras.get("gguf")
-        if gguf:  # run quantized from the file
-            info.update(quantization=gguf["quantization"], file_bytes=gguf["file_bytes"])
+        if gguf:  # run quantized from the file: its quantization is what the status bar should say
+            info.update(dtype=f"GGUF {gguf['quantization']}", quantization=gguf["quantization"],
+                        file_bytes=gguf["file_bytes"])
         return info
 
     @property
