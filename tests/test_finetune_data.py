@@ -66,10 +66,37 @@ def test_prompt_completion_and_input_output_mask_the_input(tok, tmp_path):
     rows = [{"prompt": "What is 2+2?", "completion": "4"}, {"input": "Say hi", "output": "hi"},
             {"instruction": "Translate", "input": "bonjour", "output": "hello"}]
     (tmp_path / "pairs.json").write_text(json.dumps(rows), encoding="utf-8")
-    built = build(tok, tmp_path / "pairs.json", seq_len=64, val_fraction=0)
+    built = build(tok, tmp_path / "pairs.json", seq_len=256, val_fraction=0)
     assert [r.kind for r in built.rows] == ["pair"] * 3
-    assert [supervised(tok, built.train[i]).split("<")[0] for i in range(3)] == ["4", "hi", "hello"]
-    assert "bonjour" in tok.decode(built.train[2]["input_ids"].tolist())
+    (row,) = [built.train[i] for i in range(len(built.train))]  # packed into one row, positions restart
+    assert [t.split("<")[0] for t in supervised(tok, row).split("<|im_end|>\n")[:3]] == ["4", "hi", "hello"]
+    assert "bonjour" in tok.decode(row["input_ids"].tolist())
+    starts = (row["position_ids"] == 0).nonzero().flatten().tolist()
+    assert len(starts) == 3 and starts[0] == 0 and all(row["labels"][s] == IGNORE for s in starts)
+
+
+def test_packed_examples_train_as_if_alone(tiny_model_dir, tok, tmp_path):
+    """Packed examples (position_ids restart, no attention mask) get the logits each gets alone."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from engine.finetune.data import Collator
+
+    rows = [{"prompt": f"Question {i}?", "completion": f"Answer number {i}."} for i in range(4)]
+    (tmp_path / "p.json").write_text(json.dumps(rows), encoding="utf-8")
+    built = build(tok, tmp_path / "p.json", seq_len=256, val_fraction=0)
+    assert len(built.train) == 1
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    model.config.use_cache = False  # as in training: with a cache transformers does not look for packing
+    packed = Collator(tok.pad_token_id)([built.train[0]])
+    assert "attention_mask" not in packed
+    with torch.no_grad():
+        logits = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"]).logits[0]
+        starts = (packed["position_ids"][0] == 0).nonzero().flatten().tolist() + [packed["input_ids"].shape[1]]
+        assert len(starts) == 5
+        for a, b in zip(starts, starts[1:]):
+            alone = model(input_ids=packed["input_ids"][:, a:b]).logits[0]
+            assert torch.allclose(alone, logits[a:b], atol=1e-4)
 
 
 def test_text_records_and_csv(tok, tmp_path):

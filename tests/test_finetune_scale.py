@@ -148,8 +148,8 @@ def test_bf16_base_with_fp32_adapter_and_a_final_full_evaluation(tiny_model_dir,
         (tmp_path / f"part{i}.txt").write_text(paragraphs(rng, 400), encoding="utf-8")
     (tmp_path / "picture.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     job = JobConfig(base_model=str(tiny_model_dir), out_dir=str(tmp_path / "run"),
-                    data=DataConfig(paths=(str(tmp_path),), seq_len=16, val_fraction=0.25),
-                    train=TrainConfig(max_steps=3, eval_steps=3, batch_size=2, precision="bf16",
+                    data=DataConfig(paths=(str(tmp_path),), seq_len=64, val_fraction=0.25),
+                    train=TrainConfig(max_steps=3, eval_steps=3, batch_size=8, precision="bf16",
                                       final_full_eval=True, sample_prompts=()))
     events = []
     said = []
@@ -158,7 +158,7 @@ def test_bf16_base_with_fp32_adapter_and_a_final_full_evaluation(tiny_model_dir,
     start = next(e for e in events if e["type"] == "start")
     assert start["precision"] == "bf16 base, fp32 adapter"
     assert [os.path.basename(p) for p, _why in start["skipped"]] == ["picture.txt"]
-    assert start["stats"]["val_sample"] < start["stats"]["val_examples"]  # the minimum, 512 × 16 tokens
+    assert start["stats"]["val_sample"] < start["stats"]["val_examples"]  # the minimum, 128 × 64 tokens
     assert any(e["type"] == "full_eval" for e in events)
     weights = load_file(os.path.join(result.output, "adapter_model.safetensors"))
     assert {t.dtype for t in weights.values()} == {torch.float32}
@@ -207,7 +207,8 @@ def test_bench_finetune_reports_both_systems(tiny_model_dir, messy, capsys):
     assert main(["bench-finetune", str(messy / "big.txt"), "--model", str(tiny_model_dir), "--steps", "3",
                  "--batch-size", "2", "--seq-len", "32", "--eval-sequences", "4", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["baseline"]["precision"] == "fp32"
+    assert report["baseline"]["precision"] == "fp32" and report["hearth"]["precision"] != "fp32"
+    assert report["hearth"]["eval_loss"] != report["baseline"]["eval_loss"]  # bf16 base: not the same numbers
     for name in ("baseline", "hearth"):
         assert report[name]["tokens_per_s"] > 0 and report[name]["eval_loss"] > 0
         assert len(report[name]["step_seconds"]) == 3

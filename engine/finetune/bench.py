@@ -190,6 +190,9 @@ class _StepTimer:
 
 def _measure(name: str, precision: str, trainer, config: FinetuneBenchConfig, timer: _StepTimer, val,
              cancel: CancelToken) -> SystemResult:
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # the report is the only output on stdout
     trainer.train()
     cancel.raise_if_cancelled()
     timed = timer.seconds[1:]  # the first step warms up the thread pool and the allocator

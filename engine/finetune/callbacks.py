@@ -118,6 +118,33 @@ class ReportCallback(TrainerCallback):
             self.log.event({"type": "eval", "step": step, "loss": loss, "perplexity": _ppl(loss)})
 
 
+class ThreadCallback(TrainerCallback):
+    """Threads per training step chosen by measuring (engine/fastpath/threads.py): on a shared CPU one
+    descheduled thread stalls every parallel op, and one thread can beat all of them; on an idle one
+    more threads win. Both are timed, the faster kept, the other re-tried now and then."""
+
+    def __init__(self, most: int) -> None:
+        from engine.fastpath.threads import ThreadChooser
+
+        self.chooser = ThreadChooser(most, explore_every=8)
+        self.threads, self.began = most, 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        import torch
+
+        self.threads = self.chooser.pick()
+        torch.set_num_threads(self.threads)
+        self.began = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.chooser.record(self.threads, time.monotonic() - self.began)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        import torch
+
+        torch.set_num_threads(self.chooser.best())  # evaluation after training runs at the best count
+
+
 class SampleCallback(TrainerCallback):
     """Greedy answers to a few fixed prompts after each evaluation, to see what the model learns."""
 

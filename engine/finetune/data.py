@@ -140,21 +140,49 @@ class PackedText(Dataset):
 
 
 class Examples(Dataset):
-    """Variable-length examples with their own labels (chat, pairs)."""
+    """Variable-length examples (chat, pairs) packed into rows of at most ``seq_len`` tokens.
 
-    def __init__(self, items: list[tuple[list[int], list[int]]]) -> None:
+    Several short examples share a row instead of each being padded to the longest in its batch;
+    ``position_ids`` restart at 0 for each example, which makes transformers' attention mask keep
+    the examples apart (masking_utils.find_packed_sequence_indices, for sdpa and eager alike), so
+    each is trained exactly as if it were alone. The first label of each example is ignored: alone,
+    it was never predicted either.
+    """
+
+    def __init__(self, items: list[tuple[list[int], list[int]]], seq_len: int | None = None) -> None:
         # int32 arrays, not lists: a big chat set stays a few bytes per token
         self.items = [(array("i", ids), array("i", labels)) for ids, labels in items]
+        self.rows = _pack([len(ids) for ids, _ in self.items], seq_len or max(len(i) for i, _ in self.items))
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
-        ids, labels = self.items[i]
-        return {"input_ids": torch.tensor(ids, dtype=torch.long), "labels": torch.tensor(labels, dtype=torch.long)}
+        ids, labels, positions = [], [], []
+        for n in self.rows[i]:
+            item_ids, item_labels = self.items[n]
+            ids.extend(item_ids)
+            labels.append(IGNORE)
+            labels.extend(item_labels[1:])
+            positions.extend(range(len(item_ids)))
+        return {"input_ids": torch.tensor(ids, dtype=torch.long), "labels": torch.tensor(labels, dtype=torch.long),
+                "position_ids": torch.tensor(positions, dtype=torch.long)}
 
     def set_epoch(self, epoch: int) -> None:
         pass
+
+
+def _pack(lengths: list[int], width: int) -> list[list[int]]:
+    """Rows of example indices, each summing to at most ``width`` tokens (next fit, in order)."""
+    rows: list[list[int]] = []
+    used = width
+    for n, length in enumerate(lengths):
+        if used + length > width:
+            rows.append([])
+            used = 0
+        rows[-1].append(n)
+        used += length
+    return rows
 
 
 def sequences(dataset: Dataset | None) -> int:
@@ -162,7 +190,11 @@ def sequences(dataset: Dataset | None) -> int:
 
 
 class Collator:
-    """Pads a batch to its longest sequence (pad id in inputs, -100 in labels)."""
+    """Pads a batch to its longest row (pad id in inputs, -100 in labels).
+
+    Rows of packed examples carry ``position_ids``: then there is no attention mask (transformers
+    reads the example boundaries from the positions) and the padding is one more segment of its own.
+    """
 
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
@@ -172,11 +204,17 @@ class Collator:
         ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)  # (batch, width)
         labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
+        packed = any("position_ids" in b for b in batch)
+        positions = torch.zeros((len(batch), width), dtype=torch.long)
         for row, b in enumerate(batch):
             n = len(b["input_ids"])
             ids[row, :n] = b["input_ids"]
             labels[row, :n] = b["labels"]
             mask[row, :n] = 1
+            positions[row, :n] = b["position_ids"] if "position_ids" in b else torch.arange(n)
+            positions[row, n:] = torch.arange(width - n)
+        if packed:
+            return {"input_ids": ids, "labels": labels, "position_ids": positions}
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
@@ -246,6 +284,11 @@ def _blocks(tokens: int, seq_len: int) -> int:
     if tokens >= seq_len:
         return tokens // seq_len
     return int(tokens >= max(2, seq_len // 4))
+
+
+def _rows(tokens: int, seq_len: int) -> int:
+    """Rows that packed examples of ``tokens`` in all take (packing leaves ~10 % of a row unused)."""
+    return -(-tokens // int(0.9 * seq_len)) if tokens else 0
 
 
 def _nothing_usable(collected) -> str:
@@ -374,8 +417,8 @@ class _Encoder:
 
     def sequences_in(self, records: list[Record]) -> int:
         text = sum(self.estimate_tokens(r) for r in records if r.kind == "text")
-        examples = sum(1 for r in records if r.kind != "text")
-        return _blocks(text, self.seq_len) + examples
+        examples = sum(self.estimate_tokens(r) + 24 for r in records if r.kind != "text")  # + template markup
+        return _blocks(text, self.seq_len) + _rows(examples, self.seq_len)
 
     # --- tokenizing -----------------------------------------------------------------------------------
 
@@ -390,16 +433,17 @@ class _Encoder:
             random.Random(config.seed + (0 if split_name == "train" else 1)).shuffle(units)
         stream = array("i")
         examples: list[tuple[list[int], list[int]]] = []
+        example_tokens = 0
         counted = [0] * len(records)  # tokens per record, of the units read
         units_read = [0] * len(records)
         goal = want if partial else None
         for n, (i, piece) in enumerate(units):
             cancel.raise_if_cancelled()
-            if goal is not None and _blocks(len(stream), self.seq_len) + len(examples) >= goal:
+            done = _blocks(len(stream), self.seq_len) + _rows(example_tokens, self.seq_len)
+            if goal is not None and done >= goal:
                 break
             r = records[i]
             if goal is not None:
-                done = _blocks(len(stream), self.seq_len) + len(examples)
                 progress(done / max(1, goal), f"{done:,} of {goal:,} sequences")
             elif r.kind == "text" or n % 200 == 0:
                 progress(n / max(1, len(units)), f"{r.where.rsplit('/', 1)[-1]} ({n + 1:,}/{len(units):,})")
@@ -416,6 +460,7 @@ class _Encoder:
                 if item is None:
                     continue
                 examples.append(item)
+                example_tokens += len(item[0])
                 counted[i] += len(item[0])
         rows = [self._row(r, split_name, counted[i], units_read[i]) for i, r in enumerate(records)]
         parts: list[Dataset] = []
@@ -423,7 +468,7 @@ class _Encoder:
             seed = config.seed + (0 if split_name == "train" else 1)
             parts.append(PackedText(stream, self.seq_len, config.random_offset and split_name == "train", seed))
         if examples:
-            parts.append(Examples(examples))
+            parts.append(Examples(examples, self.seq_len))
         parts = [p for p in parts if len(p)]
         if not parts:
             return None, rows

@@ -23,6 +23,7 @@ from engine.finetune.errors import RunNotFoundError, TrainingError
 from engine.finetune.runlog import RunLog
 
 CHECKPOINTS = "checkpoints"
+_FIXED_THREADS: list[int] = []  # set while run_training runs with threads the caller chose
 STOP_FILE = "STOP"  # created in a run folder, it stops the run like the Stop button (any process, any rank)
 
 
@@ -68,10 +69,12 @@ def run_training(job: JobConfig, *, resume: bool = False, on_text: Callable[[str
 
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
+        _FIXED_THREADS.append(threads)  # the caller chose: no measuring of thread counts
         try:
             return run_training(job, resume=resume, on_text=on_text, on_progress=on_progress, on_event=on_event,
                                 cancel=cancel, suggest_steps=suggest_steps)
         finally:
+            _FIXED_THREADS.pop()
             torch.set_num_threads(previous)
     on_progress = on_progress or (lambda f, m: None)
     cancel = cancel or CancelToken()
@@ -165,7 +168,8 @@ def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event
     notices = list(data.notices) + ([memory_notice] if memory_notice else [])
     batch = _fit_batch(job, len(data.train), notices)
     model = _prepare_model(model, job)
-    trainer, max_steps = _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel, resume)
+    trainer, max_steps = _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel, resume,
+                                        adapt_threads=not _FIXED_THREADS)
     start_step = _step_of(checkpoint) if checkpoint else 0
     log.truncate_after(start_step)  # a run started again from step 0 forgets its earlier events
     log.start(method=job.train.method, max_steps=max_steps, step=start_step, message="",
@@ -390,7 +394,7 @@ def steps_for(job: JobConfig, train_examples: int, batch: int) -> int:
     return max(1, math.ceil(job.train.epochs * math.ceil(train_examples / per_step)))
 
 
-def _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel, resume):
+def _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel, resume, adapt_threads=True):
     import torch
     from transformers import EarlyStoppingCallback, TrainingArguments
 
@@ -420,6 +424,10 @@ def _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel,
                  SampleCallback(log, t.sample_prompts, t.sample_max_tokens)]
     if has_val and t.patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=t.patience))
+    if not cuda and adapt_threads and torch.get_num_threads() > 1:
+        from engine.finetune.callbacks import ThreadCallback
+
+        callbacks.append(ThreadCallback(torch.get_num_threads()))
     trainer = HearthTrainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.val,
                             data_collator=Collator(tokenizer.pad_token_id), processing_class=tokenizer,
                             callbacks=callbacks, l1=t.l1)
