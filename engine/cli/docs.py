@@ -21,6 +21,7 @@ from engine.cli._common import add_model_options, add_sampling_options, cancel_o
 def register(sub: argparse._SubParsersAction) -> None:
     docs = sub.add_parser("docs", help="document collections: add, list, remove, search, ask (cited answers)")
     verbs = docs.add_subparsers(dest="docs_command", metavar="ACTION")
+    docs.set_defaults(handler=lambda _args: docs.print_help() or 2)
 
     a = verbs.add_parser("add", help="add files/folders to a collection (made if new) and index what changed")
     a.add_argument("collection")
