@@ -113,15 +113,18 @@ def bench_clients(url: str, key: str, clients: int, requests: int, max_tokens: i
             prompt = PROMPTS[(index * requests + r) % len(PROMPTS)]
             start = time.perf_counter()
             first = None
-            tokens = 0
+            tokens = chunks = 0
             try:
                 for chunk in api.chat.completions.create(
                         model=name, messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens,
                         temperature=0, stream=True, stream_options={"include_usage": True}):
-                    if first is None and chunk.choices and chunk.choices[0].delta.content:
-                        first = time.perf_counter() - start
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        chunks += 1
+                        if first is None:
+                            first = time.perf_counter() - start
                     if chunk.usage:
                         tokens = chunk.usage.completion_tokens
+                tokens = tokens or chunks  # servers that send no usage (llama.cpp's): a chunk is about a token
             except openai.OpenAIError as exc:
                 with lock:
                     figures.errors += 1
