@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = verbs.add_parser("ask", help="answer a question from a collection, citing passages as [1], [2]")
     q.add_argument("collection", help="a collection name (several: comma-separated)")
     q.add_argument("question")
-    q.add_argument("-k", type=int, default=6, help="passages to retrieve")
+    q.add_argument("-k", type=int, default=4, help="passages to retrieve (default 4)")
     q.add_argument("--system", default="", help="system prompt")
     add_sampling_options(q, max_new_tokens=384)
     add_model_options(q)
