@@ -290,3 +290,14 @@ def test_the_embedder_serves_several_threads_at_once(embedder):
         t.join()
     assert not errors
     assert all(np.allclose(r, expected, atol=1e-5) for r in results.values())
+
+
+def test_a_huge_file_is_indexed_in_part_and_says_so(db, embedder, tmp_path):
+    (tmp_path / "huge.log").write_text("The harbour ledger grows every night.\n" * 400)  # ~15 KB
+    (tmp_path / "huge.pdf").write_bytes(b"%PDF-1.4\n" + b"0" * 4000)
+    collection = c.create_collection(db, "Big")
+    c.add_sources(db, collection.id, [str(tmp_path / "huge.log"), str(tmp_path / "huge.pdf")])
+    index_collection(db, IndexRequest("Big", max_file_bytes=2048), embedder=embedder)
+    states = _statuses(db, collection.id)
+    assert states["huge.log"][0] == "indexed" and "only its first 2 KB were read" in states["huge.log"][1]
+    assert states["huge.pdf"][0] == "skipped" and "limit" in states["huge.pdf"][1]

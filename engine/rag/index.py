@@ -113,13 +113,11 @@ def _index_file(db: DocsDatabase, embedder, request: IndexRequest, collection_id
                 clock: "_Clock", cancel: CancelToken | None) -> None:
     path = Path(row["path"])
     try:
-        data = path.read_bytes()
+        digest = _sha256(path)
     except OSError as exc:
         _mark(db, row["id"], "skipped", f"cannot be read ({exc.strerror or exc}).")
         result.skipped.append((str(path), f"cannot be read ({exc.strerror or exc})."))
         return
-    digest = hashlib.sha256(data).hexdigest()
-    del data
     if digest == row["hash"] and row["chunk_count"] > 0:
         _mark(db, row["id"], "indexed", None)  # touched, not changed: keep its passages
         result.unchanged += 1
@@ -148,6 +146,15 @@ def _index_file(db: DocsDatabase, embedder, request: IndexRequest, collection_id
     store_chunks(db, collection_id, row["id"], chunks, vectors, digest, doc.notice)
     result.indexed += 1
     result.chunks += len(chunks)
+
+
+def _sha256(path: Path) -> str:
+    """The file's content hash, read in blocks (a multi-gigabyte file is never held in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def store_chunks(db: DocsDatabase, collection_id: int, file_id: int, chunks, vectors: np.ndarray, digest: str,
