@@ -14,11 +14,31 @@ pytestmark = pytest.mark.integration
 GREEDY = SamplingConfig(temperature=0.0, repetition_penalty=1.0, max_new_tokens=24, repetition_guard=False)
 
 
+@pytest.fixture(scope="module")
+def transformers_lm(tmp_path_factory):
+    """The default model as a transformers model (its converted folder): what these fast-path modes pack.
+    (``default_lm`` itself runs from the GGUF on its own quantization: tests/test_gguf_default_integration.py.)"""
+    import os
+
+    from engine.config import LoadConfig
+    from engine.loader import load_model
+
+    old = os.environ.get("HEARTH_DATA_DIR")
+    os.environ["HEARTH_DATA_DIR"] = str(tmp_path_factory.mktemp("converted-default"))
+    try:
+        return load_model(LoadConfig(device="cpu", fast=False))
+    finally:
+        if old is None:
+            os.environ.pop("HEARTH_DATA_DIR", None)
+        else:
+            os.environ["HEARTH_DATA_DIR"] = old
+
+
 @pytest.fixture
-def restore_decoder(default_lm):
-    original = default_lm.extras.get("decoder")
-    yield default_lm
-    default_lm.extras["decoder"] = original
+def restore_decoder(transformers_lm):
+    original = transformers_lm.extras.get("decoder")
+    yield transformers_lm
+    transformers_lm.extras["decoder"] = original
 
 
 def test_exact_path_matches_transformers_on_the_default_model(restore_decoder):
