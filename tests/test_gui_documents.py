@@ -91,7 +91,7 @@ def test_documents_view_resumes_lists_searches_and_opens_passages(window, qtbot,
     assert not window.errors
 
 
-def test_collections_are_made_renamed_and_deleted_from_the_view(window, qtbot, monkeypatch):
+def test_collections_are_made_renamed_and_deleted_from_the_view(window, qtbot, monkeypatch, embedder_dir):
     from PySide6.QtWidgets import QInputDialog, QMessageBox
 
     from gui.documents.view import DocumentsView
@@ -108,13 +108,26 @@ def test_collections_are_made_renamed_and_deleted_from_the_view(window, qtbot, m
     view.new_collection()  # a duplicate name: one clear message
     qtbot.waitUntil(lambda: bool(window.errors), timeout=20000)
     assert "already a collection" in window.errors[-1]
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(embedder_dir))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Own model", True))
+    view.new_collection_with_model()
+    qtbot.waitUntil(lambda: view.current is not None and view.current.name == "Own model", timeout=20000)
+    assert view.current.embedder == str(embedder_dir) and embedder_dir.name in view.title.text()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(embedder_dir.parent))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Wrong model", True))
+    view.new_collection_with_model()  # not a model folder: one clear message, nothing made
+    qtbot.waitUntil(lambda: "not a model folder" in window.errors[-1], timeout=20000)
+    view.list.setCurrentRow(0)
+    qtbot.waitUntil(lambda: view.current is not None and view.current.name == "Manuals", timeout=20000)
     monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Handbooks", True))
     view.rename_collection()
     qtbot.waitUntil(lambda: view.current is not None and view.current.name == "Handbooks", timeout=20000)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     view.delete_collection()
-    qtbot.waitUntil(lambda: view.list.count() == 0 and not view._tasks, timeout=20000)
-    assert view.current is None
+    qtbot.waitUntil(lambda: view.list.count() == 1 and not view._tasks, timeout=20000)
+    assert [c.name for c in view.collections] == ["Own model"]
 
 
 def test_the_file_list_sorts_passages_as_numbers_and_keeps_paths(qtbot):

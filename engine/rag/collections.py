@@ -74,6 +74,12 @@ def create_collection(db: DocsDatabase, name: str, *, embedder: str = "") -> Col
     name = _clean_name(name)
     if db.query_one("SELECT id FROM collections WHERE name = ?", (name,)):
         raise CollectionError(f"There is already a collection named {name!r}.")
+    if embedder:
+        folder = Path(embedder).expanduser().resolve()
+        if not (folder / "config.json").is_file():
+            raise CollectionError(f"{folder} is not a model folder (no config.json). Choose a local "
+                                  "sentence-embedding model folder, such as an unpacked all-MiniLM-L6-v2.")
+        embedder = str(folder)
     now = time.time()
     with db.write() as conn:
         cur = conn.execute("INSERT INTO collections (name, embedder, created_at, updated_at) VALUES (?, ?, ?, ?)",

@@ -50,7 +50,10 @@ class DocumentsView(QWidget):
         self.list = QListWidget()
         self.list.currentItemChanged.connect(self._on_selected)
         self.new_button = QPushButton("New…")
-        self.new_button.clicked.connect(self.new_collection)
+        new_menu = QMenu(self.new_button)
+        new_menu.addAction("New collection…", self.new_collection)
+        new_menu.addAction("New collection with another embedding model…", self.new_collection_with_model)
+        self.new_button.setMenu(new_menu)
         self.rename_button = QPushButton("Rename…")
         self.rename_button.clicked.connect(self.rename_collection)
         self.delete_button = QPushButton("Delete…")
@@ -199,10 +202,16 @@ class DocumentsView(QWidget):
             self.refresh(select=collection_id)
 
     # -- collections -------------------------------------------------------------------------------------
-    def new_collection(self) -> None:
+    def new_collection(self, embedder: str = "") -> None:
         name, ok = QInputDialog.getText(self, "New collection", "Name of the collection:")
         if ok and name.strip():
-            self.refresh(edit=CollectionEdit("create", name=name))
+            self.refresh(edit=CollectionEdit("create", name=name, embedder=embedder))
+
+    def new_collection_with_model(self) -> None:
+        """A local sentence-embedding model folder (config.json, weights, tokenizer) instead of all-MiniLM-L6-v2."""
+        folder = QFileDialog.getExistingDirectory(self, "Choose a sentence-embedding model folder")
+        if folder:
+            self.new_collection(folder)
 
     def rename_collection(self) -> None:
         if self.current is None:
