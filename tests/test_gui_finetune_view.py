@@ -241,3 +241,76 @@ def test_rising_validation_loss_is_pointed_out(qtbot, window):
     view._on_event({"type": "eval", "step": 15, "loss": 2.7})
     assert "memorising" in window.notices[-1]
     assert view.plot.val_steps == [0, 5, 10, 15]
+
+
+@pytest.fixture
+def big_corpus(tmp_path):
+    """A big text file (streamed, estimated from its size) among the bad inputs of #14."""
+    import os
+    import random
+
+    from engine.finetune.stream import STREAM_ABOVE
+
+    rng = random.Random(0)
+    words = PARAGRAPH.split()
+    block = "".join(" ".join(rng.choice(words) for _ in range(12)) + ".\n" for _ in range(3000))
+    with (tmp_path / "big.txt").open("w", encoding="utf-8") as fh:
+        while fh.tell() < 3 * STREAM_ABOVE:
+            fh.write(block)
+    for i in range(3):
+        (tmp_path / f"part{i}.txt").write_text(f"Part {i}. " + PARAGRAPH * 6, encoding="utf-8")
+    (tmp_path / "picture.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    (tmp_path / "empty.txt").write_bytes(b"")
+    os.symlink(tmp_path / "loop.txt", tmp_path / "loop.txt")
+    return tmp_path
+
+
+def test_big_corpus_preview_says_what_a_run_reads_and_validates_on(qtbot, window, big_corpus):
+    view = make_view(qtbot, window)
+    view.files.add_paths([str(big_corpus)])
+    wait_preview(qtbot, view)
+    assert "~" in view.preview.totals.text() and view.stats["estimated"]
+    model = view.preview.model
+    big = next(r for r in range(model.rowCount()) if model.data(model.index(r, 0)) == "big.txt")
+    assert model.data(model.index(big, 3)).startswith("~")
+    skipped = [view.preview.skipped.item(i).text() for i in range(view.preview.skipped.count())]
+    assert any("picture.txt: this is a PNG image named .txt" in s for s in skipped)
+    assert any("empty.txt" in s for s in skipped) and any("loop.txt" in s and "loops" in s for s in skipped)
+    view.form.max_steps.setValue(10)
+    qtbot.waitUntil(lambda: "One pass of 10 steps reads" in view.estimate_label.text(), timeout=60_000)
+    assert "Validating on " in view.estimate_label.text() and " held-out sequences" in view.estimate_label.text()
+
+
+def test_a_job_that_cannot_fit_is_refused_before_start(qtbot, window, corpus, monkeypatch):
+    from engine.finetune import estimate as est
+
+    monkeypatch.setattr(est, "_available_memory", lambda: 64 * 2**20)  # 64 MB free
+    view = make_view(qtbot, window)
+    view.files.add_paths([str(corpus)])
+    wait_preview(qtbot, view)
+    qtbot.waitUntil(lambda: not view.start_button.isEnabled(), timeout=30_000)
+    assert "64 MB is free" in view.estimate_label.text() and "needs about" in view.estimate_label.text()
+    view.start()
+    assert "64 MB is free" in window.errors[-1] and view.train_task is None
+
+
+def test_resume_a_run_killed_before_its_first_checkpoint(qtbot, window, corpus):
+    from engine.finetune.config import DataConfig, JobConfig, TrainConfig
+    from engine.finetune.runlog import RunLog
+    from engine.finetune.runs import new_run_dir
+
+    folder = new_run_dir("killed")
+    job = JobConfig(base_model=window.model_info["path"], out_dir=str(folder),
+                    data=DataConfig(paths=(str(corpus),), seq_len=32),
+                    train=TrainConfig(max_steps=2, eval_steps=2, batch_size=2, sample_prompts=()))
+    job.save()
+    RunLog(folder).start(method="lora", max_steps=2, step=0, message="")  # its pid is this process: not training
+    view = make_view(qtbot, window, child_process=True)
+    qtbot.waitUntil(lambda: view.runs.count() == 2, timeout=30_000)
+    view.runs.setCurrentIndex(1)
+    assert view.selected_run().state == "interrupted" and view.resume_button.isEnabled()
+    view.resume()  # reads the run's events first, then starts
+    qtbot.waitUntil(lambda: view.status.text().startswith(("Finished", "Training failed")), timeout=180_000)
+    assert view.status.text().startswith("Finished at step 2/2"), window.errors
+    assert any("starting it again from step 0 with the same job" in n for n in window.notices)
+    assert window.errors == []

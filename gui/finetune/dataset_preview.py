@@ -122,10 +122,12 @@ class PreviewModel(QAbstractTableModel):
             return None
         row = self.rows[index.row()]
         values = (Path(row.source.split(":")[0].replace(" (end)", "")).name + _suffix(row.source), row.kind,
-                  row.split, f"{row.tokens:,}", row.text)
+                  row.split, f"{'~' if getattr(row, 'estimated', False) else ''}{row.tokens:,}", row.text)
         if role == Qt.ItemDataRole.DisplayRole:
             return values[index.column()]
         if role == Qt.ItemDataRole.ToolTipRole:
+            if index.column() == 3 and getattr(row, "estimated", False):
+                return "Counted on the part read so far; the rest estimated from the file's size"
             return row.source if index.column() == 0 else row.text
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -174,10 +176,13 @@ class DatasetPreview(QWidget):
 
     def show_dataset(self, built) -> None:
         s = built.stats
+        about = "~" if s.get("estimated") else ""
         self.totals.setText(
-            f"<b>{s['train_examples']:,}</b> training and <b>{s['val_examples']:,}</b> validation sequences · "
-            f"{s['train_tokens']:,} + {s['val_tokens']:,} tokens · {s['records']:,} examples from "
-            f"{s['files_used']} of {s['files']} files · {s['duplicates']} duplicates removed")
+            f"<b>{about}{s['train_examples']:,}</b> training and <b>{about}{s['val_examples']:,}</b> validation "
+            f"sequences · {about}{s['train_tokens']:,} + {about}{s['val_tokens']:,} tokens · {s['records']:,} "
+            f"examples from {s['files_used']} of {s['files']} files · {s['duplicates']} duplicates removed"
+            + (" · <i>~ estimated from the sizes: a big corpus is read in full only as far as a run needs</i>"
+               if about else ""))
         self.model.set_rows(built.rows)
         self.skipped.clear()
         for item in built.skipped:

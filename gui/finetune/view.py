@@ -237,6 +237,10 @@ class FinetuneView(QWidget):
         if not self.files.paths():
             self._error("Add files or folders to train on first (drop them on the Data tab).")
             return
+        estimate = getattr(self, "last_estimate", None)
+        if estimate is not None and not estimate.fits:
+            self._error(estimate.refusal())
+            return
         try:
             job = self.make_job()
         except HearthError as exc:
@@ -294,8 +298,17 @@ class FinetuneView(QWidget):
             lines = [f"— step {event['step']} —"] + [f"{p}\n  → {a}" for p, a in event["samples"]]
             self.samples.appendPlainText("\n".join(lines))
         elif kind == "start":
+            stats = event.get("stats", {})
+            for line in (stats.get("validation", "").capitalize(), stats.get("coverage", ""),
+                         event.get("precision", "") and f"Precision: {event['precision']}."):
+                if line:
+                    self._notice(line)
             for notice in event.get("notices", []):
                 self._notice(notice)
+        elif kind == "notice" and event.get("text"):
+            self._notice(event["text"])
+        elif kind == "full_eval" and event.get("perplexity"):
+            self._notice(f"Validation perplexity on all held-out data after training: {event['perplexity']:.2f}")
 
     def _on_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(fraction * 1000))
@@ -316,7 +329,10 @@ class FinetuneView(QWidget):
                  "stopped": "Stopped"}
         self.status.setText(f"{words.get(result.state, result.state)} at step {result.step}/{result.max_steps}. "
                             f"Saved in {result.output}")
-        self.result_label.setText(_perplexity_text(result.ppl_before, result.ppl_after))
+        text = _perplexity_text(result.ppl_before, result.ppl_after)
+        if getattr(result, "full_ppl", None):
+            text += f" · on all held-out data: {result.full_ppl:.2f}"
+        self.result_label.setText(text)
         self.refresh_runs(select=result.run_dir)
 
     def _on_preview(self, result) -> None:
@@ -331,8 +347,16 @@ class FinetuneView(QWidget):
 
     def _on_estimate(self, result) -> None:
         self.estimate_task = None
+        self.last_estimate = result
+        lines = "".join(f"<br>{line}" for line in (result.validation.capitalize(), result.coverage) if line)
         warnings = "".join(f"<br><span style='color:{self._error_css()}'>{w}</span>" for w in result.warnings)
-        self.estimate_label.setText("Estimate: " + result.summary() + warnings)
+        self.estimate_label.setText("Estimate: " + result.summary() + lines + warnings)
+        if not self.running_job_active():
+            self.start_button.setEnabled(result.fits)
+            self.start_button.setToolTip("" if result.fits else result.refusal())
+
+    def running_job_active(self) -> bool:
+        return self.train_task is not None
 
     def _on_exported(self, result) -> None:
         self.export_task = None
