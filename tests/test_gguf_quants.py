@@ -71,3 +71,20 @@ def test_every_block_type_has_a_kind():
     assert kind_of(T.Q4_K) == "int4" and kind_of(T.Q6_K) == "int8" and kind_of(T.BF16) == "dense"
     with pytest.raises(ValueError, match="TQ1_0"):
         kind_of(T.TQ1_0)
+
+
+def test_off_cpu_linears_become_the_same_bf16_matrices():
+    """On CUDA the CPU int4/int8 kernels do not apply: pack.py turns each linear into bf16 Dense (checked here
+    on the CPU, with the same conversion)."""
+    from engine.fastpath.linear import Concat
+    from engine.gguf.pack import _dense_on
+
+    torch.manual_seed(0)
+    q4 = Int4.from_groups(torch.randint(0, 16, (64, 64), dtype=torch.uint8), torch.rand(64, 2) * 0.02,
+                          -torch.rand(64, 2) * 0.1, torch.randn(64))
+    q8 = Int8.quantize(torch.randn(32, 64))
+    x = torch.randn(2, 64)
+    for linear in (q4, q8, Concat([q4, q8])):
+        dense = _dense_on(linear, torch.device("cpu"))
+        assert dense.w.dtype == torch.bfloat16
+        assert torch.allclose(dense(x).float(), linear(x).float(), atol=0.05, rtol=0.02)
