@@ -103,8 +103,8 @@ class TrainConfig:
     patience: int = setting(3, "Early-stop patience", "Stop after N evaluations without a better validation loss; "
                             "0 = off", minimum=0, maximum=1000, group="guards")
     eval_all: bool = setting(False, "Validate on all held-out data", "Each evaluation runs every held-out "
-                             "sequence, not a fixed sample sized to ~15 % of the training compute", group="guards",
-                             order=1.6)
+                             "sequence, not a fixed sample sized to about 15 percent of the training compute",
+                             group="guards", order=1.6)
     final_full_eval: bool = setting(False, "Full validation at the end", "After training, also measure the "
                                     "validation loss on every held-out sequence", group="guards", order=1.7)
     sample_prompts: tuple[str, ...] = setting(DEFAULT_PROMPTS, "Sample prompts", "Sample prompts answered at each "
