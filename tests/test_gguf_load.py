@@ -147,3 +147,21 @@ def test_perplexity_of_the_quantized_model(gguf_dir):
     expected = torch.nn.functional.cross_entropy(lm.model(ids).logits[0, :-1], ids[0, 1:])
     assert math.isfinite(result.perplexity) and result.perplexity > 1
     assert torch.allclose(loss, expected)
+
+
+def test_slow_repacks_are_cached_and_read_back(gguf_dir, data_dir, monkeypatch):
+    from engine.gguf import cache
+
+    path = tiny_gguf(gguf_dir, quant="Q4_K_M", tied=False)
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    monkeypatch.setattr(cache, "CACHE_AFTER_S", float("inf"))
+    assert not list(data_dir.rglob("*.safetensors")) and _load(path).model(ids).logits is not None
+    assert not list(data_dir.rglob("*.safetensors"))  # a quick repack writes nothing
+    monkeypatch.setattr(cache, "CACHE_AFTER_S", 0.0)
+    fresh = _load(path).model(ids).logits
+    written = list(data_dir.rglob("*.safetensors"))
+    assert len(written) == 1 and written[0].stat().st_size < 1.5 * path.stat().st_size
+    calls = []
+    monkeypatch.setattr("engine.gguf.load._repack", lambda *a, **k: calls.append(1))
+    again = _load(path)
+    assert calls == [] and torch.equal(again.model(ids).logits, fresh)

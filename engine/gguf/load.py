@@ -8,6 +8,7 @@ once with one sentence and whatever was loaded before stays loaded.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -20,7 +21,7 @@ from engine.errors import ModelLoadError
 from engine.fastpath.decoder import FastDecoder, Prepared, fingerprint
 from engine.fastpath.forward import LeanForward
 from engine.fastpath.spec import DEFAULT_ROPE
-from engine.gguf import memory
+from engine.gguf import cache, memory
 from engine.gguf.metadata import ModelMeta, check_shapes, read_meta
 from engine.gguf.reader import GGUFFile, open_gguf
 from engine.gguf.trim import fixed_mmap_threshold, trim
@@ -84,22 +85,15 @@ def _build(f: GGUFFile, meta: ModelMeta, tokenizer: Any, needed: memory.MemoryEs
            config: LoadConfig, name: str, *, on_progress: ProgressFn, cancel: CancelToken) -> Any:
     from engine.device import pick_device
     from engine.gguf.model import GGUFCausalLM
-    from engine.gguf.pack import build_weights
     from engine.loader import LoadedModel
 
     device = pick_device(config.device)
-    threads = torch.get_num_threads()
-    # One thread: repacking is many small memory-bound ops, and with two threads on a busy machine
-    # it was 12x slower (12.5 s against 1.0 s for the default model).
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            packed = build_weights(f, meta, device=device, on_progress=on_progress, cancel=cancel)
-    except (torch.OutOfMemoryError, MemoryError) as exc:
-        raise ModelLoadError(f.path, "not enough memory to load this model.") from exc
-    finally:
-        torch.set_num_threads(threads)
     spec = meta.spec()
+    packed = cache.load(f.path, spec) if device.type == "cpu" else None
+    if packed is None:
+        packed = _repack(f, meta, device, on_progress=on_progress, cancel=cancel)
+    else:
+        on_progress(0.9, f"Read the packed weights of {f.path.name} from the cache")
     rope_freqs = f.tensor("rope_freqs.weight", required=False)
     factors = None if rope_freqs is None else torch.from_numpy(rope_freqs.data.copy()).float()
     ropes = {DEFAULT_ROPE: (meta.inv_freq(factors), 1.0)}
@@ -119,6 +113,28 @@ def _build(f: GGUFFile, meta: ModelMeta, tokenizer: Any, needed: memory.MemoryEs
     trim()
     on_progress(1.0, "Ready")
     return lm
+
+
+def _repack(f: GGUFFile, meta: ModelMeta, device: torch.device, *, on_progress: ProgressFn,
+            cancel: CancelToken) -> Any:
+    from engine.gguf.pack import build_weights
+
+    threads = torch.get_num_threads()
+    # One thread: repacking is many small memory-bound ops, and with two threads on a busy machine
+    # it was 12x slower (12.5 s against 1.0 s for the default model).
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    try:
+        with torch.inference_mode():
+            packed = build_weights(f, meta, device=device, on_progress=on_progress, cancel=cancel)
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        raise ModelLoadError(f.path, "not enough memory to load this model.") from exc
+    finally:
+        torch.set_num_threads(threads)
+    if device.type == "cpu" and time.perf_counter() - start > cache.CACHE_AFTER_S:
+        on_progress(0.95, f"Saving the packed weights of {f.path.name} for next time…")
+        cache.save(f.path, packed)
+    return packed
 
 
 def quant_label(f: GGUFFile) -> str:
