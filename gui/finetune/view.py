@@ -433,8 +433,11 @@ class FinetuneView(QWidget):
         self._update_run_buttons()
         interrupted = [r for r in runs if r.state == "interrupted" and r.resumable]
         if announce and interrupted:
-            self._notice(f"The fine-tuning run {interrupted[0].name} was interrupted at step {interrupted[0].step}. "
-                         "Select it under Runs and press Resume to continue from its last checkpoint.")
+            run = interrupted[0]
+            then = "continue from its last checkpoint" if run.step else "start it again from step 0 (it stopped " \
+                   "before its first checkpoint), with the same settings"
+            self._notice(f"The fine-tuning run {run.name} was interrupted at step {run.step}. "
+                         f"Select it under Runs and press Resume to {then}.")
 
     def _load_history(self, folder: str, then) -> None:
         """Read a run's event file on the files thread, then ``then(events)`` (unless another run was
