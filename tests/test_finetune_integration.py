@@ -25,6 +25,10 @@ def test_lora_on_the_default_model_lowers_validation_loss(default_lm, tmp_path):
                                       sample_prompts=("Who lit the lamp?",), sample_max_tokens=8))
     result = run_training(job, threads=1)
     assert result.state == "finished" and result.ppl_after < result.ppl_before
-    base = AutoModelForCausalLM.from_pretrained(default_lm.path)
+    from engine.gguf.full_model import build_full_model
+
+    # the default model is its GGUF: the base trained on is its full-precision model
+    base = build_full_model(default_lm.path) if default_lm.path.suffix == ".gguf" else \
+        AutoModelForCausalLM.from_pretrained(default_lm.path)
     tuned = PeftModel.from_pretrained(base, result.output)
     assert any("lora_A" in name for name, _ in tuned.named_parameters())
