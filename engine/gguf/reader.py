@@ -180,4 +180,6 @@ def _reason(exc: ValueError, size: int) -> str:
         return f"it uses a quantization type (number {number}) that Hearth cannot read."
     if "version" in text.lower():
         return f"its GGUF version is not supported ({text})."
+    if "reshape" in text or "buffer is smaller" in text:  # a tensor reaches past the end of the file
+        return f"the file is truncated: it ends after {size:,} bytes, inside its tensor data."
     return f"the file is truncated or corrupt ({text})."
