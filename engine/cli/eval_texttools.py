@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a folder with cases.json (default: tests/data/texttools_eval)")
     p.add_argument("--tool", action="append", choices=TOOLS, default=None, help="only this tool (repeatable)")
     p.add_argument("--limit", type=int, default=0, help="at most this many cases per tool (0: all)")
-    p.add_argument("--cases", action="store_true", help="also list every case's figures")
+    p.add_argument("--cases", action="store_true", help="also list every case's figures and output")
     add_model_options(p)
     p.set_defaults(handler=run_eval)
 

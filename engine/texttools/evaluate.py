@@ -52,7 +52,7 @@ class EvalOutput:
 
     def to_dict(self) -> dict:
         return {"case": self.case.name, "finish_reason": self.finish_reason, "words": len(words(self.text)),
-                "loop": has_loop(self.text), "seconds": round(self.seconds, 2)}
+                "loop": has_loop(self.text), "seconds": round(self.seconds, 2), "output": self.text}
 
 
 def default_set() -> Path:
@@ -188,19 +188,34 @@ def content_words(text: str) -> set[str]:
     return {_stem(w) for w in words(text) if len(w) >= 3 and w.isalpha() and w not in STOPWORDS}
 
 
+MARK = re.compile(r"^\s*([-+*]|\d+[.)]|#+)\s+")  # a list item or heading begins
+
+
 def sentences(text: str) -> list[str]:
-    """Summary sentences: Markdown list marks and headings off, split after . ! ? and at line ends."""
-    out = []
+    """Summary sentences: list items and headings apart, lines a sentence runs on over joined, then split
+    after . ! ?; Markdown marks off."""
+    items: list[str] = []
     for line in text.splitlines():
-        line = re.sub(r"^\s*([-+*]|\d+[.)]|#+)\s+", "", line).strip()
-        out += [s.strip() for s in re.split(r"(?<=[.!?])\s+", line) if s.strip()]
-    return out
+        if not line.strip():
+            continue
+        if items and not MARK.match(line) and not re.search(r"[.!?:]\W*$", items[-1]):
+            items[-1] += " " + line.strip()  # the model broke a sentence over lines
+        else:
+            items.append(MARK.sub("", line).strip())
+    return [s.strip() for item in items for s in re.split(r"(?<=[.!?])\s+", item) if s.strip()]
+
+
+# Words a summary uses to talk about its source, not to claim something of its own.
+ABOUT_SOURCE = {_stem(w) for w in """text document summary overall outline outlines describes explains discusses
+provides highlights emphasizes mentions states covers addresses key main points point section sections author aims
+purpose focus focuses""".split()}
 
 
 def faithful_share(summary: str, source: str) -> float:
     """Share of the summary's sentences whose content words all occur in the source (a cheap faithfulness
-    signal: an invented name or claim usually brings a word the source does not have)."""
-    known = content_words(source)
+    signal: an invented name or claim usually brings a word the source does not have). Words about the
+    source itself ("the text outlines...") are allowed."""
+    known = content_words(source) | ABOUT_SOURCE
     judged = [s for s in sentences(summary) if content_words(s)]
     if not judged:
         return 0.0
