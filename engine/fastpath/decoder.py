@@ -291,8 +291,13 @@ class FastDecoder:
             if self._static is None or not self._static.valid_for(fwd):
                 self._static = StaticStep(fwd)  # a new cache (or model): capture again
             if device.type != "cpu":
-                return self._static(token, pos)
-        elif device.type != "cpu":
+                try:
+                    return self._static(token, pos)
+                except torch.OutOfMemoryError:
+                    raise
+                except RuntimeError:  # a capture CUDA refuses costs the graph, not the fast path
+                    self.static_step, self._static = False, None
+        if device.type != "cpu":
             return fwd.forward(torch.tensor([token], device=device), pos)
         n = self.threads.pick()
         torch.set_num_threads(n)
