@@ -44,17 +44,26 @@ def make_window(qtbot, monkeypatch, tmp_path):
         win.close()
 
 
-def _collection(name: str) -> int:
+@pytest.fixture(scope="module")
+def embedder_dir(tmp_path_factory):
+    """Collections made with the tiny embedder: the window loads their model when it starts (warm_task)."""
+    from tiny_embedder import make_tiny_embedder
+
+    return make_tiny_embedder(tmp_path_factory.mktemp("tiny-embedder"))
+
+
+def _collection(name: str, embedder_dir) -> int:
     from engine.rag import collections as c
     from engine.rag.db import DocsDatabase
 
     with DocsDatabase() as db:
-        return c.create_collection(db, name).id
+        return c.create_collection(db, name, embedder=str(embedder_dir)).id
 
 
-def test_replies_use_the_chosen_collections_show_their_sources_and_come_back(qtbot, make_window, tmp_path):
-    notes = _collection("Notes")
-    _collection("Other")
+def test_replies_use_the_chosen_collections_show_their_sources_and_come_back(qtbot, make_window, tmp_path,
+                                                                           embedder_dir):
+    notes = _collection("Notes", embedder_dir)
+    _collection("Other", embedder_dir)
     win = make_window()
     bar = win.chat.documents
     qtbot.waitUntil(lambda: len(bar.collections) == 2, timeout=20000)

@@ -106,6 +106,23 @@ def pending_task(session: Session, *, on_text=None, on_progress=None, cancel=Non
         return [r[0] for r in rows]
 
 
+def warm_task(session: Session, *, on_text=None, on_progress=None, cancel=None) -> int:
+    """Load the embedding models the collections use, once there are collections (returns how many).
+
+    The first load imports transformers' BERT code, which holds the interpreter lock for up to half a
+    second at a time: done at start-up, the window never stalls later, at the first search or index."""
+    from engine.rag.db import DocsDatabase
+    from engine.rag.embedder import shared_embedder
+
+    with DocsDatabase() as db:
+        embedders = [r[0] for r in db.query("SELECT DISTINCT embedder FROM collections")]
+    for embedder in embedders:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        shared_embedder(embedder or None)
+    return len(embedders)
+
+
 def search_task(session: Session, *, on_text=None, on_progress=None, cancel=None,
                 request: SearchRequest) -> list[Passage]:
     from engine.rag.db import DocsDatabase

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, Q
 
 from engine.rag.index import IndexRequest
 from engine.rag.search import SearchRequest
-from engine.rag.tasks import CollectionEdit, collections_task, index_task, pending_task, search_task
+from engine.rag.tasks import CollectionEdit, collections_task, index_task, pending_task, search_task, warm_task
 from gui.colors import RED, accent, css, muted_label
 from gui.passages import INDEXING, QUERIES
 from gui.documents.files_table import FilesTable
@@ -43,6 +43,7 @@ class DocumentsView(QWidget):
         self._build()
         self._refresh_timer = QTimer(self, interval=REFRESH_WHILE_INDEXING_MS, timeout=self._refresh_files)
         self.refresh(select=QSettings().value("documents/collection", None, type=int))
+        self._run(warm_task, device=INDEXING)  # the embedding model, loaded now rather than at the first search
         self._run(pending_task, done=self._resume)
 
     # -- layout ------------------------------------------------------------------------------------------
