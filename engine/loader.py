@@ -189,6 +189,11 @@ def load_folder(folder: Path, config: LoadConfig, *, on_progress: ProgressFn,
                 cancel: CancelToken) -> LoadedModel:
     folder = Path(folder)
     model_config = check_model_folder(folder)
+    from engine.gguf.memory import check_fits, footprint
+
+    size = footprint(folder)
+    if size is not None:  # refuse, with both numbers, what would swap the machine to a halt
+        check_fits(folder, size.memory_bytes)
     on_progress(0.8, f"Loading {folder.name}…")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

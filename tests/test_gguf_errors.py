@@ -122,3 +122,11 @@ def test_the_loaded_model_stays_loaded_after_a_bad_file(good, tmp_path):
     with pytest.raises(BadModelFileError):
         load_task(session, config=LoadConfig(path=str(bad), device="cpu"))
     assert session.model is before
+
+
+def test_a_model_folder_that_will_not_fit_is_refused_too(tiny_model_dir, monkeypatch):
+    from engine.gguf import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1000)
+    with pytest.raises(NotEnoughMemoryError, match="only 1.0 KB is available"):
+        _load(tiny_model_dir)
