@@ -301,3 +301,19 @@ def test_a_huge_file_is_indexed_in_part_and_says_so(db, embedder, tmp_path):
     states = _statuses(db, collection.id)
     assert states["huge.log"][0] == "indexed" and "only its first 2 KB were read" in states["huge.log"][1]
     assert states["huge.pdf"][0] == "skipped" and "limit" in states["huge.pdf"][1]
+
+
+def test_a_collection_deleted_while_it_indexes_stops_the_run_quietly(db, embedder, folder):
+    collection = _make(db, folder)
+    other = DocsDatabase(db.path)
+    deleted = []
+
+    def progress(fraction, message):
+        if "files ·" in message and not deleted:
+            c.delete_collection(other, collection.id)  # as the window's other thread would
+            deleted.append(True)
+
+    result = _index(db, embedder, on_progress=progress)
+    other.close()
+    assert result.finish_reason == "cancelled" and "deleted while it was being indexed" in result.notice
+    assert db.query_one("SELECT COUNT(*) FROM chunks")[0] == 0

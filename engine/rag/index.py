@@ -103,6 +103,12 @@ def index_collection(db: DocsDatabase, request: IndexRequest, *, embedder=None, 
             except CancelledError:  # inside a big file: it stays pending, nothing of it was written
                 result.finish_reason = "cancelled"
                 break
+            except CollectionError:
+                if db.query_one("SELECT id FROM collections WHERE id = ?", (collection.id,)) is None:
+                    result.finish_reason = "cancelled"  # deleted meanwhile (the window or hearth-cli): stop quietly
+                    result.notice = f"The collection {collection.name!r} was deleted while it was being indexed."
+                    break
+                raise
             clock.done()
         result.remaining = len(pending) - clock.files_done
     result.seconds = time.monotonic() - started
