@@ -317,3 +317,18 @@ def test_a_collection_deleted_while_it_indexes_stops_the_run_quietly(db, embedde
     other.close()
     assert result.finish_reason == "cancelled" and "deleted while it was being indexed" in result.notice
     assert db.query_one("SELECT COUNT(*) FROM chunks")[0] == 0
+
+
+def test_a_damaged_database_is_kept_aside_and_an_empty_one_started(tmp_path):
+    path = tmp_path / "documents.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with DocsDatabase(path) as db:
+        assert "damaged" in db.notice and c.list_collections(db) == []
+        c.create_collection(db, "Fresh")
+    kept = list(tmp_path.glob("documents.db.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_bytes().startswith(b"this is not a database")
+    with DocsDatabase(path) as db:
+        assert db.notice == "" and [x.name for x in c.list_collections(db)] == ["Fresh"]
+    from engine.rag.db import take_notices
+
+    assert "damaged" in take_notices() and take_notices() == ""  # given once, to whichever view asks

@@ -46,15 +46,32 @@ def translate(exc: sqlite3.Error, path: Path) -> CollectionError:
     return CollectionError(f"Database error in {path}: {exc}")
 
 
+_NOTICES: list[str] = []  # what opening found, for whichever view asks next (several threads open the file)
+
+
+def take_notices() -> str:
+    """Sentences the user must see about the documents database (each is given once)."""
+    text = " ".join(_NOTICES)
+    _NOTICES.clear()
+    return text
+
+
 class DocsDatabase:
     """One connection to documents.db (use one per thread)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
+        self.notice = ""  # for the user: a damaged file was kept aside
         try:
-            self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_S,
-                                         check_same_thread=False)
-            self._conn.row_factory = sqlite3.Row
+            self._conn = self._connect()
+            try:
+                healthy = self._conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
+            except sqlite3.DatabaseError as exc:
+                if "malformed" not in str(exc).lower() and "not a database" not in str(exc).lower():
+                    raise
+                healthy = False
+            if not healthy:
+                self._start_over()
             self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._enable_wal()
@@ -62,6 +79,30 @@ class DocsDatabase:
             schema.migrate(self._conn, str(self.path))
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _start_over(self) -> None:
+        """A damaged file is kept aside (never overwritten) and an empty one started: the index can be rebuilt
+        from the files, and conversations live elsewhere."""
+        self._conn.close()
+        backup = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                side = Path(f"{self.path}{suffix}")
+                if side.exists():
+                    side.rename(f"{backup}{suffix}")
+        except OSError as exc:
+            raise CollectionError(f"The documents database {self.path} is damaged and could not be moved aside "
+                                  f"({exc.strerror or exc}). Move it away by hand; conversations are not "
+                                  "affected.") from exc
+        self.notice = (f"The documents database was damaged; it was kept as {backup.name} and an empty one "
+                       "started. Make the collections again (your files and conversations are untouched).")
+        _NOTICES.append(self.notice)
+        self._conn = self._connect()
 
     def _enable_wal(self) -> None:
         """A new file's switch to WAL answers "locked" at once when another process opens it too: retry."""

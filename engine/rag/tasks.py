@@ -55,7 +55,7 @@ def collections_task(session: Session, *, on_text=None, on_progress=None, cancel
     """Apply ``edit`` and return the overview (``show``: the collection whose files to list;
     ``with_files=False``: counts only, for a refresh while a big collection indexes)."""
     from engine.rag import collections as c
-    from engine.rag.db import DocsDatabase
+    from engine.rag.db import DocsDatabase, take_notices
     from engine.rag.vectors import forget
 
     with DocsDatabase() as db:
@@ -76,6 +76,7 @@ def collections_task(session: Session, *, on_text=None, on_progress=None, cancel
                 message = f"{c.remove_paths(db, selected_id, list(edit.paths))} file(s) removed from the collection."
             elif edit.action == "rescan":
                 c.mark_for_rescan(db, selected_id, list(edit.paths) or None)
+        message = " ".join(m for m in (take_notices(), message) if m)
         collections = c.list_collections(db)
         selected = next((x for x in collections if x.id == selected_id), None)
         files = (c.list_files(db, selected.id) if selected else []) if with_files else None
