@@ -47,10 +47,12 @@ def build_weights(f: GGUFFile, meta: ModelMeta, *, device: torch.device,
             layer.q_norm = _vector(f, b + "attn_q_norm.weight", head_perm)
             layer.k_norm = _vector(f, b + "attn_k_norm.weight", head_perm)
         layers.append(_to_device(layer, device))
+        f.release_all()
         trim()  # the layer's temporary copies go back to the OS before the next layer's are made
     cancel.raise_if_cancelled()
     on_progress(0.9, f"Reading {f.path.name}: embeddings…")
     lm_head = _linear(f, ["token_embd" if meta.tied else "output"])
+    f.release_all()
     trim()
     if device.type != "cpu":
         lm_head = _dense_on(lm_head, device)

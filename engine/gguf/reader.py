@@ -129,6 +129,18 @@ class GGUFFile:
             except (OSError, ValueError):
                 pass
 
+    def release_all(self) -> None:
+        """Drop every tensor page from the resident set: reading one tensor also maps its neighbours' nearby
+        pages (the kernel's fault-around), some of them already repacked and released (26 MB of the default
+        model's 94 MB stayed mapped without this)."""
+        mapping = getattr(self.reader.mapping, "_mmap", None)
+        start = -(-int(self.reader.data_offset) // mmap.PAGESIZE) * mmap.PAGESIZE
+        if mapping is not None and hasattr(mmap, "MADV_DONTNEED") and self.size > start:
+            try:
+                mapping.madvise(mmap.MADV_DONTNEED, start, self.size - start)
+            except (OSError, ValueError):
+                pass
+
     def drop_metadata(self) -> None:
         """Free the parsed metadata (a large vocabulary is tens of MB of small arrays) once it has been read."""
         self.reader.fields.clear()
