@@ -17,6 +17,19 @@ import torch.nn.functional as F
 
 DEQUANT_ROWS = 8  # from this many rows on, dequantize and use a bf16 matmul
 DEQUANT_BLOCK = 1 << 22  # weights dequantized at a time (8 MB of bf16): a prompt never holds a whole bf16 copy
+ALIGN = 64  # bytes; torch's CPU allocator aligns every tensor it allocates to this
+
+
+def aligned(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself if it is contiguous and starts on a 64-byte boundary, else an aligned copy.
+
+    torch's AVX-512 int8 kernel (``_weight_int8pack_mm``) reads weight rows and activation rows with aligned
+    vector loads and checks neither: a weight 8 bytes off a 16-byte boundary kills the process with SIGSEGV.
+    Tensors torch allocates are aligned; ones read by ``safetensors.torch.load_file`` (the packed-weights
+    caches) start wherever the file put them, 8-byte aligned at best."""
+    if t.is_contiguous() and t.data_ptr() % ALIGN == 0:
+        return t
+    return torch.empty_like(t, memory_format=torch.contiguous_format).copy_(t)
 
 
 def blocked_linear(x: torch.Tensor, out_features: int, in_features: int, dequantize, bias: torch.Tensor | None):
@@ -49,7 +62,7 @@ class Int8:
     __slots__ = ("q", "s", "b")
 
     def __init__(self, q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None = None) -> None:
-        self.q, self.s, self.b = q, s, b  # q: [out, in] int8; s: [out] bf16; b: [out] bf16
+        self.q, self.s, self.b = aligned(q), s, b  # q: [out, in] int8; s: [out] bf16; b: [out] bf16
 
     @classmethod
     def quantize(cls, w: torch.Tensor, b: torch.Tensor | None = None) -> "Int8":
@@ -63,7 +76,7 @@ class Int8:
         x = x.to(torch.bfloat16)
         if x.shape[0] >= DEQUANT_ROWS:
             return blocked_linear(x, self.q.shape[0], self.q.shape[1], self._rows_bf16, self.b)
-        y = torch._weight_int8pack_mm(x, self.q, self.s)
+        y = torch._weight_int8pack_mm(aligned(x), self.q, self.s)  # a bf16 view of a bigger tensor may be off
         return y if self.b is None else y.add_(self.b)
 
     def dequantized(self) -> torch.Tensor:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from engine.fastpath.families import effective_weight, read_head, read_layer, rope_permutation  # noqa: F401
-from engine.fastpath.linear import Dense, Int8, from_tensors
+from engine.fastpath.linear import Dense, Int8, aligned, from_tensors
 from engine.fastpath.spec import ArchSpec, base_model
 
 FORMAT_VERSION = 1
@@ -128,6 +128,8 @@ def load_cached(path: Path, mode: str, spec: ArchSpec, embed: torch.Tensor) -> P
         state = load_file(str(path), device=str(embed.device))
     except Exception:  # missing, truncated or from another version: rebuild
         return None
+    for key in state:  # one at a time, so the unaligned originals are freed as we go (linear.aligned says why)
+        state[key] = aligned(state[key])
     try:
         return PackedWeights.from_state(mode, state, spec, embed)
     except (KeyError, TypeError):
