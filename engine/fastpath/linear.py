@@ -17,17 +17,17 @@ import torch.nn.functional as F
 
 DEQUANT_ROWS = 8  # from this many rows on, dequantize and use a bf16 matmul
 DEQUANT_BLOCK = 1 << 22  # weights dequantized at a time (8 MB of bf16): a prompt never holds a whole bf16 copy
-ALIGN = 64  # bytes; torch's CPU allocator aligns every tensor it allocates to this
+WEIGHT_ALIGN, INPUT_ALIGN = 16, 32  # bytes: the vector loads of torch's int8 kernel (AVX-512) on each row
 
 
-def aligned(t: torch.Tensor) -> torch.Tensor:
-    """``t`` itself if it is contiguous and starts on a 64-byte boundary, else an aligned copy.
+def aligned(t: torch.Tensor, alignment: int = WEIGHT_ALIGN) -> torch.Tensor:
+    """``t`` itself if it is contiguous and starts on an ``alignment``-byte boundary, else an aligned copy.
 
-    torch's AVX-512 int8 kernel (``_weight_int8pack_mm``) reads weight rows and activation rows with aligned
-    vector loads and checks neither: a weight 8 bytes off a 16-byte boundary kills the process with SIGSEGV.
-    Tensors torch allocates are aligned; ones read by ``safetensors.torch.load_file`` (the packed-weights
-    caches) start wherever the file put them, 8-byte aligned at best."""
-    if t.is_contiguous() and t.data_ptr() % ALIGN == 0:
+    torch's int8 kernel (``_weight_int8pack_mm``) reads weight rows (16 bytes) and activation rows (32 bytes)
+    with aligned vector loads and checks neither: a weight 8 bytes off kills the process with SIGSEGV.
+    Tensors torch allocates start on 64-byte boundaries; small ones read by ``safetensors.torch.load_file``
+    (the packed-weights caches) start 8 bytes off."""
+    if t.is_contiguous() and t.data_ptr() % alignment == 0:
         return t
     return torch.empty_like(t, memory_format=torch.contiguous_format).copy_(t)
 
@@ -76,7 +76,8 @@ class Int8:
         x = x.to(torch.bfloat16)
         if x.shape[0] >= DEQUANT_ROWS:
             return blocked_linear(x, self.q.shape[0], self.q.shape[1], self._rows_bf16, self.b)
-        y = torch._weight_int8pack_mm(aligned(x), self.q, self.s)  # a bf16 view of a bigger tensor may be off
+        # A bf16 view into a bigger tensor may start anywhere; what torch allocates passes unchanged.
+        y = torch._weight_int8pack_mm(aligned(x, INPUT_ALIGN), self.q, self.s)
         return y if self.b is None else y.add_(self.b)
 
     def dequantized(self) -> torch.Tensor:

@@ -128,8 +128,9 @@ def load_cached(path: Path, mode: str, spec: ArchSpec, embed: torch.Tensor) -> P
         state = load_file(str(path), device=str(embed.device))
     except Exception:  # missing, truncated or from another version: rebuild
         return None
-    for key in state:  # one at a time, so the unaligned originals are freed as we go (linear.aligned says why)
-        state[key] = aligned(state[key])
+    for key, t in state.items():  # one at a time, each unaligned original freed as we go (linear.aligned: why)
+        if t.dtype == torch.int8:
+            state[key] = aligned(t)
     try:
         return PackedWeights.from_state(mode, state, spec, embed)
     except (KeyError, TypeError):

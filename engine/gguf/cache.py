@@ -39,8 +39,7 @@ def cache_path(source: Path) -> Path | None:
 
 def load(source: Path, spec: Any) -> Any | None:
     """The cached PackedWeights of ``source``, or None (no cache, or one that cannot be read)."""
-    from safetensors.torch import load_file
-
+    from engine.fastpath.linear import aligned
     from engine.fastpath.weights import PackedWeights
     from engine.gguf.embedding import LinearRows, QuantizedEmbedding
 
@@ -48,7 +47,10 @@ def load(source: Path, spec: Any) -> Any | None:
     if path is None or not path.is_file():
         return None
     try:
-        state = load_file(str(path))
+        state = _read(path)  # tensors torch allocates: 64-byte aligned already
+        for key, t in state.items():  # int8 weights aligned one at a time: no second copy of them all at once
+            if t.dtype == torch.int8:
+                state[key] = aligned(t)  # linear.aligned says why (Int8 would copy them anyway)
         embed_raw, embed_w = state.pop("embed.raw", None), state.pop("embed.w", None)
         embed_type = state.pop("embed.type", None)
         packed = PackedWeights.from_state("gguf", state, spec, embed=None)
@@ -62,6 +64,35 @@ def load(source: Path, spec: Any) -> Any | None:
         return packed
     except Exception:  # noqa: BLE001 - truncated, from another version: repack from the file
         return None
+
+
+DTYPES = {"BF16": torch.bfloat16, "F32": torch.float32, "F16": torch.float16, "I8": torch.int8, "U8": torch.uint8,
+          "I32": torch.int32, "I64": torch.int64}
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file read tensor by tensor with plain reads into fresh tensors. safetensors' own
+    ``load_file`` maps the file and copies out of the map, so while it runs the file can count twice in
+    resident memory (measured: peak 1.65x the 1 B file, against 1.22x this way)."""
+    import json
+    import struct
+
+    out: dict[str, torch.Tensor] = {}
+    with path.open("rb") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(length))
+        base = 8 + length
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            start, end = info["data_offsets"]
+            tensor = torch.empty(info["shape"], dtype=DTYPES[info["dtype"]])
+            if tensor.numel():
+                fh.seek(base + start)
+                if fh.readinto(memoryview(tensor.view(torch.uint8).reshape(-1).numpy())) != end - start:
+                    raise ValueError(f"{name} is truncated")
+            out[name] = tensor
+    return out
 
 
 def save(source: Path, packed: Any) -> None:
