@@ -48,6 +48,6 @@ def test_peak_memory_of_the_default_model(tmp_path):
           f"peak {report['peak_rss'] / 1e6:.0f} MB, KV {report['kv_cache_bytes'] / 1e6:.1f} MB, "
           f"(peak - base - KV) / file = {report['ratio']}")
     assert report["new_tokens"] >= 1 and report["decoder"] == "fast GGUF Q4_1"
-    # The target is 1.5 x; the default model measures ~2 x, its 49k-token tokenizer being a third of the
-    # difference. Before #11 it was ~13 x (1.65 GB). This guards against sliding back.
-    assert report["ratio"] < 3.0
+    # The target is 1.5 x; the default model measured 1.38 x (before #11: ~13 x, 1.65 GB). The bound
+    # leaves room for allocator noise and guards against sliding back.
+    assert report["ratio"] < 1.8
