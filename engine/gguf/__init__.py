@@ -4,7 +4,8 @@
 calls for a ``.gguf``: reader.py maps and checks the file, metadata.py reads the
 architecture, tokenizer.py builds the tokenizer, quants.py / pack.py repack the
 blocks into the fast path's Int4 / Int8 / bf16 linears, memory.py checks that it
-fits first, and model.py stands in for the transformers module. full_model.py
+fits first, cache.py keeps packed weights of files slow to repack, and model.py
+stands in for the transformers module. full_model.py
 builds the full-precision transformers model on demand (fine-tuning, the lab's
 attention maps); synthetic.py writes random GGUFs for tests and benchmarks.
 """
