@@ -15,14 +15,18 @@ KEY = "test-key-123"
 
 @contextlib.contextmanager
 def serving(model_dir, *, max_queue: int = 64, **config):
-    """A started LocalServer on a free loopback port, with its own scheduler and the model loaded."""
+    """A started LocalServer on a free loopback port, with its own scheduler and the model loaded (its fast
+    decode path prepared)."""
     from engine.config import LoadConfig
     from engine.scheduler import Scheduler
     from engine.server import LocalServer, ServerConfig
     from engine.tasks import load_task
 
     scheduler = Scheduler(max_queue=max_queue)
-    scheduler.submit(load_task, config=LoadConfig(path=str(model_dir), device="cpu", fast=False)).result(120)
+    scheduler.submit(load_task, config=LoadConfig(path=str(model_dir), device="cpu")).result(120)
+    decoder = scheduler.session().model.extras.get("decoder")
+    if decoder is not None:  # like `hearth-cli serve`: requests run on the fast decode path from the first one
+        assert decoder.wait_ready(120), decoder.describe()
     server = LocalServer(ServerConfig(port=0, api_key=config.pop("api_key", KEY), max_queue=max_queue, **config),
                          scheduler).start()
     try:

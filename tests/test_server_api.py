@@ -69,6 +69,7 @@ def test_chat_whole_answer_and_usage(server, api, tokenizer):
     if choice.finish_reason == "length":
         assert reply.usage.completion_tokens == 7
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    assert server.state.model().extras["decoder"].last_route == "fast int8"  # what `hearth-cli serve` runs on
 
 
 def test_streaming_chat_matches_the_whole_answer(server, api):
@@ -338,18 +339,25 @@ def test_cors_only_for_listed_origins(long_model_dir):
 
 
 def test_hearth_cli_serve(tiny_model_dir, tmp_path):
-    proc = ServeProcess(tiny_model_dir, tmp_path)
-    try:
-        import openai as oa
+    replies = []
+    for _ in range(2):  # the second start reads the fast path's packed weights from the data folder's cache
+        proc = ServeProcess(tiny_model_dir, tmp_path)
+        try:
+            import openai as oa
 
-        api = oa.OpenAI(base_url=proc.base_url, api_key=KEY, max_retries=0, timeout=60)
-        name = api.models.list().data[0].id
-        reply = api.chat.completions.create(model=name, messages=HELLO, max_tokens=4, temperature=0)
-        assert reply.usage.completion_tokens >= 1
-        assert proc.interrupt() == 0
-        assert "POST /v1/chat/completions 200" in proc.output()
-    finally:
-        proc.kill()
+            api = oa.OpenAI(base_url=proc.base_url, api_key=KEY, max_retries=0, timeout=60)
+            name = api.models.list().data[0].id
+            reply = api.chat.completions.create(model=name, messages=HELLO, max_tokens=4, temperature=0)
+            assert reply.usage.completion_tokens >= 1
+            # A short prompt (a 7-row chunk) once crashed the server with cached weights (SIGSEGV).
+            replies.append(api.completions.create(model=name, prompt="def add(a, b):", max_tokens=5,
+                                                  temperature=0).choices[0].text)
+            assert proc.interrupt() == 0, proc.output()
+            assert "POST /v1/chat/completions 200" in proc.output()
+        finally:
+            proc.kill()
+    assert len(list((tmp_path / "fastpath").glob("*.safetensors"))) == 1
+    assert replies[0] == replies[1]
 
 
 @pytest.fixture(scope="module")
