@@ -126,7 +126,7 @@ class ThreadCallback(TrainerCallback):
     def __init__(self, most: int) -> None:
         from engine.fastpath.threads import ThreadChooser
 
-        self.chooser = ThreadChooser(most, explore_every=8)
+        self.chooser = ThreadChooser(most, explore_every=20)
         self.threads, self.began, self.most = most, 0.0, most
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -138,7 +138,9 @@ class ThreadCallback(TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):
         import torch
 
-        self.threads = self.chooser.pick()
+        # A CPU busier than it has cores: one thread, without trying more (a trial step with every thread
+        # took minutes there). Otherwise both counts are timed and the faster kept.
+        self.threads = 1 if decode_threads(self.most) == 1 else self.chooser.pick()
         torch.set_num_threads(self.threads)
         self.began = time.monotonic()
 
