@@ -40,9 +40,13 @@ def test_bench_measures_peak_memory_in_a_fresh_process(tiny_model_dir):
     from engine.fastpath.bench_memory import probe
     from engine.fastpath.benchmark import BenchConfig
 
+    import torch
+
+    ballast = torch.ones(2 ** 28)  # 1 GiB in this process: the child must not report this process's peak
     figures = probe("hearth", BenchConfig(model=str(tiny_model_dir)), 1, 40, "int8")
     assert "error" not in figures, figures
     assert figures["peak_rss_bytes"] >= figures["base_rss_bytes"] > 50 * 2 ** 20  # torch alone is more
+    assert figures["peak_rss_bytes"] < ballast.numel() * 4  # a tiny model: far below 1 GiB
     assert figures["kv_cache_bytes"] == 2 * 2 * 2 * 256 * 8 * 4  # layers x K,V x KV heads x 256 x Dh x fp32
 
 

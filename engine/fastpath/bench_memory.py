@@ -6,7 +6,7 @@ alone in a child process (``python -m engine.fastpath.bench_memory``) that
 runs the long prompt and a few tokens and reports:
 
 - ``base_rss_bytes``: after importing the runtime (torch, transformers, the engine), before the model;
-- ``peak_rss_bytes``: the process's peak (``ru_maxrss``) after loading and generating;
+- ``peak_rss_bytes``: the process's peak (VmHWM) after loading and generating;
 - ``kv_cache_bytes``: Hearth's KV cache at the end (its cache is preallocated in 256-position steps);
 - ``cuda_peak_bytes``: on CUDA, the most GPU memory torch held at once.
 """
@@ -49,9 +49,24 @@ def _rss() -> int:
 
 
 def _peak_rss() -> int:
+    """This process's peak RSS. Not ``ru_maxrss``: Linux carries it across exec, so a child started by
+    a process that holds three models would report the parent's peak. VmHWM belongs to this image only."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    import psutil
+
+    info = psutil.Process().memory_info()
+    peak = getattr(info, "peak_wset", None)  # Windows
+    if peak:
+        return int(peak)
     import resource
 
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # macOS: bytes
 
 
 def _child(args: dict) -> dict:
