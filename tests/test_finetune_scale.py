@@ -213,3 +213,25 @@ def test_bench_finetune_reports_both_systems(tiny_model_dir, messy, capsys):
         assert report[name]["tokens_per_s"] > 0 and report[name]["eval_loss"] > 0
         assert len(report[name]["step_seconds"]) == 3
     assert report["speedup"] > 0 and abs(report["loss_change"]) < 1
+
+
+@pytest.mark.integration
+def test_a_1b_gguf_base_is_estimated_and_refused_when_it_cannot_fit(tmp_path, monkeypatch):
+    """The bench's synthetic 1 B llama GGUF (written here, ~660 MB): counted from its metadata, LoRA on its
+    bf16 full-precision model estimated, and refused before loading, with both numbers, on 2 GB free."""
+    from engine.errors import OutOfMemoryError
+    from engine.finetune import estimate as est
+    from engine.gguf.synthetic import one_billion, write_synthetic_gguf
+
+    base = write_synthetic_gguf(tmp_path / "one-b.gguf", one_billion())
+    job = JobConfig(base_model=str(base), out_dir=str(tmp_path / "run"), data=DataConfig(seq_len=512),
+                    train=TrainConfig(batch_size=4, max_steps=30, precision="bf16"))
+    total, trainable, cfg = est.count_parameters(job)
+    assert total > 1e9 and 0 < trainable < total / 50
+    stats = {"train_examples": 1000, "train_tokens": 512_000, "val_examples": 100}
+    estimate = est.estimate_for(job, total, trainable, cfg, stats)
+    assert 2 * total < estimate.memory_bytes < 4 * total + 2**31  # bf16 weights, activations, logits
+    assert "1.04 B weights" in estimate.summary() and estimate.seconds > 0
+    monkeypatch.setattr(est, "_available_memory", lambda: 2 * 2**30)
+    with pytest.raises(OutOfMemoryError, match="only 2.0 GB is free"):
+        est.fit_to_memory(job)
