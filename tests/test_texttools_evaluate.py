@@ -43,8 +43,8 @@ def test_faithful_share_counts_sentences_whose_content_words_are_all_in_the_sour
     assert faithful_share("", source) == 0.0
     assert faithful_share("The text outlines the right to copy.", source) == 1.0  # words about the source
     # A sentence the model broke over lines is one sentence.
-    assert sentences("The licence grants the right\n\nto copy.\n- A point.") == ["The licence grants the right to copy.",
-                                                                               "A point."]
+    assert sentences("The licence grants the right\n\nto copy.\n- A point.") == [
+        "The licence grants the right to copy.", "A point."]
 
 
 def test_the_shipped_set_has_every_tool_and_readable_files():
