@@ -128,7 +128,7 @@ def format_report(r: dict) -> str:
         cpp = f"{vs_c['decode']:.2f} / {vs_c['prompt']:.2f}" if vs_c else ""
         match = f"{e['greedy_match'] * 100:.0f}%" if "greedy_match" in e else ""
         lines.append(f"{e['path'][:40]:<40} {e['decode_tok_s']:>8.1f} {e['prompt_tok_s']:>8.1f} {e['ttft_s']:>6.2f}s "
-                     f"{e['perplexity']:>8.3f} {rss:>9} {'' if vs_t is None else f'{vs_t:.2f}':>8} {cpp:>22} "
+                     f"{e['perplexity']:>8.5g} {rss:>9} {'' if vs_t is None else f'{vs_t:.2f}':>8} {cpp:>22} "
                      f"{match:>7}")
     lines.append("decode and prompt in tokens/s; prompt = long prompt / TTFT")
     if r["llama_cpp"] != "ran":
