@@ -26,7 +26,7 @@ def build_report(config: Any, lm: LoadedModel, systems: list, *, decode: dict, l
         seconds = sum(r.rest_s for r in runs)
         ttft = _median([r.ttft_s for r in long[s.name]])
         entry = {"name": s.name, "path": s.path, "decode_tok_s": round(tokens / seconds, 2) if seconds else 0.0,
-                 "ttft_s": round(ttft, 4), "prompt_tok_s": round(len(long_ids) / ttft, 1) if ttft else 0.0,
+                 "ttft_s": round(ttft, 6), "prompt_tok_s": round(len(long_ids) / ttft, 1) if ttft else 0.0,
                  "perplexity": round(ppl[s.name], 4)}
         if reference is not None and s is not systems[0]:
             entry["greedy_match"] = greedy_match([r.tokens for r in reference], [r.tokens for r in runs], 64)
