@@ -191,8 +191,11 @@ def _run_finetune(args: argparse.Namespace) -> int:
                   "on_progress": lambda f, m: _emit({"type": "progress", "fraction": f, "message": m})}
     else:
         events = {"on_event": _print_event, "on_text": lambda t: _say(t.rstrip()), "on_progress": _PhasePrinter()}
-    result = run_training(job, resume=args.resume, cancel=cancel_on_interrupt(), threads=args.threads,
-                          suggest_steps=getattr(args, "auto_steps", False), **events)
+    try:
+        result = run_training(job, resume=args.resume, cancel=cancel_on_interrupt(), threads=args.threads,
+                              suggest_steps=getattr(args, "auto_steps", False), **events)
+    finally:
+        _end_distributed()
     if not _main():
         return 0
     ppl = ""
@@ -211,6 +214,15 @@ def _run_finetune(args: argparse.Namespace) -> int:
     if args.json or args.events_json:
         print(json.dumps({"type": "result", **result.to_dict()} if args.events_json else result.to_dict()))
     return 0
+
+
+def _end_distributed() -> None:
+    """Under torchrun, leave the process group before exiting: a rank whose gloo threads are still up at
+    interpreter exit can abort ("terminate called without an active exception") and fail the whole launch."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _print_estimate(job, *, as_json: bool = False, suggest_steps: bool = False) -> int:
