@@ -64,4 +64,5 @@ def test_self_test_passes(default_lm, tmp_path):
                          env=env, timeout=600)
     report = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
     assert out.returncode == 0 and report["ok"], out.stdout + out.stderr
-    assert report["new_tokens"] >= 16 and "sea" in report["reply"].lower()
+    # The prompt asks about the sea: the reply must be on topic (greedy on the 4-bit file says "ocean").
+    assert report["new_tokens"] >= 16 and any(w in report["reply"].lower() for w in ("sea", "ocean", "wave"))
