@@ -112,3 +112,64 @@ def test_replies_use_the_chosen_collections_show_their_sources_and_come_back(qtb
     assert bar.sources.isVisibleTo(again) and bar.sources.list.count() == 1
     again.chat.new_chat()
     assert bar.selected == set() and not bar.sources.isVisibleTo(again)
+
+
+def _citation_point(win, row: int, text: str):
+    """Where ``text`` (e.g. "[1]") is drawn in the thread's viewport: the middle of its second character."""
+    from PySide6.QtCore import QPoint
+
+    from gui.chat.delegate import HEADER, MARGIN, PAD
+
+    view = win.chat.list
+    index = win.chat.model.index(row)
+    rect = view.visualRect(index)
+    doc = win.chat.delegate._row_document(index, rect.width() - 2 * (PAD + MARGIN), view.palette())
+    cursor = doc.find(text)
+    assert not cursor.isNull()
+    block = cursor.block()
+    at = cursor.selectionStart() - block.position() + 1
+    line = block.layout().lineForTextPosition(at)
+    x = line.cursorToX(at)
+    x = x[0] if isinstance(x, tuple) else x
+    top = doc.documentLayout().blockBoundingRect(block).top() + line.y() + line.height() / 2
+    return doc, QPoint(int(rect.left() + MARGIN + PAD + x + 2), int(rect.top() + MARGIN + PAD + HEADER + top))
+
+
+def test_clicking_a_citation_in_a_reply_opens_its_passage(qtbot, make_window, tmp_path, embedder_dir):
+    import test_gui_store_chat
+    from PySide6.QtCore import Qt
+
+    _collection("Notes", embedder_dir)
+    win = make_window()
+    bar = win.chat.documents
+    qtbot.waitUntil(lambda: len(bar.collections) == 1, timeout=20000)
+    test_gui_store_chat.REPLIES[:] = ["Plain reply citing [1] with no sources."]
+    send(qtbot, win, "Plain question")  # no collection yet: "[1]" is only text
+    bar._fill_menu()
+    next(a for a in bar.menu.actions() if a.text().startswith("Notes")).trigger()
+    send(qtbot, win, "Who lends money?")
+    assert win.chat.model.items[-1].content == "The bank lends money [1]."
+    win.resize(1100, 900)
+    win.chat.list.scrollToBottom()
+    qtbot.wait(50)  # the resize and the scroll laid out
+    opened = []
+    bar.open_passage = opened.append  # the dialog itself is tested with the Documents view
+    viewport = win.chat.list.viewport()
+
+    doc, point = _citation_point(win, 1, "[1]")
+    assert viewport.rect().contains(point)
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=point)
+    assert opened == [], "a reply without sources has no links"
+
+    reply = len(win.chat.model.items) - 1
+    doc, point = _citation_point(win, reply, "[1]")
+    assert viewport.rect().contains(point)
+    assert win.chat.delegate.citation_at(win.chat.list.visualRect(win.chat.model.index(reply)),
+                                         win.chat.model.index(reply), point, win.chat.list.palette()) == 1
+    win.grab().save(str(tmp_path / "chat-citation.png"))
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=point)
+    assert len(opened) == 1 and opened[0].number == 1 and opened[0].text == PASSAGE_TEXT
+
+    _, elsewhere = _citation_point(win, reply, "bank")
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=elsewhere)
+    assert len(opened) == 1, "clicking the reply's text elsewhere opens nothing"

@@ -9,9 +9,11 @@ colour comes from the palette (gui/colors.py), so a dark theme reads as well.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
-from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QAbstractTextDocumentLayout, QColor, QFont, QFontDatabase, QPalette, QTextDocument
+from PySide6.QtCore import QPointF, QRect, QRectF, QRegularExpression, QSize, Qt
+from PySide6.QtGui import (QAbstractTextDocumentLayout, QColor, QFont, QFontDatabase, QPalette, QTextCharFormat,
+                           QTextDocument)
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate
 
 from gui.chat.list_model import MetaRole, RoleRole, StreamingRole
@@ -23,6 +25,7 @@ HEADER = 18
 DISPLAY_LIMIT = 20_000  # characters shown of a huge message (all of it is still sent and kept)
 CACHE_SIZE = 256  # laid-out messages kept: far more than fit on a screen
 
+CITATION = QRegularExpression(r"\[(\d+)\]")  # "[n]": how a reply from documents cites passage n
 TITLES = {"user": "You", "error": "Error", "notice": "Note"}
 
 
@@ -43,13 +46,17 @@ class ChatDelegate(QStyledItemDelegate):
         super().__init__(parent)
         # Laid-out documents by what decides their layout, so rows that move, change or go away
         # never need the cache told; least recently used first out.
-        self._cache: OrderedDict[tuple[str, str, int, str], QTextDocument] = OrderedDict()
+        self._cache: OrderedDict[tuple, QTextDocument] = OrderedDict()
         self.mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        # A row's meta -> the passage numbers its reply may cite as links (the chat view sets it).
+        self.citable: Callable[[dict], frozenset[int]] = lambda meta: frozenset()
 
-    def document(self, content: str, role: str, width: int, palette: QPalette | None = None) -> QTextDocument:
+    def document(self, content: str, role: str, width: int, palette: QPalette | None = None,
+                 cites: frozenset[int] = frozenset()) -> QTextDocument:
         palette = palette or palette_of()
         code = css(mix(bubble_color(palette, role), palette.color(ACTIVE, Role.Text), 0.08))  # code blocks stand out
-        key = (role, content, width, code)
+        link = palette.color(ACTIVE, Role.Link)
+        key = (role, content, width, code, cites, link.rgba() if cites else 0)
         doc = self._cache.get(key)
         if doc is not None:
             self._cache.move_to_end(key)
@@ -62,6 +69,8 @@ class ChatDelegate(QStyledItemDelegate):
             doc.setPlainText(text)  # what the user typed is shown as typed
         else:
             doc.setMarkdown(text)
+            if cites:
+                link_citations(doc, cites, link)
         doc.setTextWidth(max(50, width))
         self._cache[key] = doc
         if len(self._cache) > CACHE_SIZE:
@@ -71,9 +80,19 @@ class ChatDelegate(QStyledItemDelegate):
     def _body_width(self, option) -> int:
         return option.rect.width() - 2 * (PAD + MARGIN)
 
+    def _row_document(self, index, width: int, palette: QPalette) -> QTextDocument:
+        cites = frozenset() if index.data(StreamingRole) else self.citable(index.data(MetaRole) or {})
+        return self.document(index.data() or "", index.data(RoleRole), width, palette, cites)
+
+    def citation_at(self, rect: QRect, index, pos, palette: QPalette) -> int | None:
+        """The passage number of the citation link under ``pos`` (viewport coordinates) in the row drawn in ``rect``."""
+        doc = self._row_document(index, rect.width() - 2 * (PAD + MARGIN), palette)
+        origin = QPointF(rect.left() + MARGIN + PAD, rect.top() + MARGIN + PAD + HEADER)
+        href = doc.documentLayout().anchorAt(QPointF(pos) - origin)
+        return int(href[5:]) if href.startswith("cite:") and href[5:].isdigit() else None
+
     def sizeHint(self, option, index) -> QSize:
-        role = index.data(RoleRole)
-        doc = self.document(index.data() or "", role, self._body_width(option), option.palette)
+        doc = self._row_document(index, self._body_width(option), option.palette)
         return QSize(option.rect.width(), int(doc.size().height()) + HEADER + 2 * PAD + 2 * MARGIN)
 
     def paint(self, painter, option, index) -> None:
@@ -99,7 +118,7 @@ class ChatDelegate(QStyledItemDelegate):
             painter.setFont(option.font)
             painter.setPen(muted(pal))
             painter.drawText(header_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop, status)
-        doc = self.document(index.data() or "", role, self._body_width(option), pal)
+        doc = self._row_document(index, self._body_width(option), pal)
         painter.translate(bubble.left() + PAD, bubble.top() + PAD + HEADER)
         context = QAbstractTextDocumentLayout.PaintContext()
         context.palette.setColor(Role.Text, pal.color(ACTIVE, Role.Text))
@@ -120,3 +139,21 @@ class ChatDelegate(QStyledItemDelegate):
             parts.append({"cancelled": "stopped", "length": "cut at max tokens", "interrupted": "interrupted",
                           "repetition": "stopped: it began repeating itself"}[reason])
         return "   ".join(parts)
+
+
+def link_citations(doc: QTextDocument, cites: frozenset[int], color: QColor) -> None:
+    """Make each "[n]" of a rendered reply, n among ``cites``, a ``cite:n`` link in the palette's link colour.
+
+    Done on the rendered text rather than the Markdown, so escaping, code spans and
+    "[1][2]" (a reference link to Markdown) need no special cases."""
+    cursor = doc.find(CITATION)
+    while not cursor.isNull():
+        number = int(cursor.selectedText()[1:-1])
+        if number in cites:
+            fmt = QTextCharFormat()
+            fmt.setAnchor(True)
+            fmt.setAnchorHref(f"cite:{number}")
+            fmt.setForeground(color)
+            fmt.setFontUnderline(True)
+            cursor.mergeCharFormat(fmt)
+        cursor = doc.find(CITATION, cursor)

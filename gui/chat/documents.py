@@ -12,7 +12,7 @@ conversation.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu, QToolButton,
                                QVBoxLayout, QWidget)
@@ -81,6 +81,8 @@ class SourcesPanel(QWidget):
 
 
 class DocumentsBar(QWidget):
+    passages_changed = Signal()  # a reply's passages arrived: its "[n]" become links
+
     def __init__(self, window, parent=None) -> None:
         super().__init__(parent)
         self.window_ = window
@@ -146,6 +148,7 @@ class DocumentsBar(QWidget):
             return  # another conversation was opened meanwhile
         self.selected = set(links.collection_ids)
         self.passages.update(links.passages)
+        self.passages_changed.emit()
         self._show_state()
         if self.passages:
             last = max(self.passages)
@@ -186,6 +189,7 @@ class DocumentsBar(QWidget):
             return
         if reply_id is not None:
             self.passages[reply_id] = passages
+            self.passages_changed.emit()
             self._run(conversation_links_task, conversation_id=self.conversation_id or 0,
                       save_passages={reply_id: passages})
         self.sources.show_passages(passages, "the last reply")
@@ -202,6 +206,17 @@ class DocumentsBar(QWidget):
             menu.addSeparator()
         for p in passages:
             menu.addAction(f"Open source {passage_title(p)}", lambda p=p: self.open_passage(p))
+
+    def cited(self, reply_id: int | None) -> frozenset[int]:
+        """The numbers a reply may cite: those of the passages it was given."""
+        return frozenset(p.number for p in self.passages.get(reply_id, [])) if reply_id is not None else frozenset()
+
+    def open_cited(self, reply_id: int | None, number: int) -> bool:
+        """Open the passage a reply cites as [number] (False: it has none)."""
+        passage = next((p for p in self.passages.get(reply_id, []) if p.number == number), None)
+        if passage is not None:
+            self.open_passage(passage)
+        return passage is not None
 
     def open_passage(self, passage) -> None:
         from gui.passages import PassageDialog

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from PySide6.QtCore import QEvent, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListView, QMenu, QMessageBox,
                                QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget)
@@ -97,6 +97,9 @@ class ChatView(QWidget):
         self.input = ChatInput()
         self.documents = DocumentsBar(self.window, self)  # collections, the per-message switch, sources
         self.list.clicked.connect(lambda index: self.documents.show_reply((index.data(MetaRole) or {}).get("id")))
+        self.delegate.citable = lambda meta: self.documents.cited(meta.get("id"))  # its "[n]" become links
+        self.documents.passages_changed.connect(self.list.viewport().update)
+        self.list.setMouseTracking(True)  # a pointing hand over a citation
         self.input.submitted.connect(self.send)
         self.send_button = QPushButton("Send")
         self.send_button.clicked.connect(self.send)
@@ -496,9 +499,18 @@ class ChatView(QWidget):
     def eventFilter(self, watched, event) -> bool:
         if watched is self.window and event.type() == QEvent.Type.WindowActivate and not self.busy:
             self.sidebar.refresh()
+        if watched is self.list.viewport() and event.type() == QEvent.Type.MouseMove:
+            if self._citation_at(event.position().toPoint()) is not None:
+                watched.setCursor(Qt.CursorShape.PointingHandCursor)
+            else:
+                watched.unsetCursor()
         if watched is self.list.viewport() and event.type() == QEvent.Type.MouseButtonRelease:
             pos = event.position().toPoint()
             index = self.list.indexAt(pos)
+            number = self._citation_at(pos) if event.button() == Qt.MouseButton.LeftButton else None
+            if number is not None:  # "[n]" in a reply from documents: its passage n, in its file
+                self.documents.open_cited((index.data(MetaRole) or {}).get("id"), number)
+                return True
             if index.isValid():
                 step = arrow_at(self.list.visualRect(index), self.list.font(), index.data(MetaRole) or {},
                                 bool(index.data(StreamingRole)), pos)
@@ -506,6 +518,12 @@ class ChatView(QWidget):
                     self.step_alternative(index.row(), step)
                     return True
         return super().eventFilter(watched, event)
+
+    def _citation_at(self, pos) -> int | None:
+        index = self.list.indexAt(pos)
+        if not index.isValid():
+            return None
+        return self.delegate.citation_at(self.list.visualRect(index), index, pos, self.list.palette())
 
     def _step_selected(self, step: int) -> None:
         index = self.list.currentIndex()
