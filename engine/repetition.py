@@ -19,8 +19,15 @@ It is a loop when the repeated span is long enough for what the unit is:
 * no words at all (table rules, "| --- | --- |", indentation, "0, 0, 0",
   "0x00, ", "\\n\\n", "}}}"): ``LETTERLESS_SPAN`` tokens.
 
-Repeats that are not back to back (the same code line in two functions,
-numbered lists whose numbers change) are not periodic at all and never cut.
+Repeats that are not back to back (the same code line in two functions) are
+not periodic at all and never cut. A counting loop ("1) The licence is ...
+2) The licence is ... 3) ...") is periodic once every numeral token (digits
+with brackets or a full stop, as "12" or " 3)") counts as one class: a second
+set of runs, ``mrun``, compares tokens that way. It is cut with the thresholds
+above, but only when its shortest period is at least ``MIN_SPAN`` tokens and
+holds prose (four words in a row), and after ``MIN_COPIES`` copies at least:
+numbered lists of short items ("1. Point 1", "Step 2: Mix"), lists of numbers,
+table rows and code lines that differ in their numbers are not counting loops.
 The text kept holds one copy of the unit, ending at the
 first line or sentence end of the second copy where there is one (so a looping
 table keeps whole rows, a looping sentence its full stop).
@@ -43,6 +50,9 @@ LINE_COPIES = 6  # one line may come 5 times in a row (a table's identical rows,
 LETTERLESS_SPAN = 200  # units without words (rules, numbers, whitespace) may repeat this long
 WORD = re.compile(r"[^\W\d_]{2,}")  # two letters in a row: "0x00" and "\\n" hold none
 ESCAPE = re.compile(r"\\[a-zA-Z]")  # "\\n", "\\t" in code are not words
+NUMERAL = re.compile(r"[\s(\[#]*\d+[.):\]]*\s*")  # a token that is a number: "7", " 12", "3)", "4."
+SENTENCE = re.compile(r"[^\W\d_]{2,}(?: [^\W\d_]+){3}")  # four words in a row: prose, not cells or code
+NUMBER = -1  # the class every numeral token falls into for ``mrun``
 HOLD_RUN = 3  # a second copy this many tokens along is held back until it breaks off
 
 
@@ -56,6 +66,10 @@ class RepetitionGuard:
         self.longest = 0  # max(run)
         self.keep: int | None = None  # tokens kept once a loop is found (one copy of the unit)
         self.period = 0
+        self.classes: dict[int, int] = {}  # token id -> itself, or NUMBER for a numeral (decoded once)
+        self.mids: list[int] = []  # ids with numerals as NUMBER
+        self.mrun = self.run  # like run, over mids; the same list until a numeral comes
+        self.numbers = False  # a numeral came: mrun is kept apart from run
 
     @classmethod
     def for_tokenizer(cls, tokenizer: Any) -> "RepetitionGuard":
@@ -81,13 +95,48 @@ class RepetitionGuard:
         # One comprehension per token (not a loop of statements): ~25 us for all periods, under 1 % of a step.
         self.run = run = [r + 1 if t == token else 0 for r, t in zip(self.run, back)] + self.run[len(back):]
         self.longest = max(run)
-        if self.longest < MIN_SPAN // 2:  # two copies of MIN_SPAN tokens need a run of half of it
+        self._step_numbers(i)
+        if self._exact_loop(i, run) or not self.numbers:
             return
+        self._counting_loop(i)
+
+    def _step_numbers(self, i: int) -> None:
+        """Update ``mrun``: a second comprehension per token, only once a numeral has come."""
+        token = self.ids[i]
+        mapped = self.classes.get(token)
+        if mapped is None:
+            mapped = NUMBER if NUMERAL.fullmatch(self.decode([token])) else token
+            self.classes[token] = mapped
+        self.mids.append(mapped)
+        self.numbers = self.numbers or mapped == NUMBER
+        if not self.numbers:
+            self.mrun = self.run  # equal ids and equal classes are the same thing without numerals
+            return
+        back = self.mids[max(0, i - MAX_PERIOD):i][::-1]
+        self.mrun = [r + 1 if t == mapped else 0 for r, t in zip(self.mrun, back)] + self.mrun[len(back):]
+
+    def _exact_loop(self, i: int, run: list[int]) -> bool:
+        if self.longest < MIN_SPAN // 2:  # two copies of MIN_SPAN tokens need a run of half of it
+            return False
         for p in [k + 1 for k, r in enumerate(run) if r > k and r + k + 1 >= MIN_SPAN]:  # two copies at least
             span = run[p - 1] + p
-            if span >= needed_span(self.decode(ids[i - p + 1:i + 1]), p):
+            if span >= needed_span(self.decode(self.ids[i - p + 1:i + 1]), p):
                 self.keep, self.period = self._boundary(i + 1 - span + p, p), p
-                return
+                return True
+        return False
+
+    def _counting_loop(self, i: int) -> None:
+        """A unit that repeats but for its numbers; its shortest period must be long and hold prose."""
+        mrun = self.mrun
+        if max(mrun) < MIN_SPAN:  # two copies of a unit of MIN_SPAN tokens at least
+            return
+        p = next((k + 1 for k, r in enumerate(mrun) if r > k), 0)  # the shortest period with two copies
+        if p < MIN_SPAN or mrun[p - 1] + p < MIN_COPIES * p:
+            return
+        span = mrun[p - 1] + p
+        unit = self.decode(self.ids[i - p + 1:i + 1])
+        if SENTENCE.search(unit) and span >= needed_span(unit, p):
+            self.keep, self.period = self._boundary(i + 1 - span + p, p), p
 
     def _boundary(self, second: int, p: int) -> int:
         """Where to cut: after the first line or sentence end in the second copy (it repeats the first, so
@@ -106,15 +155,23 @@ class RepetitionGuard:
         safe = n - (HOLD_RUN - 1)  # a run reaching HOLD_RUN later starts no earlier than this
         if self.longest >= HOLD_RUN:
             safe = min(safe, n - self.longest)  # the earliest second copy under way begins there
+        if self.numbers:  # a counting loop under way: its shortest period, if long enough to be cut
+            p = next((k + 1 for k, r in enumerate(self.mrun) if r >= HOLD_RUN), 0)
+            if p >= MIN_SPAN:
+                safe = min(safe, n - self.mrun[p - 1])
         return max(0, safe)
 
 
 def needed_span(unit: str, p: int) -> int:
     """How many tokens a repeated unit of ``p`` tokens (whose text is ``unit``) must fill to be a loop."""
-    # U+FFFD: a character split across byte-level tokens; CJK and the like count as letters.
-    if not WORD.search(ESCAPE.sub(" ", unit).replace("\ufffd", "xx")):
+    if not has_words(unit):
         return max(LETTERLESS_SPAN, MIN_COPIES * p)
     breaks = unit.count("\n")
     if breaks == 0:
         return 2 * p if p >= LONG_UNIT else max(MIN_SPAN, MIN_COPIES * p)
     return max(MIN_SPAN, (LINE_COPIES if breaks == 1 else MIN_COPIES) * p)
+
+
+def has_words(unit: str) -> bool:
+    # U+FFFD: a character split across byte-level tokens; CJK and the like count as letters.
+    return WORD.search(ESCAPE.sub(" ", unit).replace("\ufffd", "xx")) is not None

@@ -82,6 +82,39 @@ def test_a_loop_without_letters_is_cut_only_when_long():
     assert kept_text("Rule:\n" + "=\n" * 200) == "Rule:\n=\n"
 
 
+def test_a_counting_loop_whose_numbers_change_is_cut():
+    # As SmolLM2-135M translated a licence: the same item again and again, only its number changes.
+    item = " Die GNU General Publics-Kommission ist eine freie Lizenz für Software und andere Werke."
+    text = "Übersetzung:" + "".join(f" {n}){item}" for n in range(1, 12))
+    assert kept_text(text) == "Übersetzung: 1)" + item
+    line = " The licensee may copy, modify and distribute the work freely and for free.\n"
+    assert kept_text("Terms:\n" + "".join(f"{n}.{line}" for n in range(1, 9))) == "Terms:\n1." + line
+
+
+def test_a_counting_loop_is_held_back_while_it_may_be_cut():
+    tok = WordTokenizer()
+    guard = RepetitionGuard.for_tokenizer(tok)
+    item = " the licence is a free licence for software and other kinds of works."
+    guard.push(tok.encode("List: 1)" + item + " 2)" + item))
+    assert tok.decode(guard.ids[:guard.safe_len()]) == "List: 1)" + item
+    assert not guard.looped
+
+
+@pytest.mark.parametrize("text", [
+    "1. apples 2. pears 3. plums 4. cherries 5. apples and pears",
+    "Step 1: Mix the flour with the water. Step 2: Knead the dough for ten minutes. Step 3: Let it rest "
+    "for an hour. Step 4: Bake the bread in a hot oven. Step 5: Let it cool down before you cut it.",
+    "".join(f"{n}) The item number {n} has a price of {n * 3} euros and a weight of {n + 2} kilograms.\n"
+            for n in range(1, 4)),  # two copies with their numbers changed: not yet a loop
+    "".join(f"| {n} | Yes | Yes | No | Yes | Yes | No | Yes |\n" for n in range(1, 30)),  # table rows
+    "".join(f"    values[{n}] = read_value(buffer, offset + {n * 4})\n" for n in range(12)),  # code lines
+    " ".join(str(n) + "." for n in range(1, 300)),  # numbers only
+])
+def test_numbered_items_that_differ_or_hold_no_words_are_not_cut(text):
+    guard, _, _ = run_guard(text)
+    assert not guard.looped, f"cut at token {guard.keep} (period {guard.period})"
+
+
 @pytest.mark.parametrize("text", [
     # A Markdown table: the rule row and the cells repeat, the rows do not.
     "| Name | Yes | Yes |\n|------|-----|-----|\n| Ann | Yes | Yes |\n| Bob | Yes | Yes |\n| Cid | No | Yes |\n",
