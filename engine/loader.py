@@ -85,6 +85,9 @@ def load_model(config: LoadConfig | None = None, *, on_progress: ProgressFn | No
     on_progress = on_progress or _noop
     cancel = cancel or CancelToken()
     from engine import convert
+    from engine.hf_import import ensure_transformers
+
+    ensure_transformers()  # before any thread-unsafe first import of transformers below
 
     if config.path is None:
         from engine.default_model import DEFAULT_MODEL_NAME, find_default_gguf

@@ -68,6 +68,9 @@ def _warm_up_imports() -> None:
     Importing holds the interpreter lock in long stretches; done here, it does not
     stall the window at the moment training starts.
     """
+    from engine.hf_import import ensure_transformers
+
+    ensure_transformers()  # another thread may be importing it for the first time
     import peft  # noqa: F401
     import transformers.trainer  # noqa: F401
 
@@ -80,6 +83,9 @@ def load_tokenizer(session: Session, base_model: str) -> tuple[Any, int]:
     if base_model not in cache:
         import json
 
+        from engine.hf_import import ensure_transformers
+
+        ensure_transformers()
         from transformers import AutoTokenizer
 
         from engine.errors import ModelLoadError

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 def model_for(session: Session, model_path: str | None) -> Any:
     """The current model (None), or a lab or model folder from the session's one cache."""
+    from engine.hf_import import ensure_transformers
     from engine.lab.loading import load_any
 
+    ensure_transformers()
     return session.model_for(model_path, opener=load_any)
 
 
@@ -31,8 +33,10 @@ def lab_estimate_task(session: Session, *, on_text=None, on_progress=None, cance
 
 def lab_train_task(session: Session, *, on_text=None, on_progress=None, cancel=None, config: LabTrainConfig,
                   on_event=None):
+    from engine.hf_import import ensure_transformers
     from engine.lab.train import train_lab
 
+    ensure_transformers()  # the chat model may be loading on another thread
     return train_lab(config, on_text=on_text, on_progress=on_progress, cancel=cancel, on_event=on_event)
 
 

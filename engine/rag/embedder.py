@@ -182,6 +182,9 @@ def _mean_pool(hidden, mask):
 
 def load_embedder(path: str | os.PathLike | None = None, *, device: str = "cpu") -> Embedder:
     """Load the default embedding model (``path=None``) or a local folder; no network, ever."""
+    from engine.hf_import import ensure_transformers
+
+    ensure_transformers()  # the chat model may be loading on another thread right now
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
