@@ -73,10 +73,11 @@ def _say(text: str) -> None:
 
 
 def _default_model() -> str:
-    from engine.cancel import CancelToken
-    from engine.convert import ensure_default_model
+    """The built-in model's GGUF file: training builds its full-precision model on demand (nothing converted
+    to disk), the same base the window's Fine-tune view uses."""
+    from engine.default_model import find_default_gguf
 
-    return str(ensure_default_model(on_progress=lambda f, m: _say(f"[{f * 100:5.1f}%] {m}"), cancel=CancelToken()))
+    return str(find_default_gguf())
 
 
 def job_from_args(args: argparse.Namespace):
