@@ -48,7 +48,7 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _peak_rss() -> int:
+def peak_rss() -> int:
     """This process's peak RSS. Not ``ru_maxrss``: Linux carries it across exec, so a child started by
     a process that holds three models would report the parent's peak. VmHWM belongs to this image only."""
     try:
@@ -99,7 +99,7 @@ def _child(args: dict) -> dict:
             B.Hearth(lm, decoder, kind, threads).generate(ids, PROBE_NEW_TOKENS, cancel)
             cache = decoder.ready_for(lm).forward.cache
             kv = 0 if cache is None else cache.numel() * cache.element_size()
-    figures = {"probe": mode or kind, "base_rss_bytes": base, "peak_rss_bytes": _peak_rss(), "kv_cache_bytes": kv}
+    figures = {"probe": mode or kind, "base_rss_bytes": base, "peak_rss_bytes": peak_rss(), "kv_cache_bytes": kv}
     if torch.cuda.is_available() and config.device.startswith("cuda"):
         figures["cuda_peak_bytes"] = int(torch.cuda.max_memory_allocated())
     return figures

@@ -15,24 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
-
-
-def _peak_bytes() -> int:
-    """This process's peak resident memory. Linux: VmHWM, the high-water mark of this program's own memory;
-    ``ru_maxrss`` is carried over from the parent across fork + exec, so a child of a 1 GB test runner
-    reported a 1 GB peak before it had loaded anything."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 def _warm_up() -> None:
@@ -70,7 +55,9 @@ def measure(path: str | Path, *, new_tokens: int = 64, prompt: str = "Write a sh
                                                                    repetition_guard=False))
     forward = lm.extras["decoder"]._prepared.forward
     kv = forward.cache.numel() * forward.cache.element_size() if forward.cache is not None else 0
-    peak = _peak_bytes()
+    from engine.fastpath.bench_memory import peak_rss
+
+    peak = peak_rss()
     file_bytes = Path(path).stat().st_size
     return {"file": Path(path).name, "quantization": lm.extras["gguf"]["quantization"],
             "parameters": lm.describe()["parameters"], "file_bytes": file_bytes, "base_rss": base,
