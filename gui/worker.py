@@ -241,6 +241,18 @@ def connect(task: TaskSignals, **slots: Callable) -> TaskSignals:
     return task
 
 
+def submit_held(client: EngineClient, held: set, fn: Task, /, *, on_error: Callable[[str], Any],
+                done: Callable[[Any], Any] | None = None, **kwargs: Any) -> TaskSignals:
+    """Submit a task nobody else keeps a reference to: ``held`` holds its signals until ``ended``
+    (so they are not collected mid-task), a failure goes to ``on_error(message)``, the result to ``done``."""
+    task = client.submit(fn, label=fn.__name__, **kwargs)
+    held.add(task)
+    connect(task, failed=lambda message, _type: on_error(message), ended=lambda: held.discard(task))
+    if done is not None:
+        task.done.connect(done)
+    return task
+
+
 def is_running(task: TaskSignals | None) -> bool:
     """True from submit until the task's ``ended`` has been delivered."""
     return task is not None and not task.finished

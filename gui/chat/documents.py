@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QListWidget, QLis
 from engine.rag.answer import RetrievalConfig
 from engine.rag.tasks import CollectionEdit, collections_task, conversation_links_task, documents_chat_task
 from gui.passages import QUERIES, passage_snippet, passage_title
-from gui.worker import connect
+from gui.worker import submit_held
 
 
 class SourcesPanel(QWidget):
@@ -113,13 +113,8 @@ class DocumentsBar(QWidget):
 
     # -- the engine side ---------------------------------------------------------------------------------
     def _run(self, fn, done=None, **kwargs):
-        task = self.window_.client.submit(fn, label=fn.__name__, device=QUERIES, **kwargs)
-        self._tasks.add(task)
-        connect(task, failed=lambda message, _type: self.window_.show_error(message),
-                ended=lambda: self._tasks.discard(task))
-        if done is not None:
-            task.done.connect(done)
-        return task
+        return submit_held(self.window_.client, self._tasks, fn, on_error=self.window_.show_error, done=done,
+                           device=QUERIES, **kwargs)
 
     def refresh_collections(self) -> None:
         self._run(collections_task, done=self._on_collections, edit=CollectionEdit())

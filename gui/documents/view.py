@@ -24,7 +24,7 @@ from gui.colors import RED, accent, css, muted_label
 from gui.passages import INDEXING, QUERIES
 from gui.documents.files_table import FilesTable
 from gui.documents.search_panel import SearchPanel
-from gui.worker import connect
+from gui.worker import connect, submit_held
 
 REFRESH_WHILE_INDEXING_MS = 1500
 LIVE_FILE_LIST = 2000  # bigger collections refresh their file list when indexing ends, not every tick
@@ -132,13 +132,8 @@ class DocumentsView(QWidget):
 
     # -- running engine tasks ----------------------------------------------------------------------------
     def _run(self, fn, *, done=None, device: str = QUERIES, **kwargs):
-        task = self.window_.client.submit(fn, label=fn.__name__, device=device, **kwargs)
-        self._tasks.add(task)
-        connect(task, failed=lambda message, _type: self.window_.show_error(message),
-                ended=lambda: self._tasks.discard(task))
-        if done is not None:
-            task.done.connect(done)
-        return task
+        return submit_held(self.window_.client, self._tasks, fn, on_error=self.window_.show_error, done=done,
+                           device=device, **kwargs)
 
     def refresh(self, select: int | None = None, edit: CollectionEdit | None = None, with_files: bool = True) -> None:
         show = select if select is not None else (self.current.id if self.current else None)
