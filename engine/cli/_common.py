@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.config import LoadConfig, SamplingConfig
 from engine.setting import described, split
+from engine.cli.progress import ProgressLine
 
 
 def add_model_options(parser: argparse.ArgumentParser, remote: bool = True) -> None:
@@ -87,13 +88,10 @@ def load_from(args: argparse.Namespace, quiet: bool = False):
     if getattr(args, "server", None):
         return connect_from(args, quiet)
 
-    def progress(fraction: float, message: str) -> None:
-        if not quiet:
-            print(f"\r[{fraction * 100:5.1f}%] {message}\033[K", end="", file=sys.stderr, flush=True)
-
-    lm = load_model(LoadConfig(path=args.model, device=args.device, dtype=args.dtype), on_progress=progress)
-    if not quiet:
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    progress = ProgressLine()
+    lm = load_model(LoadConfig(path=args.model, device=args.device, dtype=args.dtype),
+                    on_progress=None if quiet else progress)
+    progress.end()
     return lm
 
 

@@ -8,10 +8,10 @@ it submits a task, prints its streamed text as the events arrive, and Ctrl+C can
 from __future__ import annotations
 
 import signal
-import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine.config import LoadConfig
+from engine.cli.progress import ProgressLine
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -64,14 +64,10 @@ def load_on_scheduler(args, quiet: bool = False) -> dict:
     """Load ``--model`` on the scheduler's thread; returns the model's description (name, device, ...)."""
     from engine.tasks import load_task
 
-    def progress(fraction: float, message: str) -> None:
-        if not quiet:
-            print(f"\r[{fraction * 100:5.1f}%] {message}\033[K", end="", file=sys.stderr, flush=True)
-
-    info = run_task(load_task, on_progress=progress,
+    progress = ProgressLine()
+    info = run_task(load_task, on_progress=None if quiet else progress,
                     config=LoadConfig(path=args.model, device=args.device, dtype=args.dtype))
-    if not quiet:
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    progress.end()
     return info
 
 

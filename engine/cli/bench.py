@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from engine.cli.progress import ProgressLine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,14 +44,13 @@ def run_bench_command(args: argparse.Namespace) -> int:
                          llama_cpp=not args.no_llama_cpp, memory=not args.no_memory, baseline=not args.no_baseline,
                          synthetic=args.synthetic)
 
-    def progress(fraction: float, message: str) -> None:
-        print(f"\r[{fraction * 100:5.1f}%] {message}\033[K", end="", file=sys.stderr, flush=True)
+    progress = ProgressLine()
 
     threads = torch.get_num_threads()
     try:
         report = run_bench(config, on_progress=progress, cancel=cancel_on_interrupt())
     finally:
         torch.set_num_threads(threads)
-    print("\r\033[K", end="", file=sys.stderr, flush=True)
+    progress.end()
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0

@@ -16,6 +16,7 @@ import os
 import sys
 
 from engine.cli._common import add_model_options, add_sampling_options, cancel_on_interrupt, load_from, sampling_from
+from engine.cli.progress import ProgressLine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,14 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     register_bench(sub)
 
 
-def _progress(fraction: float, message: str) -> None:
-    if sys.stderr.isatty():
-        print(f"\r[{fraction * 100:3.0f}%] {message}\033[K", end="", file=sys.stderr, flush=True)
-
-
-def _end_progress() -> None:
-    if sys.stderr.isatty():
-        print("\r\033[K", end="", file=sys.stderr, flush=True)
+_progress = ProgressLine(width=3)
+_end_progress = _progress.end
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import json
 import sys
 
 from engine.cli._common import add_model_options, cancel_on_interrupt, load_from
+from engine.cli.progress import ProgressLine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,15 +41,15 @@ def run_eval(args: argparse.Namespace) -> int:
         return 2
     lm = load_from(args)
 
-    def progress(fraction: float, message: str) -> None:
-        print(f"\r[{fraction * 100:3.0f}%] {message}\033[K", end="", file=sys.stderr, flush=True)
+    progress = ProgressLine(width=3)
 
     try:
         report = evaluate(lm, cases, on_progress=progress, cancel=cancel_on_interrupt())
     except CancelledError:
-        print("\r\033[Kcancelled", file=sys.stderr)
+        progress.end()
+        print("cancelled", file=sys.stderr)
         return 130
-    print("\r\033[K", end="", file=sys.stderr, flush=True)
+    progress.end()
     if not args.cases:
         report.pop("cases")
     print(json.dumps(report, indent=2, ensure_ascii=False))

@@ -14,6 +14,7 @@ import json
 import sys
 
 from engine.cli._common import add_sampling_options, cancel_on_interrupt, sampling_from, stream_to_stdout
+from engine.cli.progress import ProgressLine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,8 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.set_defaults(handler=run_next)
 
 
-def _progress(fraction: float, message: str) -> None:
-    print(f"\r[{fraction * 100:5.1f}%] {message}\033[K", end="", file=sys.stderr, flush=True)
+_progress = ProgressLine()
 
 
 def _config(args):

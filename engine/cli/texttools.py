@@ -11,6 +11,7 @@ import sys
 
 from engine.cli._common import add_model_options, stream_to_stdout
 from engine.cli._scheduled import ModelRunner
+from engine.cli.progress import ProgressLine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,12 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(handler=run_translate)
 
 
-def _progress(fraction: float, message: str) -> None:
-    print(f"\r[{fraction * 100:3.0f}%] {message}\033[K", end="", file=sys.stderr, flush=True)
-
-
-def _end_progress() -> None:
-    print("\r\033[K", end="", file=sys.stderr, flush=True)
+_progress = ProgressLine(width=3)
+_end_progress = _progress.end
 
 
 def _stream(chunk: str) -> None:
