@@ -63,8 +63,10 @@ def build_full_model(path: str | Path, *, dtype: torch.dtype = torch.bfloat16, d
 
         on_progress(0.0, f"Building the full-precision model of {path.name} (about {format_bytes(needed)})…")
     try:
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype,
-                                                     local_files_only=True, quantization_config=dequantized())
+        model = _build_direct(path, dtype)
+        if model is None:  # an architecture the direct reader does not map: transformers' own GGUF loading
+            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype,
+                                                         local_files_only=True, quantization_config=dequantized())
     except (torch.OutOfMemoryError, MemoryError) as exc:
         raise ModelLoadError(path, "not enough memory to build its full-precision model.") from exc
     except Exception as exc:  # transformers raises many types here
@@ -75,6 +77,85 @@ def build_full_model(path: str | Path, *, dtype: torch.dtype = torch.bfloat16, d
     model.hf_quantizer = None
     model.name_or_path = str(path)  # what a LoRA adapter trained on it records as its base
     return model.to(device).eval()
+
+
+# GGUF tensor names (after "blk.N.") -> transformers' (after "model.layers.N.")
+LAYER_NAMES = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+               "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+               "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm",
+               "attn_k_norm": "self_attn.k_norm", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+               "ffn_down": "mlp.down_proj"}
+TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+
+
+def _build_direct(path: Path, dtype: torch.dtype) -> Any:
+    """The model of a llama / qwen2 / qwen3 GGUF, read with Hearth's own reader (None for other architectures).
+
+    Same weights as transformers' GGUF loading (each tensor dequantized to fp32, then cast to ``dtype``;
+    llama.cpp's q/k row order put back for llama), about 5x faster: transformers parses the whole
+    metadata (the vocabulary) twice and rebuilds its tensor-name map for every module, 12-16 s for the
+    default model on this machine against 2-3 s here. The weights are copied one tensor at a time into
+    an uninitialised model, so memory peaks at the model plus one tensor in fp32.
+    """
+    from transformers import AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
+
+    from engine.gguf.metadata import DirectUnsupported, read_meta
+    from engine.gguf.reader import open_gguf
+
+    f = open_gguf(path)
+    try:
+        try:
+            meta = read_meta(f)
+        except DirectUnsupported:
+            return None
+        config = meta.hf_config()
+        with no_init_weights():  # every weight is read from the file below
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
+        params = dict(model.named_parameters(remove_duplicate=False))
+        loaded = set()
+        for name, tensor in f.tensors.items():
+            target = _hf_name(name)
+            if target is None or target not in params:
+                raise ModelLoadError(path, f"its tensor {name!r} has no place in a {meta.model_type} model.")
+            with torch.no_grad():
+                params[target].copy_(_dequantized(tensor, name, meta))
+            loaded.add(target)
+            f.release(tensor)
+        missing = [n for n in params if n not in loaded and not (meta.tied and n == "lm_head.weight")]
+        if missing:
+            raise ModelLoadError(path, f"the tensor for {missing[0]} is missing.")
+        if meta.tied:
+            model.tie_weights()
+        return model
+    finally:
+        f.close()
+
+
+def _hf_name(name: str) -> str | None:
+    stem, _, kind = name.rpartition(".")  # kind: weight or bias
+    if stem.startswith("blk."):
+        _, layer, role = stem.split(".", 2)
+        mapped = LAYER_NAMES.get(role)
+        return f"model.layers.{layer}.{mapped}.{kind}" if mapped else None
+    mapped = TOP_NAMES.get(stem)
+    return f"{mapped}.{kind}" if mapped else None
+
+
+def _dequantized(tensor: Any, name: str, meta: Any) -> torch.Tensor:
+    """fp32 [rows, cols] (or [n] for a vector), q/k rows in transformers' order."""
+    from engine.gguf import quants
+
+    if len(tensor.shape) == 1:
+        w = quants.dequantized(tensor.data, tensor.tensor_type, (1, int(tensor.n_elements)))[0]
+    else:  # GGUF lists the input dimension first
+        w = quants.dequantized(tensor.data, tensor.tensor_type, (int(tensor.shape[1]), int(tensor.shape[0])))
+    role = name.split(".")[2] if name.startswith("blk.") else ""
+    if meta.interleaved_rope and role in ("attn_q", "attn_k"):
+        # llama.cpp's converter interleaves each head's rotary halves; undo it (as transformers does)
+        heads = meta.heads if role == "attn_q" else meta.kv_heads
+        w = w.reshape(heads, w.shape[0] // heads // 2, 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
+    return w
 
 
 def full_model_for(lm: LoadedModel, *, on_progress: ProgressFn | None = None) -> Any:
