@@ -398,6 +398,7 @@ def _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel,
     import torch
     from transformers import EarlyStoppingCallback, TrainingArguments
 
+    from engine.finetune.baseline import BaselineCallback, deferred
     from engine.finetune.callbacks import CancelCallback, EpochCallback, ReportCallback, SampleCallback
     from engine.finetune.data import Collator
     from engine.finetune.trainer import HearthTrainer
@@ -405,13 +406,17 @@ def _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel,
     t = job.train
     max_steps = steps_for(job, len(data.train), batch)
     has_val = data.val is not None
+    # LoRA: the loss before training is measured after step 1 with the adapter off (the same numbers), so
+    # the first step does not wait for it (engine/finetune/baseline.py)
+    baseline = deferred(job, has_val=has_val, resume=resume)
     cuda = torch.cuda.is_available() and t.device != "cpu"
     args = TrainingArguments(
         output_dir=str(Path(job.out_dir) / CHECKPOINTS), per_device_train_batch_size=batch,
         per_device_eval_batch_size=batch, gradient_accumulation_steps=t.grad_accum, max_steps=max_steps,
         learning_rate=t.learning_rate, lr_scheduler_type=t.schedule,
         warmup_steps=math.ceil(t.warmup_ratio * max_steps), weight_decay=t.weight_decay,
-        eval_strategy="steps" if has_val else "no", eval_steps=t.eval_steps, eval_on_start=has_val and not resume,
+        eval_strategy="steps" if has_val else "no", eval_steps=t.eval_steps,
+        eval_on_start=has_val and not resume and not baseline,
         save_strategy="steps", save_steps=t.save_steps, save_total_limit=2,
         load_best_model_at_end=has_val, metric_for_best_model="eval_loss" if has_val else None,
         greater_is_better=False if has_val else None, logging_steps=max(1, max_steps // 200),
@@ -434,6 +439,8 @@ def _build_trainer(job, model, tokenizer, data, batch, log, on_progress, cancel,
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # progress goes to on_progress and events, not stdout
+    if baseline:
+        trainer.add_callback(BaselineCallback(trainer, log, t.sample_prompts, t.sample_max_tokens))
     return trainer, max_steps
 
 
