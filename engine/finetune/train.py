@@ -317,7 +317,9 @@ def _dtype(job: JobConfig, torch) -> Any:
     LoRA's base weights are frozen: held in bf16 they halve the memory and run the matmuls on the
     CPU's bf16 units (AVX-512 BF16 / AMX), while peft keeps the trainable adapter weights, their
     gradients and AdamW state in float32 (its ``autocast_adapter_dtype``), the "fp32 master copy".
-    Full fine-tuning keeps float32 weights (a GPU adds bf16 autocast, see _build_trainer).
+    On a CPU only the matmuls then run in bf16; activations, norms, attention and the loss are
+    float32 (engine/finetune/mixed.py, applied in _prepare_model). Full fine-tuning keeps float32
+    weights (a GPU adds bf16 autocast, see _build_trainer).
     """
     if use_bf16_base(job):
         return torch.bfloat16
@@ -347,9 +349,19 @@ def bf16_cpu() -> bool:
         return False
 
 
+def mixed_precision(job: JobConfig) -> bool:
+    """Whether LoRA trains with bf16 matmuls and float32 everything else (engine/finetune/mixed.py):
+    a bf16 base on a CPU. On a GPU the bf16 base runs under the Trainer's bf16 autocast instead."""
+    return use_bf16_base(job) and not _on_gpu(job)
+
+
 def _precision_label(model: Any) -> str:
     import torch
 
+    from engine.finetune.mixed import is_mixed
+
+    if is_mixed(model):
+        return "bf16 matmuls, fp32 rest"
     base = next(model.parameters()).dtype
     return "bf16 base, fp32 adapter" if base == torch.bfloat16 else "fp32"
 
@@ -375,16 +387,29 @@ def _prepare_model(model: Any, job: JobConfig) -> Any:
         return model
     from peft import LoraConfig, get_peft_model
 
+    from engine.finetune import mixed
+
     targets = t.target_modules[0] if t.target_modules == ("all-linear",) else list(t.target_modules)
     config = LoraConfig(r=t.lora_rank, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
                         target_modules=targets, task_type="CAUSAL_LM")
+    if mixed_precision(job):
+        mixed.to_mixed_precision(model)  # bf16 weights, float32 activations: before peft wraps the Linears
     try:
         model = get_peft_model(model, config)
     except ValueError as exc:  # e.g. a target module name that this model does not have
         raise TrainingError(f"LoRA could not be applied: {exc}") from exc
+    if not _on_gpu(job):  # the CPU's costs (bench/README.md, issue #14); a GPU keeps peft's own layers
+        mixed.share_lora_dropout(model)
+        mixed.fuse_lora_forward(model)
     if t.gradient_checkpointing:
         model.enable_input_require_grads()
     return model
+
+
+def _on_gpu(job: JobConfig) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and job.train.device != "cpu"
 
 
 def steps_for(job: JobConfig, train_examples: int, batch: int) -> int:

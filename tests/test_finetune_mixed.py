@@ -1,0 +1,162 @@
+"""LoRA's mixed precision on a CPU (engine/finetune/mixed.py): bf16 matmuls, float32 everything else."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from engine.finetune.mixed import (Bf16Embedding, Bf16Linear, FusedLoraLinear, SharedDropout, fast_dropout,
+                                   fuse_lora_forward, share_lora_dropout, to_mixed_precision)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _load(folder, dtype=torch.float32):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True,
+                                                 attn_implementation="sdpa")
+    return model.eval()
+
+
+def _lora(model, dropout=0.05):
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear",
+                                            task_type="CAUSAL_LM"))
+
+
+def _ids(n=2, t=24):
+    return torch.randint(3, 300, (n, t), generator=torch.Generator().manual_seed(1))
+
+
+def test_mixed_model_gives_the_fp32_logits_within_bf16_rounding(tiny_model_dir):
+    ids = _ids()
+    with torch.no_grad():
+        reference = _load(tiny_model_dir)(input_ids=ids).logits
+        mixed = to_mixed_precision(_load(tiny_model_dir, torch.bfloat16))
+        logits = mixed(input_ids=ids).logits
+    assert logits.dtype == torch.float32
+    assert not torch.equal(logits, reference)  # the matmuls did run in bf16
+    torch.testing.assert_close(logits, reference, atol=0.05, rtol=0.02)
+
+
+def test_weights_are_frozen_bf16_and_the_rest_float32_adapters_trainable(tiny_model_dir):
+    model = to_mixed_precision(_load(tiny_model_dir, torch.bfloat16))
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # still tied: one bf16 table
+    assert isinstance(model.lm_head, Bf16Linear) and isinstance(model.model.embed_tokens, Bf16Embedding)
+    for module in model.modules():
+        if isinstance(module, (Bf16Linear, Bf16Embedding)):
+            assert module.weight.dtype == torch.bfloat16 and not module.weight.requires_grad
+    assert model.model.norm.weight.dtype == torch.float32
+    assert all(b.dtype == torch.float32 for b in model.buffers() if b.is_floating_point())
+    model = _lora(model)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n and p.dtype == torch.float32 for n, p in trainable)
+    frozen = [p for n, p in model.named_parameters() if not p.requires_grad and p.dim() == 2]
+    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)
+
+
+def test_a_training_step_reaches_the_adapters_in_float32(tiny_model_dir):
+    model = _lora(to_mixed_precision(_load(tiny_model_dir, torch.bfloat16)))
+    share_lora_dropout(model)
+    fuse_lora_forward(model)
+    model.train()
+    ids = _ids()
+    model(input_ids=ids, labels=ids).loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    assert all(g is not None and g.dtype == torch.float32 for g in grads.values())
+    # lora_B starts at zero, so the gradient reaches it first; it must not be zero anywhere.
+    assert all(g.abs().sum() > 0 for n, g in grads.items() if "lora_B" in n)
+
+
+def test_dropout_masks_are_shared_only_by_modules_reading_the_same_tensor(tiny_model_dir):
+    model = _lora(_load(tiny_model_dir))
+    assert share_lora_dropout(model) == 7 * 2  # seven Linear layers in each of two decoder layers
+    model.train()
+    seen = {}
+
+    def keep(name):
+        def hook(module, args, output):
+            seen[name] = (args[0], output)
+        return hook
+
+    layer = model.base_model.model.model.layers[0]
+    for name in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
+        module = getattr(layer.self_attn if name[0] in "qkvo" else layer.mlp, name)
+        assert isinstance(module.lora_dropout["default"], SharedDropout)
+        module.lora_dropout["default"].register_forward_hook(keep(name))
+    model(input_ids=_ids(t=64))
+    assert seen["q_proj"][0] is seen["k_proj"][0] is seen["v_proj"][0]
+    assert seen["q_proj"][1] is seen["k_proj"][1] is seen["v_proj"][1]  # one mask for q, k and v
+    assert seen["gate_proj"][1] is seen["up_proj"][1]
+    outputs = [seen[n][1] for n in ("q_proj", "o_proj", "gate_proj", "down_proj")]
+    assert len({id(o) for o in outputs}) == 4  # different inputs: their own masks
+    model.eval()
+    x = torch.randn(3, 5)
+    assert SharedDropout(0.5, None).eval()(x) is x  # evaluation: no dropout
+
+
+def test_fast_dropout_keeps_p_and_the_expectation_and_its_gradient_is_the_mask():
+    torch.manual_seed(0)
+    x = torch.ones(400, 1000, requires_grad=True)
+    y = fast_dropout(x, 0.05)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.05) < 0.002
+    assert abs(y.mean().item() - 1.0) < 0.01  # inverted dropout: the same expectation
+    assert torch.unique(y).tolist() == pytest.approx([0.0, 1 / 0.95])
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())  # d(sum)/dx is the scaled mask itself
+    assert not torch.equal(fast_dropout(x, 0.05), y)  # a new mask each call
+
+
+def test_fused_lora_forward_matches_peft(tiny_model_dir):
+    def run(fused):
+        torch.manual_seed(0)
+        model = _lora(_load(tiny_model_dir), dropout=0.0)
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                nn.init.normal_(p, std=0.1)  # non-zero, so the adapters change the output
+        if fused:
+            assert fuse_lora_forward(model) == 14
+            assert any(isinstance(m, FusedLoraLinear) for m in model.modules())
+        model.train()
+        ids = _ids()
+        out = model(input_ids=ids, labels=ids)
+        out.loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return out.logits.detach(), grads
+
+    logits, grads = run(False)
+    fused_logits, fused_grads = run(True)
+    torch.testing.assert_close(fused_logits, logits, atol=1e-5, rtol=1e-5)
+    for name in grads:
+        torch.testing.assert_close(fused_grads[name], grads[name], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_run_training_uses_mixed_precision_for_lora_on_a_bf16_cpu(tiny_model_dir, tmp_path, checkpointing):
+    import json
+
+    from safetensors.torch import load_file
+
+    from engine.finetune.config import DataConfig, JobConfig, TrainConfig
+    from engine.finetune.train import run_training
+
+    (tmp_path / "text.txt").write_text("The sea is wide and the waves are high.\n" * 60, encoding="utf-8")
+    job = JobConfig(base_model=str(tiny_model_dir), out_dir=str(tmp_path / "run"),
+                    data=DataConfig(paths=(str(tmp_path / "text.txt"),), seq_len=32),
+                    train=TrainConfig(max_steps=3, eval_steps=3, save_steps=3, batch_size=2, learning_rate=5e-3,
+                                      precision="bf16", device="cpu", gradient_checkpointing=checkpointing,
+                                      sample_prompts=(), sample_max_tokens=3))
+    events = []
+    result = run_training(job, on_event=events.append)
+    assert result.state == "finished" and result.step == 3
+    start = next(e for e in events if e["type"] == "start")
+    assert start["precision"] == "bf16 matmuls, fp32 rest"
+    evals = [e["loss"] for e in events if e["type"] == "eval"]
+    assert evals[-1] < evals[0]  # it learns
+    weights = load_file(str(tmp_path / "run" / "adapter" / "adapter_model.safetensors"))
+    assert weights and all(w.dtype == torch.float32 for w in weights.values())
+    assert json.loads((tmp_path / "run" / "adapter" / "adapter_config.json").read_text())["lora_dropout"] == 0.05
