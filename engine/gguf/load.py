@@ -102,7 +102,7 @@ def _build(f: GGUFFile, meta: ModelMeta, tokenizer: Any, needed: memory.MemoryEs
     def new_forward() -> LeanForward:
         return LeanForward(packed, spec, ropes, device, dtype)
 
-    model = GGUFCausalLM(meta.hf_config(), new_forward, parameter_count(f), str(f.path), quant, device=device)
+    model = GGUFCausalLM(meta.shape_config(), new_forward, parameter_count(f), str(f.path), quant, device=device)
     lm = LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=torch.bfloat16,
                      context_length=meta.context, name=name, path=f.path)
     lm.extras["gguf"] = {"path": str(f.path), "quantization": quant, "file_bytes": f.size,

@@ -9,6 +9,7 @@ else raises ``DirectUnsupported`` and the loader takes the conversion route.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from engine.errors import BadModelFileError, HearthError
@@ -68,11 +69,8 @@ class ModelMeta:
             inv = inv / rope_freqs.float()
         return inv / self.rope_linear
 
-    def hf_config(self) -> Any:
-        """The transformers config of the same model (for code that reads lm.model.config, and for
-        building the full-precision model on demand)."""
-        from transformers import AutoConfig
-
+    def hf_kwargs(self) -> dict:
+        """The fields of this model's transformers config."""
         kwargs = dict(vocab_size=self.vocab, hidden_size=self.hidden, intermediate_size=self.intermediate,
                       num_hidden_layers=self.layers, num_attention_heads=self.heads,
                       num_key_value_heads=self.kv_heads, head_dim=self.head_dim, rms_norm_eps=self.eps,
@@ -83,9 +81,39 @@ class ModelMeta:
             kwargs["rope_scaling"] = {"rope_type": "linear", "factor": self.rope_linear}
         if self.sliding_window:
             kwargs["sliding_window"] = self.sliding_window
-        config = AutoConfig.for_model(self.model_type, **kwargs)
+        return kwargs
+
+    def hf_config(self) -> Any:
+        """The transformers config of the same model, for building the full-precision model on demand."""
+        from transformers import AutoConfig
+
+        config = AutoConfig.for_model(self.model_type, **self.hf_kwargs())
         config.name_or_path = self.name
         return config
+
+    def shape_config(self) -> Any:
+        """What ``lm.model.config`` answers for a model run quantized: the same fields as ``hf_config()``
+        in transformers' base config class. The architecture's own class (LlamaConfig, ...) imports
+        transformers' modeling stack (accelerate, torch.distributed, sympy: 700 modules, 50-56 MB resident,
+        more than half the default model's file), which a model run from its GGUF never uses."""
+        return _shape_config_class()(self.model_type, name_or_path=self.name, **self.hf_kwargs())
+
+
+@lru_cache(maxsize=1)
+def _shape_config_class() -> type:
+    """transformers' base config with the model type held per instance (defined on first use: transformers
+    is imported lazily)."""
+    from transformers import PretrainedConfig
+
+    class _ShapeConfig(PretrainedConfig):
+        def __init__(self, model_type: str = "", **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.model_type = model_type  # per instance: the base class has none
+
+        def to_dict(self) -> dict:
+            return super().to_dict() | {"model_type": self.model_type}
+
+    return _ShapeConfig
 
 
 def read_meta(f: GGUFFile) -> ModelMeta:
