@@ -65,7 +65,9 @@ def test_every_bad_input_is_skipped_with_its_reason(tok, messy):
     assert "binary" in why["blob.bin"]
     assert why["picture.txt"] == "this is a PNG image named .txt, not text"
     assert "empty" in why["empty.txt"]
-    assert why["pairs.jsonl"].startswith("1 lines skipped: 2 (not valid JSON)")
+    assert why["pairs.jsonl"] == "1 line skipped: 2 (not valid JSON)"
+    (pairs,) = [s for s in built.skipped if s.path.endswith("pairs.jsonl")]
+    assert (pairs.count, pairs.lines, pairs.headline) == (1, (("line 2", "not valid JSON"),), "1 line skipped")
     assert "loops back on itself" in why["loop.txt"]
 
 
@@ -128,13 +130,21 @@ def test_estimate_cli_names_every_skipped_input(tiny_model_dir, messy, capsys):
     assert {os.path.basename(k["path"]) for k in out["skipped"]} == {
         "blob.bin", "picture.txt", "empty.txt", "pairs.jsonl", "loop.txt"}
     assert all(k["reason"] for k in out["skipped"])
+    (pairs,) = [k for k in out["skipped"] if k["path"].endswith("pairs.jsonl")]
+    assert pairs["skipped"] == 1 and pairs["lines"] == [{"where": "line 2", "reason": "not valid JSON"}]
+    assert out["skipped_summary"] == "4 files and 1 line of 1 file skipped"
+    assert out["validation_plan"]["sample"] < out["validation_plan"]["held_out"]
     assert out["validation"].startswith("validating on ") and " of ~" in out["validation"]
     assert out["estimate"]["coverage"].startswith("One pass of 5 steps reads 20 of ~")
 
     assert main(["finetune", str(messy), "--model", str(tiny_model_dir), "--estimate", "--max-steps", "5",
                  "--seq-len", "64"]) == 0
     err = capsys.readouterr().err
-    assert "5 skipped:" in err and "picture.txt: this is a PNG image named .txt, not text" in err
+    assert "4 files and 1 line of 1 file skipped:" in err
+    assert "picture.txt: this is a PNG image named .txt, not text" in err
+    assert "pairs.jsonl: 1 line skipped:\n      line 2: not valid JSON" in err
+    for name in ("blob.bin", "empty.txt", "loop.txt"):
+        assert f"{name}: " in err
 
 
 def test_bf16_base_with_fp32_adapter_and_a_final_full_evaluation(tiny_model_dir, tmp_path):
@@ -235,3 +245,20 @@ def test_a_1b_gguf_base_is_estimated_and_refused_when_it_cannot_fit(tmp_path, mo
     monkeypatch.setattr(est, "_available_memory", lambda: 2 * 2**30)
     with pytest.raises(OutOfMemoryError, match="only 2.0 GB is free"):
         est.fit_to_memory(job)
+
+
+def test_a_file_of_many_broken_lines_names_them_in_bounded_memory(tok, tmp_path):
+    from engine.finetune.sources import MAX_KEPT_LINES, skipped_summary
+
+    good = json.dumps({"prompt": "Where do ships sail?", "completion": "Over the sea."})
+    lines = [good if n % 3 == 0 else ("{broken" if n % 3 == 1 else json.dumps({"prompt": "no answer"}))
+             for n in range(3 * MAX_KEPT_LINES)]
+    (tmp_path / "many.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    built = build_dataset(DataConfig(paths=(str(tmp_path),), seq_len=64, val_fraction=0), tok)
+    (skipped,) = built.skipped
+    assert skipped.count == 2 * MAX_KEPT_LINES and len(skipped.lines) == MAX_KEPT_LINES
+    assert skipped.lines[:2] == (("line 2", "not valid JSON"),
+                                 ("line 3", "no messages, prompt/completion, input/output or text field"))
+    assert skipped.reason.startswith(f"{2 * MAX_KEPT_LINES:,} lines skipped: 2 (not valid JSON), 3 (no messages")
+    assert skipped.reason.endswith(f"and {2 * MAX_KEPT_LINES - 12:,} more")
+    assert skipped_summary(built.skipped) == f"{2 * MAX_KEPT_LINES:,} lines of 1 file skipped"

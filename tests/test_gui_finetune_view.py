@@ -121,7 +121,10 @@ def test_preview_lists_examples_skips_and_totals(qtbot, window, corpus):
     assert "qa.jsonl:1" in sources and any(s.startswith("part") for s in sources)
     skipped = [view.preview.skipped.item(i).text() for i in range(view.preview.skipped.count())]
     assert any("image.bin" in s and "binary" in s for s in skipped)
-    assert any("qa.jsonl" in s and "2 (not valid JSON)" in s for s in skipped)
+    header = next(i for i, s in enumerate(skipped) if "qa.jsonl" in s)
+    assert skipped[header].endswith("line skipped:") or skipped[header].endswith("lines skipped:")
+    assert skipped[header + 1].strip() == "line 2: not valid JSON"  # each line named, with its reason
+    assert "line" in view.preview.skipped_label.text() and "1 file" in view.preview.skipped_label.text()
     assert "training and" in view.preview.totals.text() and "weights trained" in view.estimate_label.text()
     assert view.form.max_steps.value() > 0  # settings suggested from the data size
 

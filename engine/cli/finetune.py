@@ -152,10 +152,26 @@ def _say_coverage(stats: dict) -> None:
 
 
 def _say_skipped(skipped: list) -> None:
+    """Each file left out, and each line (item, row) left out of a file, with its reason.
+
+    ``skipped``: Skipped objects, or the start event's [path, reason] pairs."""
+    from engine.finetune.sources import Skipped, skipped_summary
+
+    skipped = [s if isinstance(s, Skipped) else Skipped(*s) for s in skipped]
     if skipped:
-        _say(f"{len(skipped)} skipped:")
-    for path, reason in skipped:
-        _say(f"  skipped {path}: {reason}")
+        _say(f"{skipped_summary(skipped)}:")
+    for s in skipped:
+        if not s.lines:
+            _say(f"  skipped {s.path}: {s.reason}")
+            continue
+        _say(f"  skipped {s.path}: {s.headline}:")
+        for where, why in s.lines[:SKIPPED_LINES_SHOWN]:
+            _say(f"      {where}: {why}")
+        if s.count > SKIPPED_LINES_SHOWN:
+            _say(f"      … and {s.count - SKIPPED_LINES_SHOWN:,} more (--json lists the first {len(s.lines):,})")
+
+
+SKIPPED_LINES_SHOWN = 50
 
 
 def _emit(obj: dict) -> None:
@@ -231,6 +247,7 @@ def _print_estimate(job, *, as_json: bool = False, suggest_steps: bool = False) 
     what one pass covers, and the memory, time and disk the job needs here."""
     from engine.finetune.data import build_dataset
     from engine.finetune.estimate import estimate
+    from engine.finetune.sources import skipped_summary
     from engine.finetune.tasks import load_tokenizer
     from engine.finetune.train import run_budget, with_suggested_steps
     from engine.session import Session
@@ -248,11 +265,13 @@ def _print_estimate(job, *, as_json: bool = False, suggest_steps: bool = False) 
     est = estimate(job, data.stats)
     if as_json:
         print(json.dumps({"data": data.stats, "summary": data.summary(), "validation": est.validation,
-                          "skipped": [{"path": k.path, "reason": k.reason} for k in data.skipped],
+                          "validation_plan": est.validation_plan, "coverage": est.coverage,
+                          "skipped_summary": skipped_summary(data.skipped),
+                          "skipped": [k.to_dict() for k in data.skipped],
                           "notices": data.notices, "estimate": est.to_dict()}, indent=1, default=str))
         return 0 if est.fits else 1
     _say(data.summary())
-    _say_skipped([[k.path, k.reason] for k in data.skipped])
+    _say_skipped(data.skipped)
     for notice in data.notices:
         _say(f"  notice: {notice}")
     print(est.summary())

@@ -34,7 +34,7 @@ from engine.cancel import CancelToken
 from engine.finetune.config import DataConfig
 from engine.finetune.errors import DatasetError
 from engine.finetune.progress import Phase
-from engine.finetune.sources import Record, Skipped, collect
+from engine.finetune.sources import Record, Skipped, collect, skipped_summary
 from engine.finetune.stream import read_piece
 
 IGNORE = -100
@@ -77,7 +77,7 @@ class BuiltDataset:
         about = "~" if s.get("estimated") else ""
         text = (f"{about}{s['train_examples']:,} training and {about}{s['val_examples']:,} validation sequences; "
                 f"{about}{s['train_tokens']:,} + {about}{s['val_tokens']:,} tokens from {s['files_used']} files "
-                f"({s['duplicates']} duplicates removed, {len(self.skipped)} skipped)")
+                f"({s['duplicates']} duplicates removed, {skipped_summary(self.skipped)})")
         return text
 
     def full_validation(self, *, cancel: CancelToken | None = None,

@@ -40,6 +40,7 @@ class Estimate:
     available_bytes: int = 0  # memory free on this machine (0: unknown)
     precision: str = "fp32"
     validation: str = ""  # "validating on 64 of 796 held-out sequences (…)"
+    validation_plan: dict = field(default_factory=dict)  # ValidationPlan's numbers: sample, held_out, …
     coverage: str = ""  # what one pass of the steps reads, when it is not all of the training data
 
     @property
@@ -239,7 +240,8 @@ def estimate_for(job: JobConfig, total: int, trainable: int, cfg: dict, stats: d
     disk = kept + (trainable * 4 if t.method == "lora" else total * 4)
     est = Estimate(total, trainable, steps, tokens, memory, seconds, disk, "GPU" if cuda else "CPU",
                    available_bytes=0 if cuda else _available_memory(),
-                   precision="bf16 base, fp32 adapter" if bf16 else "fp32", validation=plan.describe())
+                   precision="bf16 base, fp32 adapter" if bf16 else "fp32", validation=plan.describe(),
+                   validation_plan=plan.to_dict())
     if t.max_steps:
         est.coverage = coverage_text(stats, steps, batch * t.grad_accum)
     est.warnings = _warnings(est, Path(job.out_dir))

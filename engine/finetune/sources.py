@@ -32,7 +32,8 @@ JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
 CSV_SUFFIXES = {".csv", ".tsv"}
 PAIR_KEYS = (("prompt", "completion"), ("input", "output"), ("instruction", "output"),
              ("question", "answer"), ("source", "target"))
-MAX_LISTED_LINES = 12
+MAX_LISTED_LINES = 12  # named in a skipped file's one-line reason
+MAX_KEPT_LINES = 1000  # kept one by one (with their reasons) for the CLI's --json and the window; all are counted
 
 
 @dataclass
@@ -76,11 +77,45 @@ class Record:
 
 @dataclass(frozen=True)
 class Skipped:
+    """A file left out, or the lines (items, rows) of a file left out, with the reason for each."""
+
     path: str
-    reason: str
+    reason: str  # one line: "the file is empty", or "3 lines skipped: 51 (not valid JSON), …"
+    lines: tuple[tuple[str, str], ...] = ()  # ("line 51", "not valid JSON"), … (the first MAX_KEPT_LINES)
+    count: int = 0  # lines (items, rows) skipped in all; 0 for a whole file
+    unit: str = ""  # "lines", "items" or "rows"
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
+
+    @property
+    def headline(self) -> str:
+        """The reason without the list of lines: "3 lines skipped" (the reason itself for a whole file)."""
+        return f"{self.count:,} {_unit(self.unit, self.count)} skipped" if self.count else self.reason
+
+    def to_dict(self) -> dict:
+        d = {"path": self.path, "reason": self.reason}
+        if self.count:
+            d.update(skipped=self.count, unit=self.unit,
+                     lines=[{"where": where, "reason": why} for where, why in self.lines])
+        return d
+
+
+def _unit(unit: str, count: int) -> str:
+    return unit[:-1] if count == 1 and unit.endswith("s") else unit
+
+
+def skipped_summary(skipped: list[Skipped]) -> str:
+    """"4 files and 3 lines of 1 file skipped", "nothing skipped"."""
+    files = sum(1 for s in skipped if not s.count)
+    partial = [s for s in skipped if s.count]
+    parts = [f"{files} file{'s' if files != 1 else ''}"] if files else []
+    if partial:
+        units = {s.unit for s in partial}
+        unit = units.pop() if len(units) == 1 else "lines"
+        n = sum(s.count for s in partial)
+        parts.append(f"{n:,} {_unit(unit, n)} of {len(partial)} file{'s' if len(partial) != 1 else ''}")
+    return " and ".join(parts) + " skipped" if parts else "nothing skipped"
 
 
 @dataclass
@@ -263,7 +298,7 @@ def _open_text(path: Path, out: Collected):
 def read_json_records(path: Path, out: Collected, max_bytes: int) -> None:
     """A .json document is parsed whole (refused, with the reason, above ``max_bytes``); JSON Lines are
     read line by line, whatever the size."""
-    bad: list[str] = []
+    bad = _Bad()
     if path.suffix.lower() == ".json":
         if _size(path) > max_bytes:
             out.skipped.append(Skipped(str(path), f"the file is {_size(path) / 1e6:.0f} MB, over the "
@@ -301,9 +336,9 @@ def read_json_records(path: Path, out: Collected, max_bytes: int) -> None:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError:
-                bad.append(f"{n} (not valid JSON)")
+                bad.append((f"line {n}", "not valid JSON"))
                 continue
-            _add_object(obj, path, f"{path}:{n}", out, bad, str(n))
+            _add_object(obj, path, f"{path}:{n}", out, bad, f"line {n}")
     _report_bad(path, bad, out, "lines")
 
 
@@ -319,10 +354,10 @@ def _json_items(data) -> list | None:
     return None
 
 
-def _add_object(obj, path: Path, where: str, out: Collected, bad: list[str], label: str) -> None:
+def _add_object(obj, path: Path, where: str, out: Collected, bad: "_Bad", label: str) -> None:
     record, reason = record_from_object(obj, str(path), where)
     if record is None:
-        bad.append(f"{label} ({reason})")
+        bad.append((label, reason))
     else:
         out.records.append(record)
 
@@ -366,12 +401,29 @@ def _chat_record(messages, file: str, where: str) -> tuple[Record | None, str]:
     return Record("chat", file, where, messages=tuple(turns)), ""
 
 
-def _report_bad(path: Path, bad: list[str], out: Collected, unit: str) -> None:
-    if not bad:
+class _Bad(list):
+    """The lines (items, rows) of one file left out: (where, why) of the first MAX_KEPT_LINES, all counted
+    (a file of a million broken lines keeps a thousand)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def append(self, item: tuple[str, str]) -> None:
+        self.count += 1
+        if len(self) < MAX_KEPT_LINES:
+            super().append(item)
+
+
+def _report_bad(path: Path, bad: _Bad, out: Collected, unit: str) -> None:
+    """One Skipped for the file, naming each line (item, row) left out and why."""
+    if not bad.count:
         return
-    listed = ", ".join(bad[:MAX_LISTED_LINES])
-    more = f", and {len(bad) - MAX_LISTED_LINES} more" if len(bad) > MAX_LISTED_LINES else ""
-    out.skipped.append(Skipped(str(path), f"{len(bad)} {unit} skipped: {listed}{more}"))
+    # "line 51" -> "51 (not valid JSON)": the unit is said once, in front
+    listed = ", ".join(f"{where.removeprefix('line ')} ({why})" for where, why in bad[:MAX_LISTED_LINES])
+    more = f", and {bad.count - MAX_LISTED_LINES:,} more" if bad.count > MAX_LISTED_LINES else ""
+    out.skipped.append(Skipped(str(path), f"{bad.count:,} {_unit(unit, bad.count)} skipped: {listed}{more}",
+                               lines=tuple(bad), count=bad.count, unit=unit))
 
 
 def read_csv_records(path: Path, out: Collected, max_bytes: int) -> None:
@@ -392,7 +444,7 @@ def read_csv_records(path: Path, out: Collected, max_bytes: int) -> None:
         if columns is None:
             out.skipped.append(Skipped(str(path), f"expected two columns (input, output), found {len(first)}"))
             return
-        bad: list[str] = []
+        bad = _Bad()
         numbered = enumerate(rows, 2) if start == 1 else enumerate(_chain(first, rows), 1)
         for n, row in numbered:
             values = {name: row[i].strip() if i < len(row) else "" for name, i in columns.items()}

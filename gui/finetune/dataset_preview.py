@@ -13,9 +13,11 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget,
                                QPushButton, QSplitter, QTableView, QVBoxLayout, QWidget)
 
+from engine.finetune.sources import skipped_summary
 from gui.colors import muted_label
 
 COLUMNS = ("Source", "Kind", "Split", "Tokens", "Text")
+LINES_SHOWN = 200  # skipped lines of one file listed one by one (all are counted)
 
 
 class FileDropList(QWidget):
@@ -186,10 +188,17 @@ class DatasetPreview(QWidget):
         self.model.set_rows(built.rows)
         self.skipped.clear()
         for item in built.skipped:
-            self.skipped.addItem(f"Skipped {item.path}: {item.reason}")
+            if not item.lines:
+                self.skipped.addItem(f"Skipped {item.path}: {item.reason}")
+                continue
+            self.skipped.addItem(f"Skipped {item.path}: {item.headline}:")
+            for where, why in item.lines[:LINES_SHOWN]:
+                self.skipped.addItem(f"        {where}: {why}")
+            if item.count > LINES_SHOWN:
+                self.skipped.addItem(f"        … and {item.count - LINES_SHOWN:,} more")
         for notice in built.notices:
             self.skipped.addItem(notice)
-        self.skipped_label.setText(f"Skipped ({len(built.skipped)}) and notices ({len(built.notices)})")
+        self.skipped_label.setText(f"Skipped: {skipped_summary(built.skipped)} · notices: {len(built.notices)}")
 
     def show_message(self, text: str) -> None:
         self.totals.setText(text)
