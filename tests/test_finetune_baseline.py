@@ -41,6 +41,7 @@ def test_the_first_step_comes_before_the_baseline_with_the_same_numbers(tiny_mod
     first_eval = next(i for i, (kind, _) in enumerate(order) if kind == "eval")
     first_step = next(i for i, (kind, m) in enumerate(order) if kind == "progress" and str(m).startswith("Step 1/"))
     assert first_step < first_eval and order[first_eval] == ("eval", 0)
+    assert order.index(("train", 1)) < first_eval  # step 1 is reported before the baseline is measured
     assert ("samples", 0) in order
     assert any(kind == "progress" and "before training" in str(m) for kind, m in order[first_step:])
 

@@ -32,12 +32,27 @@ class BaselineCallback(TrainerCallback):
     def __init__(self, trainer: Any, log: RunLog, prompts: tuple[str, ...], max_new_tokens: int) -> None:
         self.trainer, self.log = trainer, log
         self.prompts, self.max_new_tokens = prompts, max_new_tokens
-        self.done = False
+        self.pending, self.done = False, False
 
+    # Measured once step 1's loss is logged (so "step 1" is reported first), or at the next step's
+    # beginning when step 1 is not logged, and before any evaluation at step 1.
     def on_step_end(self, args, state, control, **kwargs):
-        if self.done or state.global_step < 1:
-            return
-        self.done = True
+        self.pending = not self.done and state.global_step >= 1
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.pending and logs and "loss" in logs:
+            self._measure(state)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.pending:
+            self._measure(state)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.pending:
+            self._measure(state)
+
+    def _measure(self, state) -> None:
+        self.pending, self.done = False, True
         loss, samples = measure_base(self.trainer, self.prompts, self.max_new_tokens)
         state.log_history.insert(0, {"eval_loss": loss, "step": 0, "epoch": 0.0})
         if state.is_world_process_zero:
@@ -50,10 +65,17 @@ class BaselineCallback(TrainerCallback):
 def measure_base(trainer: Any, prompts: tuple[str, ...] = (), max_new_tokens: int = 40) -> tuple[float, list]:
     """(validation loss, [[prompt, answer], ...]) of the model with its LoRA adapter off, on the run's fixed
     validation sample. Progress reads "before training" (the trainer's step is shown as 0 meanwhile)."""
-    from engine.finetune.callbacks import generate_sample
+    import torch
+
+    from engine.finetune.callbacks import decode_threads, generate_sample
 
     state, model = trainer.state, trainer.model
-    step = state.global_step
+    step, threads = state.global_step, torch.get_num_threads()
+    # Threads chosen by measuring (ThreadCallback): step 1 may have been a trial on one thread, so evaluate
+    # on what the machine's load suggests, as the evaluation before step 1 did. A fixed count stays.
+    most = max([getattr(c, "most", 0) for c in trainer.callback_handler.callbacks])
+    if most:
+        torch.set_num_threads(decode_threads(most))
     state.global_step = 0
     try:
         with model.disable_adapter():
@@ -64,6 +86,7 @@ def measure_base(trainer: Any, prompts: tuple[str, ...] = (), max_new_tokens: in
                 samples = [[p, generate_sample(model, trainer.processing_class, p, max_new_tokens)] for p in prompts]
     finally:
         state.global_step = step
+        torch.set_num_threads(threads)
         model.train()
         for callback in trainer.callback_handler.callbacks:  # its batch count restarts at each evaluation
             if hasattr(callback, "eval_batches"):
