@@ -86,10 +86,19 @@ LAYER_NAMES = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layer
                "attn_k_norm": "self_attn.k_norm", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
                "ffn_down": "mlp.down_proj"}
 TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+# Where a family's GGUF names differ (engine/gguf/families.py): gemma2/3's four norms, phi3's fused matrices.
+FAMILY_NAMES = {
+    "gemma2": {"post_attention_norm": "post_attention_layernorm", "ffn_norm": "pre_feedforward_layernorm",
+               "post_ffw_norm": "post_feedforward_layernorm"},
+    "phi3": {"attn_qkv": "self_attn.qkv_proj", "ffn_up": "mlp.gate_up_proj"},
+}
+FAMILY_NAMES["gemma3"] = FAMILY_NAMES["gemma2"]
+GEMMA = ("gemma", "gemma2", "gemma3")  # norms stored as 1 + w; transformers' modules add the 1 themselves
 
 
 def _build_direct(path: Path, dtype: torch.dtype) -> Any:
-    """The model of a llama / qwen2 / qwen3 GGUF, read with Hearth's own reader (None for other architectures).
+    """The model of a GGUF of an architecture read in place (families.py), read with Hearth's own reader (None
+    for other architectures).
 
     Same weights as transformers' GGUF loading (each tensor dequantized to fp32, then cast to ``dtype``;
     llama.cpp's q/k row order put back for llama), about 5x faster: transformers parses the whole
@@ -111,11 +120,12 @@ def _build_direct(path: Path, dtype: torch.dtype) -> Any:
             return None
         config = meta.hf_config()
         with no_init_weights():  # every weight is read from the file below
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
+            attention = "eager" if meta.attn_softcap else "sdpa"  # SDPA cannot soft-cap (gemma2)
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention)
         params = dict(model.named_parameters(remove_duplicate=False))
         loaded = set()
         for name, tensor in f.tensors.items():
-            target = _hf_name(name)
+            target = _hf_name(name, meta.arch)
             if target is None or target not in params:
                 raise ModelLoadError(path, f"its tensor {name!r} has no place in a {meta.model_type} model.")
             with torch.no_grad():
@@ -132,11 +142,11 @@ def _build_direct(path: Path, dtype: torch.dtype) -> Any:
         f.close()
 
 
-def _hf_name(name: str) -> str | None:
+def _hf_name(name: str, arch: str = "llama") -> str | None:
     stem, _, kind = name.rpartition(".")  # kind: weight or bias
     if stem.startswith("blk."):
         _, layer, role = stem.split(".", 2)
-        mapped = LAYER_NAMES.get(role)
+        mapped = FAMILY_NAMES.get(arch, {}).get(role) or LAYER_NAMES.get(role)
         return f"model.layers.{layer}.{mapped}.{kind}" if mapped else None
     mapped = TOP_NAMES.get(stem)
     return f"{mapped}.{kind}" if mapped else None
@@ -151,6 +161,8 @@ def _dequantized(tensor: Any, name: str, meta: Any) -> torch.Tensor:
     else:  # GGUF lists the input dimension first
         w = quants.dequantized(tensor.data, tensor.tensor_type, (int(tensor.shape[1]), int(tensor.shape[0])))
     role = name.split(".")[2] if name.startswith("blk.") else ""
+    if meta.arch in GEMMA and name.endswith("norm.weight"):
+        w = w - 1  # llama.cpp's converter stored 1 + w
     if meta.interleaved_rope and role in ("attn_q", "attn_k"):
         # llama.cpp's converter interleaves each head's rotary halves; undo it (as transformers does)
         heads = meta.heads if role == "attn_q" else meta.kv_heads

@@ -20,7 +20,6 @@ from engine.config import LoadConfig
 from engine.errors import ModelLoadError
 from engine.fastpath.decoder import FastDecoder, Prepared, fingerprint
 from engine.fastpath.forward import LeanForward
-from engine.fastpath.spec import DEFAULT_ROPE
 from engine.gguf import cache, memory
 from engine.gguf.metadata import ModelMeta, check_shapes, read_meta
 from engine.gguf.reader import GGUFFile, open_gguf
@@ -96,7 +95,7 @@ def _build(f: GGUFFile, meta: ModelMeta, tokenizer: Any, needed: memory.MemoryEs
         on_progress(0.9, f"Read the packed weights of {f.path.name} from the cache")
     rope_freqs = f.tensor("rope_freqs.weight", required=False)
     factors = None if rope_freqs is None else torch.from_numpy(rope_freqs.data.copy()).float()
-    ropes = {DEFAULT_ROPE: (meta.inv_freq(factors), 1.0)}
+    ropes = meta.ropes(factors)
     dtype = torch.float32  # the residual stream and KV cache; matmul inputs are bf16
 
     def new_forward() -> LeanForward:

@@ -1,9 +1,10 @@
 """A GGUF file's architecture, from its metadata, as the fast path's ArchSpec and a transformers config.
 
 llama.cpp writes the shapes under ``<arch>.*`` keys. The architectures read
-directly are the ones whose GGUF tensors map one to one onto the lean forward:
-llama (which also carries Mistral and SmolLM files), qwen2 and qwen3. Anything
-else raises ``DirectUnsupported`` and the loader takes the conversion route.
+directly are those of ``families.FAMILIES``: llama (which also carries Mistral
+and SmolLM files), qwen2, qwen3, gemma, gemma2, gemma3 and phi3 (families.py
+says how each differs in the file). Anything else raises ``DirectUnsupported``
+and the loader takes the conversion route.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 from engine.errors import BadModelFileError, HearthError
+from engine.gguf.families import FAMILIES, GLOBAL, SLIDING, switches
 from engine.gguf.reader import GGUFFile
 
-# GGUF architecture -> transformers model_type, and whether llama.cpp's converter already permuted q/k
-# rows into interleaved RoPE pairs (llama) or kept transformers' "halves" layout (NEOX-style: qwen).
-ARCHITECTURES = {"llama": ("llama", True), "qwen2": ("qwen2", False), "qwen3": ("qwen3", False)}
+ARCHITECTURES = tuple(FAMILIES)
 REQUIRED = ("block_count", "embedding_length", "feed_forward_length", "attention.head_count",
             "attention.layer_norm_rms_epsilon")
 
@@ -49,25 +49,54 @@ class ModelMeta:
     bos_id: int | None
     eos_id: int | None
     pad_id: int | None
+    # Family switches (families.py), llama's by default. Norms are used as stored (gemma files hold 1 + w).
+    fused: bool = False  # phi3: attn_qkv and a gate | up ffn_up
+    rotary_dim: int = 0  # features of a head that rotate; 0: all
+    windows: tuple[int | None, ...] = ()  # per layer
+    act: str = "silu"
+    embed_scale: float = 1.0
+    attn_scale: float | None = None
+    attn_softcap: float | None = None
+    final_softcap: float | None = None
+    post_norms: bool = False
+    rope_keys: tuple[str, ...] = ()  # gemma3: per layer, SLIDING or GLOBAL
+    rope_local_theta: float | None = None  # gemma3: the sliding-window layers' RoPE base
+
+    @property
+    def rotary(self) -> int:
+        return self.rotary_dim or self.head_dim
 
     def spec(self) -> Any:
         from engine.fastpath.spec import ArchSpec
 
-        windows = (self.sliding_window,) * self.layers if self.sliding_window else ()
         return ArchSpec(model_type=self.model_type, layers=self.layers, hidden=self.hidden, heads=self.heads,
                         kv_heads=self.kv_heads, head_dim=self.head_dim, intermediate=self.intermediate,
                         vocab=self.vocab, eps=self.eps, qk_norm=self.qk_norm, max_positions=self.context,
-                        windows=windows)
+                        windows=self.windows if any(self.windows) else (), act=self.act,
+                        embed_scale=self.embed_scale, attn_scale=self.attn_scale, attn_softcap=self.attn_softcap,
+                        final_softcap=self.final_softcap, post_norms=self.post_norms, rope_keys=self.rope_keys,
+                        rotary_dim=self.rotary if self.rotary != self.head_dim else None)
 
-    def inv_freq(self, rope_freqs: Any = None) -> Any:
-        """[Dh / 2] fp32: theta^(-2i / Dh), divided by the file's per-frequency factors (Llama 3 rope_freqs)
-        and by a linear scaling factor."""
+    def inv_freq(self, rope_freqs: Any = None, theta: float | None = None, linear: float | None = None) -> Any:
+        """[rotary / 2] fp32: theta^(-2i / rotary), divided by the file's per-frequency factors (Llama 3
+        rope_freqs) and by a linear scaling factor."""
         import torch
 
-        inv = 1.0 / (self.rope_theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
+        theta = self.rope_theta if theta is None else theta
+        inv = 1.0 / (theta ** (torch.arange(0, self.rotary, 2, dtype=torch.float32) / self.rotary))
         if rope_freqs is not None:
             inv = inv / rope_freqs.float()
-        return inv / self.rope_linear
+        return inv / (self.rope_linear if linear is None else linear)
+
+    def ropes(self, rope_freqs: Any = None) -> dict[str, tuple[Any, float]]:
+        """RoPE key -> (inv_freq, attention scaling), as LeanForward takes them. gemma3: the global layers
+        use the file's base and scaling, the sliding ones their own base, unscaled (as transformers)."""
+        from engine.fastpath.spec import DEFAULT_ROPE
+
+        if not self.rope_keys:
+            return {DEFAULT_ROPE: (self.inv_freq(rope_freqs), 1.0)}
+        return {GLOBAL: (self.inv_freq(rope_freqs), 1.0),
+                SLIDING: (self.inv_freq(None, theta=self.rope_local_theta, linear=1.0), 1.0)}
 
     def hf_kwargs(self) -> dict:
         """The fields of this model's transformers config."""
@@ -81,6 +110,16 @@ class ModelMeta:
             kwargs["rope_scaling"] = {"rope_type": "linear", "factor": self.rope_linear}
         if self.sliding_window:
             kwargs["sliding_window"] = self.sliding_window
+        if self.act == "gelu_tanh":
+            kwargs.update(hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh")
+        if self.model_type in ("gemma2", "gemma3_text"):
+            kwargs.update(query_pre_attn_scalar=round(self.attn_scale ** -2),
+                          attn_logit_softcapping=self.attn_softcap, final_logit_softcapping=self.final_softcap,
+                          layer_types=[SLIDING if w else GLOBAL for w in self.windows] if self.windows else None)
+        if self.rope_local_theta is not None:
+            kwargs["rope_local_base_freq"] = self.rope_local_theta
+        if self.rotary != self.head_dim:
+            kwargs["partial_rotary_factor"] = self.rotary / self.head_dim
         return kwargs
 
     def hf_config(self) -> Any:
@@ -122,32 +161,39 @@ def read_meta(f: GGUFFile) -> ModelMeta:
     if arch not in ARCHITECTURES:
         raise DirectUnsupported(f"GGUF architecture {arch!r} is not read directly "
                                 f"(direct: {', '.join(ARCHITECTURES)})")
-    model_type, interleaved = ARCHITECTURES[arch]
+    fam = FAMILIES[arch]
     for key in REQUIRED:
         f.value(f"{arch}.{key}")  # raises with the key's name when absent
     heads = int(f.value(f"{arch}.attention.head_count"))
     hidden = int(f.value(f"{arch}.embedding_length"))
     head_dim = int(f.value(f"{arch}.attention.key_length", hidden // heads))
     rotary = int(f.value(f"{arch}.rope.dimension_count", head_dim))
-    if rotary != head_dim:
+    if rotary > head_dim or rotary % 2 or rotary < 2:
+        raise BadModelFileError(f.path, f"its rotary dimension ({rotary}) does not fit heads of {head_dim}.")
+    if rotary != head_dim and arch != "phi3":
         raise DirectUnsupported(f"partial rotary embeddings ({rotary} of {head_dim})")
+    if f.tensor("rope_factors_short.weight", required=False) is not None:
+        raise DirectUnsupported("LongRoPE frequency factors")
     scaling = str(f.value(f"{arch}.rope.scaling.type", "none"))
     if scaling not in ("none", "linear"):
         raise DirectUnsupported(f"RoPE scaling {scaling!r}")
     embed = f.tensor("token_embd.weight")
     vocab = int(f.value(f"{arch}.vocab_size", int(embed.shape[-1])))
     name = f.value("general.name", "") or f.path.stem
+    layers = int(f.value(f"{arch}.block_count"))
     return ModelMeta(
-        arch=arch, model_type=model_type, name=str(name), layers=int(f.value(f"{arch}.block_count")),
+        arch=arch, model_type=fam.model_type, name=str(name), layers=layers,
         hidden=hidden, heads=heads, kv_heads=int(f.value(f"{arch}.attention.head_count_kv", heads)),
         head_dim=head_dim, intermediate=_intermediate(f, arch), vocab=vocab,
         eps=float(f.value(f"{arch}.attention.layer_norm_rms_epsilon")),
         context=int(f.value(f"{arch}.context_length", 2048)),
         rope_theta=float(f.value(f"{arch}.rope.freq_base", 10000.0)),
         rope_linear=float(f.value(f"{arch}.rope.scaling.factor", 1.0)) if scaling == "linear" else 1.0,
-        interleaved_rope=interleaved, tied=f.tensor("output.weight", required=False) is None,
+        interleaved_rope=fam.interleaved_rope, tied=f.tensor("output.weight", required=False) is None,
         qk_norm=f.tensor("blk.0.attn_q_norm.weight", required=False) is not None,
-        sliding_window=_window(f, arch), bos_id=_token(f, "bos"), eos_id=_token(f, "eos"), pad_id=_token(f, "padding"))
+        bos_id=_token(f, "bos"), eos_id=_token(f, "eos"), pad_id=_token(f, "padding"), fused=fam.fused,
+        rotary_dim=rotary if rotary != head_dim else 0,
+        **switches(f, arch, layers=layers, hidden=hidden, heads=heads, head_dim=head_dim))
 
 
 def _intermediate(f: GGUFFile, arch: str) -> int:
@@ -157,11 +203,6 @@ def _intermediate(f: GGUFFile, arch: str) -> int:
             raise DirectUnsupported("layers of different MLP sizes")
         value = value[0]
     return int(value)
-
-
-def _window(f: GGUFFile, arch: str) -> int | None:
-    value = f.value(f"{arch}.attention.sliding_window", 0)
-    return int(value) if value else None
 
 
 def _token(f: GGUFFile, kind: str) -> int | None:
@@ -175,12 +216,20 @@ def check_shapes(f: GGUFFile, meta: ModelMeta) -> None:
     expect = {"token_embd.weight": (meta.vocab, D), "output_norm.weight": (D,)}
     if not meta.tied:
         expect["output.weight"] = (meta.vocab, D)
+    H, KV = meta.heads * Dh, meta.kv_heads * Dh
     for i in range(meta.layers):
         b = f"blk.{i}."
-        expect.update({b + "attn_norm.weight": (D,), b + "ffn_norm.weight": (D,),
-                       b + "attn_q.weight": (meta.heads * Dh, D), b + "attn_k.weight": (meta.kv_heads * Dh, D),
-                       b + "attn_v.weight": (meta.kv_heads * Dh, D), b + "attn_output.weight": (D, meta.heads * Dh),
-                       b + "ffn_gate.weight": (I, D), b + "ffn_up.weight": (I, D), b + "ffn_down.weight": (D, I)})
+        expect.update({b + "attn_norm.weight": (D,), b + "ffn_norm.weight": (D,), b + "attn_output.weight": (D, H),
+                       b + "ffn_down.weight": (D, I)})
+        if meta.fused:  # phi3
+            expect.update({b + "attn_qkv.weight": (H + 2 * KV, D), b + "ffn_up.weight": (2 * I, D)})
+        else:
+            expect.update({b + "attn_q.weight": (H, D), b + "attn_k.weight": (KV, D), b + "attn_v.weight": (KV, D),
+                           b + "ffn_gate.weight": (I, D), b + "ffn_up.weight": (I, D)})
+        if meta.post_norms:
+            expect.update({b + "post_attention_norm.weight": (D,), b + "post_ffw_norm.weight": (D,)})
+        if meta.qk_norm:
+            expect.update({b + "attn_q_norm.weight": (Dh,), b + "attn_k_norm.weight": (Dh,)})
     for name, shape in expect.items():
         t = f.tensor(name)
         got = tuple(int(n) for n in reversed(list(t.shape)))  # GGUF lists the fastest dimension first

@@ -1,10 +1,12 @@
 """Build the lean forward's weights straight from a GGUF file, tensor by tensor.
 
 Per layer: q, k and v become one linear and gate and up another (or a
-``Concat`` where the file stores them in different formats); o and down stay
-alone. The pre-norm weights stay vectors (they cannot be folded into int4
-groups). q/k rows are put in interleaved RoPE order where the file has
-transformers' "halves" order (qwen); llama files already have it.
+``Concat`` where the file stores them in different formats; phi3 files hold
+them fused already); o and down stay alone. The norm weights stay vectors
+(they cannot be folded into int4 groups; gemma files hold them as 1 + w).
+q/k rows are put in interleaved RoPE order where the file has transformers'
+"halves" order (qwen, gemma, phi3: only the rotary part of each head); llama
+files already have it.
 Each tensor's file pages are released once it is repacked.
 """
 
@@ -30,23 +32,12 @@ INT8_CHUNK_ROWS = 1024  # dequantize big matrices in slices of rows: bounds the 
 
 def build_weights(f: GGUFFile, meta: ModelMeta, *, device: torch.device,
                   on_progress: Callable[[float, str], None], cancel: CancelToken) -> PackedWeights:
-    H, KV, Dh = meta.heads, meta.kv_heads, meta.head_dim
-    q_perm = k_perm = head_perm = None
-    if not meta.interleaved_rope:
-        q_perm, k_perm, head_perm = rope_permutation(H, Dh), rope_permutation(KV, Dh), rope_permutation(1, Dh)
+    q_perm, k_perm, head_perm = _rope_perms(meta)
     layers = []
     for i in range(meta.layers):
         cancel.raise_if_cancelled()
         on_progress(0.1 + 0.8 * i / meta.layers, f"Reading {f.path.name}: layer {i + 1} of {meta.layers}…")
-        b = f"blk.{i}."
-        qkv = _linear(f, [b + "attn_q", b + "attn_k", b + "attn_v"], [q_perm, k_perm, None])
-        layer = LayerWeights(qkv=qkv, o=_linear(f, [b + "attn_output"]),
-                             gate_up=_linear(f, [b + "ffn_gate", b + "ffn_up"]), down=_linear(f, [b + "ffn_down"]),
-                             attn_norm=_vector(f, b + "attn_norm.weight"), ffn_norm=_vector(f, b + "ffn_norm.weight"))
-        if meta.qk_norm:
-            layer.q_norm = _vector(f, b + "attn_q_norm.weight", head_perm)
-            layer.k_norm = _vector(f, b + "attn_k_norm.weight", head_perm)
-        layers.append(_to_device(layer, device))
+        layers.append(_to_device(_layer(f, meta, f"blk.{i}.", q_perm, k_perm, head_perm), device))
         f.release_all()
         trim()  # the layer's temporary copies go back to the OS before the next layer's are made
     cancel.raise_if_cancelled()
@@ -66,6 +57,38 @@ def build_weights(f: GGUFFile, meta: ModelMeta, *, device: torch.device,
             embed = (embed if isinstance(embed, torch.Tensor) else embed[torch.arange(meta.vocab)]).to(device)
     return PackedWeights(mode="gguf", layers=layers, lm_head=lm_head,
                          final_norm=_vector(f, "output_norm.weight").to(device), embed=embed)
+
+
+def _rope_perms(meta: ModelMeta) -> tuple:
+    """Row orders of q, k (and of one head, for q/k norms) that put the file's "halves" RoPE layout into
+    interleaved pairs; None where the file has them already (llama)."""
+    if meta.interleaved_rope:
+        return None, None, None
+    H, KV, Dh, r = meta.heads, meta.kv_heads, meta.head_dim, meta.rotary
+    return rope_permutation(H, Dh, r), rope_permutation(KV, Dh, r), rope_permutation(1, Dh, r)
+
+
+def _layer(f: GGUFFile, meta: ModelMeta, b: str, q_perm: Any, k_perm: Any, head_perm: Any) -> LayerWeights:
+    """One layer's linears and norm vectors (``b``: "blk.N.")."""
+    if meta.fused:  # phi3: one q | k | v matrix, and ffn_up holding gate | up
+        perm = None
+        if q_perm is not None:
+            q_rows, kv_rows = meta.heads * meta.head_dim, meta.kv_heads * meta.head_dim
+            perm = torch.cat([q_perm, q_rows + k_perm, torch.arange(q_rows + kv_rows, q_rows + 2 * kv_rows)])
+        qkv, gate_up = _linear(f, [b + "attn_qkv"], [perm]), _linear(f, [b + "ffn_up"])
+    else:
+        qkv = _linear(f, [b + "attn_q", b + "attn_k", b + "attn_v"], [q_perm, k_perm, None])
+        gate_up = _linear(f, [b + "ffn_gate", b + "ffn_up"])
+    layer = LayerWeights(qkv=qkv, o=_linear(f, [b + "attn_output"]), gate_up=gate_up,
+                         down=_linear(f, [b + "ffn_down"]), attn_norm=_vector(f, b + "attn_norm.weight"),
+                         ffn_norm=_vector(f, b + "ffn_norm.weight"))
+    if meta.qk_norm:
+        layer.q_norm = _vector(f, b + "attn_q_norm.weight", head_perm)
+        layer.k_norm = _vector(f, b + "attn_k_norm.weight", head_perm)
+    if meta.post_norms:  # gemma2/3 (ffn_norm above is their pre-MLP norm)
+        layer.post_attn_norm = _vector(f, b + "post_attention_norm.weight")
+        layer.post_ff_norm = _vector(f, b + "post_ffw_norm.weight")
+    return layer
 
 
 def _vector(f: GGUFFile, name: str, perm: torch.Tensor | None = None) -> torch.Tensor:
@@ -184,7 +207,7 @@ def _to_device(layer: LayerWeights, device: torch.device) -> LayerWeights:
         return layer
     for name in ("qkv", "o", "gate_up", "down"):
         setattr(layer, name, _dense_on(getattr(layer, name), device))
-    for name in ("attn_norm", "ffn_norm", "q_norm", "k_norm"):
+    for name in ("attn_norm", "ffn_norm", "q_norm", "k_norm", "post_attn_norm", "post_ff_norm"):
         if getattr(layer, name) is not None:
             setattr(layer, name, getattr(layer, name).to(device))
     return layer

@@ -1,12 +1,15 @@
-"""Write a random llama/qwen GGUF of any size, offline, with the ``gguf`` package's GGUFWriter.
+"""Write a random GGUF of any size and supported architecture, offline, with the ``gguf`` package's GGUFWriter.
 
 Tests use tiny ones (one per quantization type); the benchmark writes a
 1 B-parameter one to measure memory and speed at a real size. The weights are
 random blocks in llama.cpp's layouts (the ``gguf`` package cannot quantize
 K-quants), with each block's f16 scale set so that weights have a standard
 deviation near ``std``. The tokenizer is byte-level BPE (GPT-2 style) with
-ChatML special tokens and template; past its 256 byte tokens the vocabulary is
-padded with unused tokens up to ``vocab``. Tensors are written one at a time,
+ChatML special tokens and template for llama/qwen, and a sentencepiece-style
+vocabulary (``<0xNN>`` byte tokens, "▁" words, no merges: transformers derives
+them) for gemma and phi3, as llama.cpp writes theirs. Files lay tensors out as
+llama.cpp's converter does: gemma norms stored as 1 + w (random around 1 here,
+so an offset applied twice shows), phi3's q/k/v and gate/up fused. Tensors are written one at a time,
 so writing a 1 B model needs memory for one tensor, not the model.
 """
 
@@ -28,7 +31,8 @@ PRESETS = {
                                       "F32")},
 }
 PRESETS["Q4_0_ALL"] = {"*": "Q4_0"}
-ARCHS = ("llama", "qwen2", "qwen3")
+ARCHS = ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi3")
+SENTENCEPIECE = ("gemma", "gemma2", "gemma3", "phi3")  # archs whose files carry an SPM vocabulary
 FILE_TYPES = {"Q4_K_M": 15, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q6_K": 18, "F16": 1, "BF16": 32, "F32": 0}  # llama_ftype
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")  # ids 0, 1, 2 (as SmolLM2)
 
@@ -44,9 +48,12 @@ class SyntheticConfig:
     vocab: int = 320
     context: int = 512
     quant: str = "Q4_K_M"  # a key of PRESETS
-    tied: bool = True
+    tied: bool = True  # gemma files always are
     std: float = 0.05
     seed: int = 0
+    head_size: int = 0  # 0: hidden / heads (gemma's is often larger: 256)
+    rotary: int = 0  # phi3: features of a head that rotate; 0: all
+    window: int = 0  # gemma2/3, phi3: sliding window (0: none written)
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -57,15 +64,20 @@ class SyntheticConfig:
         check(self.quant in PRESETS, f"quant must be one of {', '.join(PRESETS)}")
         check(self.layers >= 1 and self.heads >= 1 and self.kv_heads >= 1, "layers and heads must be positive")
         check(self.heads % self.kv_heads == 0, "heads must be a multiple of kv_heads")
-        check(self.hidden % self.heads == 0 and (self.hidden // self.heads) % 2 == 0,
-              "hidden / heads must be an even head size")
+        check(self.head_size % 2 == 0 and (self.head_size or self.hidden % self.heads == 0),
+              "hidden / heads (or head_size) must be an even head size")
+        check(self.head_dim % 2 == 0, "the head size must be even")
+        check(not self.rotary or (self.arch == "phi3" and self.rotary % 2 == 0 and self.rotary <= self.head_dim),
+              "a partial rotary dimension is for phi3, even, and at most the head size")
+        check(not (self.arch.startswith("gemma") and not self.tied), "gemma files tie the embedding")
+        check(self.arch not in SENTENCEPIECE or self.vocab >= 300, "a sentencepiece vocabulary needs at least 300")
         check(self.hidden % 256 == 0 and self.intermediate % 256 == 0,
               "hidden and intermediate must be multiples of 256 (K-quant super-blocks)")
         check(self.vocab >= 256 + len(SPECIAL), f"vocab must be at least {256 + len(SPECIAL)}")
 
     @property
     def head_dim(self) -> int:
-        return self.hidden // self.heads
+        return self.head_size or self.hidden // self.heads
 
     def parameters(self) -> int:
         D, Dh, I = self.hidden, self.head_dim, self.intermediate
@@ -100,7 +112,7 @@ def write_synthetic_gguf(path: str | Path, config: SyntheticConfig, *,
     for i, (name, rows, cols, qtype) in enumerate(tensors):
         if on_progress is not None:
             on_progress(i / len(tensors), f"Writing {name}")
-        writer.write_tensor_data(_random_tensor(rng, name, rows, cols, qtype, config.std))
+        writer.write_tensor_data(_random_tensor(rng, name, rows, cols, qtype, config.std, config.arch))
     writer.close()
     return path
 
@@ -115,23 +127,33 @@ def _tensor_plan(config: SyntheticConfig):
     def typed(role: str) -> T:
         return T[mix.get(role, mix["*"])]
 
+    H, KV = config.heads * Dh, config.kv_heads * Dh
+    fused, post_norms = config.arch == "phi3", config.arch in ("gemma2", "gemma3")
     yield "token_embd.weight", config.vocab, D, typed("token_embd")
     for i in range(config.layers):
         b = f"blk.{i}."
         yield b + "attn_norm.weight", 1, D, T.F32
-        for role, rows in (("attn_q", config.heads * Dh), ("attn_k", config.kv_heads * Dh),
-                           ("attn_v", config.kv_heads * Dh)):
+        if fused:  # llama.cpp's phi3 layout: q | k | v in one matrix
+            yield b + "attn_qkv.weight", H + 2 * KV, D, typed("attn_qkv")
+        for role, rows in (() if fused else (("attn_q", H), ("attn_k", KV), ("attn_v", KV))):
             yield b + role + ".weight", rows, D, typed(role)
             if config.arch == "qwen2":
                 yield b + role + ".bias", 1, rows, T.F32
-        if config.arch == "qwen3":
+        if config.arch in ("qwen3", "gemma3"):
             yield b + "attn_q_norm.weight", 1, Dh, T.F32
             yield b + "attn_k_norm.weight", 1, Dh, T.F32
-        yield b + "attn_output.weight", D, config.heads * Dh, typed("attn_output")
+        yield b + "attn_output.weight", D, H, typed("attn_output")
+        if post_norms:
+            yield b + "post_attention_norm.weight", 1, D, T.F32
         yield b + "ffn_norm.weight", 1, D, T.F32
-        yield b + "ffn_gate.weight", I, D, typed("ffn_gate")
-        yield b + "ffn_up.weight", I, D, typed("ffn_up")
+        if fused:  # gate | up in one matrix, gate rows first
+            yield b + "ffn_up.weight", 2 * I, D, typed("ffn_up")
+        else:
+            yield b + "ffn_gate.weight", I, D, typed("ffn_gate")
+            yield b + "ffn_up.weight", I, D, typed("ffn_up")
         yield b + "ffn_down.weight", D, I, typed("ffn_down")
+        if post_norms:
+            yield b + "post_ffw_norm.weight", 1, D, T.F32
     yield "output_norm.weight", 1, D, T.F32
     if not config.tied:
         yield "output.weight", config.vocab, D, typed("output")
@@ -155,11 +177,14 @@ _SCALES = {
 }
 
 
-def _random_tensor(rng: np.random.Generator, name: str, rows: int, cols: int, qtype, std: float) -> np.ndarray:
+def _random_tensor(rng: np.random.Generator, name: str, rows: int, cols: int, qtype, std: float,
+                   arch: str = "llama") -> np.ndarray:
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
 
-    if rows == 1:  # norms are ones (and biases small), as a trained model's are near
+    if rows == 1:  # norms near one (and biases small), as a trained model's are
         if name.endswith("norm.weight"):
+            if arch in SENTENCEPIECE:  # 1 + w around 1 (gemma's as stored), so a misapplied offset shows
+                return (1.0 + 0.2 * rng.standard_normal(cols)).astype(np.float32)
             return np.ones(cols, dtype=np.float32)
         return (rng.standard_normal(cols) * std).astype(np.float32)
     if qtype == T.F32:
@@ -189,22 +214,63 @@ def _write_metadata(writer, config: SyntheticConfig) -> None:
     writer.add_head_count(config.heads)
     writer.add_head_count_kv(config.kv_heads)
     writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_rope_freq_base(10000.0)
-    writer.add_rope_dimension_count(config.head_dim)
+    writer.add_rope_freq_base(1e6 if config.arch == "gemma3" else 10000.0)
+    writer.add_rope_dimension_count(config.rotary or config.head_dim)
     writer.add_key_length(config.head_dim)
     writer.add_value_length(config.head_dim)
     writer.add_vocab_size(config.vocab)
-    tokens, types, merges = _vocabulary(config.vocab)
-    writer.add_tokenizer_model("gpt2")
+    if config.window:
+        writer.add_sliding_window(config.window)
+    if config.arch == "gemma2":  # Gemma 2's values (transformers' defaults too)
+        writer.add_attn_logit_softcapping(50.0)
+        writer.add_final_logit_softcapping(30.0)
+    if config.arch in SENTENCEPIECE:
+        _write_sentencepiece(writer, config)
+    else:
+        tokens, types, merges = _vocabulary(config.vocab)
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre("default")
+        writer.add_token_list(tokens)
+        writer.add_token_types(types)
+        writer.add_token_merges(merges)
+        writer.add_bos_token_id(1)
+        writer.add_eos_token_id(2)
+        writer.add_pad_token_id(0)
+        writer.add_add_bos_token(False)
+    writer.add_chat_template(FALLBACK_TEMPLATE)
+
+
+# Sentencepiece specials as the families' files list them: (tokens, bos, eos, unk, pad)
+SPM_SPECIALS = {"phi3": (["<unk>", "<s>", "</s>"], 1, 2, 0, 0)}
+GEMMA_SPECIALS = (["<pad>", "<eos>", "<bos>", "<unk>"], 2, 1, 3, 0)
+
+
+def _write_sentencepiece(writer, config: SyntheticConfig) -> None:
+    """A sentencepiece vocabulary as llama.cpp writes one: specials, the 256 ``<0xNN>`` byte tokens, then
+    "▁", letters and "▁"-words, scored best-first, no merges."""
+    from gguf import TokenType
+
+    specials, bos, eos, unk, pad = SPM_SPECIALS.get(config.arch, GEMMA_SPECIALS)
+    pieces = ["\u2581", *"etaoinshrdlucmfwypvbgkjqxz", *"ETAOINSHRDLUCMFWYPVBGKJQXZ", *".,!?'0123456789"]
+    words = ["\u2581" + a for a in "etaoinshrdlucmfwypvbgkjqxz"] + \
+        [a + b for a in "etaoinshrdlu" for b in "etaoinshrdlu"]
+    tokens = list(dict.fromkeys(specials + [f"<0x{b:02X}>" for b in range(256)] + pieces + words))
+    tokens += [f"<unused{i}>" for i in range(config.vocab - len(tokens))]
+    tokens = tokens[:config.vocab]
+    types = [int(TokenType.CONTROL) if t in specials else int(TokenType.BYTE) if t.startswith("<0x")
+             else int(TokenType.UNUSED) if t.startswith("<unused") else int(TokenType.NORMAL) for t in tokens]
+    types[unk] = int(TokenType.UNKNOWN)
+    writer.add_tokenizer_model("llama")
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
+    writer.add_token_scores([-float(i) for i in range(len(tokens))])
     writer.add_token_types(types)
-    writer.add_token_merges(merges)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_pad_token_id(0)
-    writer.add_add_bos_token(False)
-    writer.add_chat_template(FALLBACK_TEMPLATE)
+    writer.add_bos_token_id(bos)
+    writer.add_eos_token_id(eos)
+    writer.add_unk_token_id(unk)
+    if pad is not None:
+        writer.add_pad_token_id(pad)
+    writer.add_add_bos_token(True)
 
 
 def _vocabulary(size: int) -> tuple[list[str], list[int], list[str]]:
