@@ -87,3 +87,33 @@ def test_torchrun_two_processes_make_the_same_artefacts(tiny_model_dir, corpus, 
     steps = [json.loads(line)["step"] for line in (ddp / "events.jsonl").read_text().splitlines()
              if json.loads(line)["type"] == "train"]
     assert steps == [1, 2]  # one process writes the log
+
+
+
+def test_resume_of_a_run_killed_before_its_first_checkpoint(tiny_model_dir, corpus, tmp_path, capsys):
+    """As after `kill -9` while the data was read: a job.json, a status that says running, half a checkpoint;
+    the CLI starts it again from step 0 with the same job, says so once, and names each skipped line."""
+    import argparse
+
+    from engine.cli.finetune import job_from_args, register
+
+    (corpus_with_bad := tmp_path / "corpus").mkdir()
+    for f in corpus.iterdir():
+        shutil.copy(f, corpus_with_bad / f.name)
+    (corpus_with_bad / "qa.jsonl").write_text(json.dumps({"prompt": "Hi", "completion": "Hello."}) + "\n{oops\n",
+                                              encoding="utf-8")
+    out = tmp_path / "run"
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    job = job_from_args(parser.parse_args(args_for(tiny_model_dir, corpus_with_bad, out)))
+    job.save()
+    (out / "status.json").write_text(json.dumps({"state": "running", "pid": 2 ** 22 + 7, "step": 0}))
+    (out / "checkpoints" / "checkpoint-2").mkdir(parents=True)  # written in part: no trainer_state.json
+
+    assert main(["finetune", "--resume", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("starting it again from step 0 with the same job") == 1
+    assert "qa.jsonl: 1 line skipped:\n      line 2: not valid JSON" in err
+    assert "Finished at step 2/2" in err
+    assert not (out / "checkpoints" / "checkpoint-2").exists() or (out / "checkpoints" / "checkpoint-2" /
+                                                                   "trainer_state.json").is_file()

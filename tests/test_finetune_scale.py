@@ -167,7 +167,7 @@ def test_bf16_base_with_fp32_adapter_and_a_final_full_evaluation(tiny_model_dir,
     assert result.state == "finished" and result.full_eval_loss is not None
     start = next(e for e in events if e["type"] == "start")
     assert start["precision"] == "bf16 base, fp32 adapter"
-    assert [os.path.basename(p) for p, _why in start["skipped"]] == ["picture.txt"]
+    assert [os.path.basename(k["path"]) for k in start["skipped"]] == ["picture.txt"]
     assert start["stats"]["val_sample"] < start["stats"]["val_examples"]  # the minimum, 128 × 64 tokens
     assert any(e["type"] == "full_eval" for e in events)
     weights = load_file(os.path.join(result.output, "adapter_model.safetensors"))

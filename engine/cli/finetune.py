@@ -110,11 +110,16 @@ class _PhasePrinter:
 
     def __init__(self) -> None:
         self.phase, self.shown = "", 0.0
+        self.said: set[str] = set()  # notices printed as text: not printed again as a phase
+
+    def say(self, text: str) -> None:
+        self.said.add(text.strip())
+        _say(text.rstrip())
 
     def __call__(self, fraction: float, message: str) -> None:
         import time
 
-        if message.startswith("Step"):
+        if message.startswith("Step") or message.strip() in self.said:
             return
         phase = message.split(":")[0]
         now = time.monotonic()
@@ -154,10 +159,10 @@ def _say_coverage(stats: dict) -> None:
 def _say_skipped(skipped: list) -> None:
     """Each file left out, and each line (item, row) left out of a file, with its reason.
 
-    ``skipped``: Skipped objects, or the start event's [path, reason] pairs."""
+    ``skipped``: Skipped objects, or the start event's dicts."""
     from engine.finetune.sources import Skipped, skipped_summary
 
-    skipped = [s if isinstance(s, Skipped) else Skipped(*s) for s in skipped]
+    skipped = [s if isinstance(s, Skipped) else Skipped.from_dict(s) for s in skipped]
     if skipped:
         _say(f"{skipped_summary(skipped)}:")
     for s in skipped:
@@ -207,7 +212,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
         events = {"on_event": _emit, "on_text": lambda t: _emit({"type": "notice", "text": t.strip()}),
                   "on_progress": lambda f, m: _emit({"type": "progress", "fraction": f, "message": m})}
     else:
-        events = {"on_event": _print_event, "on_text": lambda t: _say(t.rstrip()), "on_progress": _PhasePrinter()}
+        phases = _PhasePrinter()
+        events = {"on_event": _print_event, "on_text": phases.say, "on_progress": phases}
     try:
         result = run_training(job, resume=args.resume, cancel=cancel_on_interrupt(), threads=args.threads,
                               suggest_steps=getattr(args, "auto_steps", False), **events)

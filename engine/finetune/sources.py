@@ -100,6 +100,14 @@ class Skipped:
                      lines=[{"where": where, "reason": why} for where, why in self.lines])
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict | list) -> "Skipped":
+        """From ``to_dict`` (or an older run's [path, reason] pair in its events)."""
+        if isinstance(d, (list, tuple)):
+            return cls(*d)
+        lines = tuple((x["where"], x["reason"]) for x in d.get("lines", ()))
+        return cls(d["path"], d["reason"], lines, int(d.get("skipped", 0)), d.get("unit", ""))
+
 
 def _unit(unit: str, count: int) -> str:
     return unit[:-1] if count == 1 and unit.endswith("s") else unit

@@ -177,7 +177,7 @@ def _run(job: JobConfig, checkpoint: Path | None, on_text, on_progress, on_event
               notices=notices)
     log.event({"type": "start", "step": start_step, "max_steps": max_steps, "resume": bool(checkpoint),
                "stats": data.stats, "notices": notices, "precision": _precision_label(model),
-               "skipped": [[k.path, k.reason] for k in data.skipped]})
+               "skipped": [k.to_dict() for k in data.skipped]})
     for notice in notices:
         if on_text:
             on_text(notice + "\n")
