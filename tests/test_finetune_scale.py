@@ -262,3 +262,34 @@ def test_a_file_of_many_broken_lines_names_them_in_bounded_memory(tok, tmp_path)
     assert skipped.reason.startswith(f"{2 * MAX_KEPT_LINES:,} lines skipped: 2 (not valid JSON), 3 (no messages")
     assert skipped.reason.endswith(f"and {2 * MAX_KEPT_LINES - 12:,} more")
     assert skipped_summary(built.skipped) == f"{2 * MAX_KEPT_LINES:,} lines of 1 file skipped"
+
+
+def test_the_estimate_is_of_the_job_start_runs(tmp_path, monkeypatch):
+    """Where only gradient checkpointing makes a job fit, Start turns it on: the estimate counts it too and
+    says so; where even that is not enough, both refuse with the same memory figure."""
+    from engine.errors import OutOfMemoryError
+    from engine.finetune import estimate as est
+
+    job = big_config_job(tmp_path, precision="bf16")
+    job = job.with_(data=DataConfig(seq_len=2048), train=TrainConfig(batch_size=4, max_steps=10, precision="bf16"))
+    total, trainable, cfg = est.count_parameters(job)
+    plain = est.memory_needed(job, total, trainable, cfg)
+    checkpointed_job = job.with_(train=TrainConfig(batch_size=4, max_steps=10, precision="bf16",
+                                                   gradient_checkpointing=True))
+    checkpointed = est.memory_needed(checkpointed_job, total, trainable, cfg)
+    assert checkpointed < plain
+    stats = {"train_examples": 1000, "train_tokens": 2_048_000, "val_examples": 100}
+
+    monkeypatch.setattr(est, "_available_memory", lambda: (plain + checkpointed) // 2)
+    estimate = est.estimate(job, stats)
+    assert estimate.fits and estimate.checkpointing and estimate.memory_bytes == checkpointed
+    assert "gradient checkpointing" in estimate.summary() and "Gradient checkpointing will be on" in estimate.notes[0]
+    fitted, notice = est.fit_to_memory(job)
+    assert fitted.train.gradient_checkpointing and notice
+
+    monkeypatch.setattr(est, "_available_memory", lambda: checkpointed // 2)
+    estimate = est.estimate(job, stats)
+    assert not estimate.fits and "even with gradient checkpointing" in estimate.refusal()
+    with pytest.raises(OutOfMemoryError) as caught:
+        est.fit_to_memory(job)
+    assert est._gb(checkpointed) in str(caught.value) and est._gb(checkpointed) in estimate.refusal()

@@ -284,6 +284,8 @@ def _print_estimate(job, *, as_json: bool = False, suggest_steps: bool = False) 
     print(est.validation)
     if est.coverage:
         print(est.coverage)
+    for note in est.notes:
+        print(f"note: {note}")
     for warning in est.warnings:
         print(f"warning: {warning}")
     return 0 if est.fits else 1

@@ -107,7 +107,11 @@ def coverage_text(stats: dict, steps: int, per_step: int) -> str:
 def coverage(stats: dict) -> str:
     """The share of the training data one pass reads, for people: "4 %", "0.3 %"."""
     share = 100 * stats.get("train_loaded", 0) / max(1, stats.get("train_examples", 1))
-    return f"{share:.0f} %" if share >= 10 else f"{share:.1f} %"
+    if share >= 10:
+        return f"{share:.0f} %"
+    if share >= 0.1:
+        return f"{share:.1f} %"
+    return f"{share:.2f} %" if share >= 0.01 else "< 0.01 %"  # 0.03 %, not 0.0 %
 
 
 class PackedText(Dataset):

@@ -42,6 +42,8 @@ class Estimate:
     validation: str = ""  # "validating on 64 of 796 held-out sequences (…)"
     validation_plan: dict = field(default_factory=dict)  # ValidationPlan's numbers: sample, held_out, …
     coverage: str = ""  # what one pass of the steps reads, when it is not all of the training data
+    checkpointing: bool = False  # gradient checkpointing on (asked for, or turned on so the job fits)
+    notes: list[str] = field(default_factory=list)  # e.g. "Gradient checkpointing is on so the job fits …"
 
     @property
     def fits(self) -> bool:
@@ -50,7 +52,8 @@ class Estimate:
     def summary(self) -> str:
         from engine.finetune.progress import format_duration
 
-        return (f"{_count(self.trainable)} of {_count(self.params)} weights trained ({self.precision}) · "
+        how = f"{self.precision}, gradient checkpointing" if self.checkpointing else self.precision
+        return (f"{_count(self.trainable)} of {_count(self.params)} weights trained ({how}) · "
                 f"{self.steps} steps, {self.tokens:,} tokens · memory ≈ {_gb(self.memory_bytes)}"
                 f"{f' of {_gb(self.available_bytes)} free' if self.available_bytes else ''} · "
                 f"time ≈ {format_duration(self.seconds)} on {self.device} · disk ≈ {_gb(self.disk_bytes)}")
@@ -58,9 +61,12 @@ class Estimate:
     def refusal(self) -> str:
         from engine.finetune.progress import format_duration
 
-        return (f"This job needs about {_gb(self.memory_bytes)} of memory, but only {_gb(self.available_bytes)} is "
-                f"free here (and would take about {format_duration(self.seconds)}). Use LoRA with gradient "
-                "checkpointing, a smaller batch or sequence length, or a smaller model.")
+        even = " even with gradient checkpointing" if self.checkpointing else ""
+        advice = ("LoRA, a smaller batch or sequence length, or a smaller model" if self.checkpointing else
+                  "LoRA with gradient checkpointing, a smaller batch or sequence length, or a smaller model")
+        return (f"This job needs about {_gb(self.memory_bytes)} of memory{even}, but only "
+                f"{_gb(self.available_bytes)} is free here (and would take about {format_duration(self.seconds)}). "
+                f"Use {advice}.")
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -208,9 +214,24 @@ def _on_gpu(job: JobConfig) -> bool:
 
 
 def estimate(job: JobConfig, stats: dict) -> Estimate:
-    """``stats``: the dataset's figures (``BuiltDataset.stats``)."""
+    """The job as Start runs it (``stats``: the dataset's figures, ``BuiltDataset.stats``).
+
+    As ``fit_to_memory`` does when training starts, gradient checkpointing is turned on where the job does
+    not fit without it; the estimate then counts it, and says so in ``notes``.
+    """
     total, trainable, cfg = count_parameters(job)
-    return estimate_for(job, total, trainable, cfg, stats)
+    est = estimate_for(job, total, trainable, cfg, stats)
+    if est.fits or job.train.gradient_checkpointing or _on_gpu(job):
+        return est
+    from dataclasses import replace
+
+    checkpointed = estimate_for(job.with_(train=replace(job.train, gradient_checkpointing=True)), total,
+                                trainable, cfg, stats)
+    if checkpointed.fits:
+        checkpointed.notes.append(f"Gradient checkpointing will be on so the job fits in memory (about "
+                                  f"{_gb(checkpointed.memory_bytes)} of {_gb(checkpointed.available_bytes)} free; "
+                                  f"{_gb(est.memory_bytes)} without it); steps are about a third slower.")
+    return checkpointed
 
 
 def estimate_for(job: JobConfig, total: int, trainable: int, cfg: dict, stats: dict) -> Estimate:
@@ -241,7 +262,7 @@ def estimate_for(job: JobConfig, total: int, trainable: int, cfg: dict, stats: d
     est = Estimate(total, trainable, steps, tokens, memory, seconds, disk, "GPU" if cuda else "CPU",
                    available_bytes=0 if cuda else _available_memory(),
                    precision="bf16 base, fp32 adapter" if bf16 else "fp32", validation=plan.describe(),
-                   validation_plan=plan.to_dict())
+                   validation_plan=plan.to_dict(), checkpointing=t.gradient_checkpointing)
     if t.max_steps:
         est.coverage = coverage_text(stats, steps, batch * t.grad_accum)
     est.warnings = _warnings(est, Path(job.out_dir))

@@ -38,7 +38,8 @@ class ValidationPlan:
         about = "~" if self.estimated else ""
         what = "all" if self.sample >= self.held_out else f"{self.sample:,} of"
         return (f"validating on {what} {about}{self.held_out:,} held-out sequences "
-                f"({self.evaluations} evaluations ≈ {100 * self.share:.0f} % of the training compute)")
+                f"({self.evaluations} evaluation{'s' if self.evaluations != 1 else ''} ≈ {100 * self.share:.0f} % "
+                "of the training compute)")
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

@@ -348,7 +348,8 @@ class FinetuneView(QWidget):
     def _on_estimate(self, result) -> None:
         self.estimate_task = None
         self.last_estimate = result
-        lines = "".join(f"<br>{line}" for line in (result.validation.capitalize(), result.coverage) if line)
+        lines = "".join(f"<br>{line}" for line in (result.validation.capitalize(), result.coverage,
+                                                    *getattr(result, "notes", ())) if line)
         warnings = "".join(f"<br><span style='color:{self._error_css()}'>{w}</span>" for w in result.warnings)
         self.estimate_label.setText("Estimate: " + result.summary() + lines + warnings)
         if not self.running_job_active():
