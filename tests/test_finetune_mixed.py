@@ -160,3 +160,51 @@ def test_run_training_uses_mixed_precision_for_lora_on_a_bf16_cpu(tiny_model_dir
     weights = load_file(str(tmp_path / "run" / "adapter" / "adapter_model.safetensors"))
     assert weights and all(w.dtype == torch.float32 for w in weights.values())
     assert json.loads((tmp_path / "run" / "adapter" / "adapter_config.json").read_text())["lora_dropout"] == 0.05
+
+
+def test_chunked_loss_equals_the_model_loss_and_its_gradient(tiny_model_dir):
+    from engine.finetune.mixed import ChunkedLossMixin, chunked_lm_loss
+
+    def run(chunked):
+        torch.manual_seed(0)
+        model = to_mixed_precision(_load(tiny_model_dir, torch.bfloat16))
+        if not chunked:
+            model.__class__ = type(model).__mro__[2]  # the model's own class, under the mixin's subclass
+        assert isinstance(model, ChunkedLossMixin) == chunked
+        model = _lora(model, dropout=0.0)
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                nn.init.normal_(p, std=0.1)
+        model.train()
+        ids = _ids()
+        labels = ids.clone()
+        labels[0, :5] = -100  # a prompt without targets
+        out = model(input_ids=ids, labels=labels)
+        out.loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return out, grads
+
+    plain, grads = run(False)
+    chunked, chunked_grads = run(True)
+    assert chunked.logits is None and plain.logits is not None  # no logits for a training step
+    torch.testing.assert_close(chunked.loss, plain.loss, atol=1e-4, rtol=1e-4)
+    for name in grads:  # the same up to bf16 rounding, which happens at other points
+        assert (chunked_grads[name] - grads[name]).norm() <= 0.01 * grads[name].norm()
+    # several chunks give the same sum as one
+    hidden, weight = torch.randn(10, 8), torch.randn(30, 8).bfloat16()
+    labels = torch.tensor([1, 2, -100, 4, 5, 6, 7, 8, 9, -100])
+    one, n = chunked_lm_loss(hidden, weight, labels, rows=64)
+    many, _ = chunked_lm_loss(hidden, weight, labels, rows=3)
+    assert n == 8 and torch.allclose(one, many)
+    logits = (hidden.bfloat16() @ weight.t()).float()
+    torch.testing.assert_close(one, torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+
+
+def test_evaluation_and_generation_keep_the_models_own_forward(tiny_model_dir):
+    model = to_mixed_precision(_load(tiny_model_dir, torch.bfloat16))
+    ids = _ids()
+    with torch.no_grad():
+        out = model(input_ids=ids, labels=ids)
+    assert out.logits is not None and out.logits.dtype == torch.float32 and torch.isfinite(out.loss)
+    generated = model.generate(input_ids=ids[:1, :5], max_new_tokens=3, do_sample=False, use_cache=True)
+    assert generated.shape == (1, 8)

@@ -46,7 +46,9 @@ def to_mixed_precision(model: nn.Module) -> nn.Module:
     """Turn ``model`` (loaded in bf16 or float32) into bf16 weights with float32 compute, in place.
 
     Linear and Embedding weights become frozen bf16 (tied weights stay tied: one bf16 tensor);
-    every other parameter and buffer (norms, rotary frequencies) becomes float32.
+    every other parameter and buffer (norms, rotary frequencies) becomes float32. A training step's
+    loss is then computed without materialising the logits, where the architecture allows
+    (use_chunked_loss).
     """
     for module in model.modules():
         kind = {nn.Linear: Bf16Linear, nn.Embedding: Bf16Embedding}.get(type(module))
@@ -66,6 +68,7 @@ def to_mixed_precision(model: nn.Module) -> nn.Module:
             if buffer.is_floating_point():
                 setattr(module, name, buffer.to(COMPUTE))
     model.config.use_cache = False
+    use_chunked_loss(model)
     return model
 
 
@@ -200,3 +203,88 @@ def _fused_class():
 
 
 FusedLoraLinear = _fused_class()
+
+
+IGNORE = -100  # the label of a position without a target (padding, prompts)
+
+
+def chunked_lm_loss(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, rows: int = 256) -> tuple:
+    """Sum of the cross-entropy of ``hidden @ weightᵀ`` against ``labels``, and how many labels counted.
+
+    ``hidden``: [N, H] float32; ``weight``: [V, H] bf16 (the output layer); ``labels``: [N], IGNORE where
+    none. ``rows`` rows at a time: float32 logits of the whole batch ([N, V], 200 MB for 4 × 256 tokens
+    of a 49k vocabulary, and as much again for their log-softmax and its gradient) never exist at once.
+    Their gradient is computed in the same pass (softmax − one-hot, in place), as bf16 matmuls.
+    """
+    return _ChunkedLoss.apply(hidden, weight, labels, rows), int((labels != IGNORE).sum())
+
+
+class _ChunkedLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, labels, rows):
+        grad_needed = ctx.needs_input_grad[0]
+        total = hidden.new_zeros(())
+        grad = torch.empty_like(hidden) if grad_needed else None  # d total / d hidden, [N, H]
+        for start in range(0, hidden.shape[0], rows):
+            h, y = hidden[start:start + rows], labels[start:start + rows]
+            logits = F.linear(h.to(weight.dtype), weight).float()  # [rows, V]
+            lse = torch.logsumexp(logits, dim=-1)  # [rows]
+            valid = y != IGNORE
+            target = y.clamp(min=0).unsqueeze(1)  # [rows, 1]
+            total += ((lse - logits.gather(1, target).squeeze(1)) * valid).sum()
+            if grad_needed:
+                probs = logits.sub_(lse.unsqueeze(1)).exp_()  # softmax, in place of the logits
+                probs.scatter_add_(1, target, torch.full_like(target, -1, dtype=probs.dtype))
+                probs.mul_(valid.unsqueeze(1))
+                grad[start:start + rows] = F.linear(probs.to(weight.dtype), weight.t()).to(hidden.dtype)
+        ctx.save_for_backward(grad)
+        return total
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (grad,) = ctx.saved_tensors
+        return grad * upstream, None, None, None
+
+
+# Causal LMs whose forward is exactly ``loss(lm_head(backbone(...).last_hidden_state), labels)``: no logit
+# scaling or soft-capping, so the chunked loss computes the same thing.
+CHUNKED_LOSS_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "phi3", "smollm3"})
+_CHUNKED_CLASSES: dict[type, type] = {}
+
+
+def use_chunked_loss(model: nn.Module) -> bool:
+    """Train ``model`` (a mixed-precision causal LM) with chunked_lm_loss; whether it could."""
+    head = getattr(model, "lm_head", None)
+    if (getattr(model.config, "model_type", None) not in CHUNKED_LOSS_TYPES or not isinstance(head, Bf16Linear)
+            or head.bias is not None or not hasattr(model, getattr(model, "base_model_prefix", "") or "-")):
+        return False
+    cls = type(model)
+    if cls not in _CHUNKED_CLASSES:
+        _CHUNKED_CLASSES[cls] = type(cls.__name__, (ChunkedLossMixin, cls), {"__module__": cls.__module__})
+    model.__class__ = _CHUNKED_CLASSES[cls]
+    return True
+
+
+class ChunkedLossMixin:
+    """A training step's loss without the logits (chunked_lm_loss); every other call is the model's own."""
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, labels=None, **kwargs):
+        items = kwargs.pop("num_items_in_batch", None)
+        others = {k: v for k, v in kwargs.items() if v is not None and v is not False}
+        if labels is None or others or input_ids is None or not (self.training and torch.is_grad_enabled()):
+            if items is not None:
+                kwargs["num_items_in_batch"] = items
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                   labels=labels, **kwargs)
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        backbone = getattr(self, self.base_model_prefix)
+        hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=False).last_hidden_state  # [B, T, H]
+        targets = F.pad(labels, (0, 1), value=IGNORE)[..., 1:]  # position t predicts token t + 1
+        total, count = chunked_lm_loss(hidden.reshape(-1, hidden.shape[-1]), self.lm_head.weight,
+                                       targets.reshape(-1).to(hidden.device))
+        # As transformers' loss: summed over the batch's targets when the Trainer counts them (gradient
+        # accumulation), else the mean.
+        loss = total / (items.to(total.device) if torch.is_tensor(items) else items if items else count)
+        return CausalLMOutputWithPast(loss=loss, logits=None)
