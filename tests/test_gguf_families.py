@@ -8,6 +8,7 @@ its model class (gemma). Sequences run past the sliding windows.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -55,14 +56,20 @@ def _reference(path, arch: str) -> torch.Tensor:
 
 
 def _float_weights(monkeypatch):
-    """Float tensors kept in fp32 instead of bf16, so the forward's algebra can be checked to fp32 rounding."""
-    from engine.gguf import embedding, quants
+    """Float tensors kept in fp32 instead of bf16 and run as the exact path runs them (fp32 activations), so the
+    forward's algebra can be checked to fp32 rounding."""
+    from engine.gguf import embedding, pack, quants
 
     def fp32(data, qtype, shape):
         return quants.dequantized(data, qtype, shape)
 
+    def exact(*args, **kwargs):
+        return dataclasses.replace(build(*args, **kwargs), mode="exact")
+
+    build = pack.build_weights
     monkeypatch.setattr(quants, "to_bf16", fp32)
     monkeypatch.setattr(embedding, "to_bf16", fp32)
+    monkeypatch.setattr(pack, "build_weights", exact)
 
 
 def _perplexity(logits: torch.Tensor) -> float:
@@ -111,6 +118,36 @@ def _reference_direct(path) -> torch.Tensor:
     assert model.config.partial_rotary_factor == 0.5
     with torch.no_grad():
         return model(IDS).logits[0]
+
+
+def test_phi3_longrope_uses_the_short_factors_up_to_the_original_context(gguf_dir, monkeypatch):
+    """A Phi-3 128k-style file (rope_factors_short/long, context 4x the original): transformers' own LongRoPE
+    rotary (its Phi3 model, the file's factors) is the reference; the context stops at the original one."""
+    from transformers import Phi3Config
+    from transformers.models.phi3.modeling_phi3 import Phi3RotaryEmbedding
+
+    from engine.gguf.full_model import _build_direct
+    from engine.gguf.reader import open_gguf
+
+    path = tiny_gguf(gguf_dir, quant="F32", rotary=32, longrope=True, **FAMILIES["phi3"])
+    f = open_gguf(path)
+    short, long = (f.tensor(f"rope_factors_{k}.weight").data.tolist() for k in ("short", "long"))
+    f.close()
+    model = _build_direct(path, torch.float32)
+    c = model.config
+    rope = {"rope_type": "longrope", "rope_theta": 10000.0, "short_factor": short, "long_factor": long,
+            "partial_rotary_factor": 0.5}
+    model.model.rotary_emb = Phi3RotaryEmbedding(Phi3Config(
+        hidden_size=c.hidden_size, num_attention_heads=c.num_attention_heads, vocab_size=c.vocab_size,
+        pad_token_id=0, max_position_embeddings=4 * 512, original_max_position_embeddings=512,
+        partial_rotary_factor=0.5, rope_parameters=rope))
+    assert model.model.rotary_emb.attention_scaling > 1.05  # sqrt(1 + ln 4 / ln 512)
+    with torch.no_grad():
+        reference = model(IDS).logits[0]
+    _float_weights(monkeypatch)
+    lm = _load(path)
+    assert lm.context_length == 512
+    assert torch.allclose(lm.model(IDS).logits[0], reference, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("arch", ["gemma2", "gemma3"])

@@ -125,6 +125,8 @@ def _build_direct(path: Path, dtype: torch.dtype) -> Any:
         params = dict(model.named_parameters(remove_duplicate=False))
         loaded = set()
         for name, tensor in f.tensors.items():
+            if name.startswith("rope_"):  # frequency factors: read into meta.rope_factors, set below
+                continue
             target = _hf_name(name, meta.arch)
             if target is None or target not in params:
                 raise ModelLoadError(path, f"its tensor {name!r} has no place in a {meta.model_type} model.")
@@ -137,9 +139,21 @@ def _build_direct(path: Path, dtype: torch.dtype) -> Any:
             raise ModelLoadError(path, f"the tensor for {missing[0]} is missing.")
         if meta.tied:
             model.tie_weights()
+        if meta.rope_factors:
+            _set_rope(model, meta)
         return model
     finally:
         f.close()
+
+
+def _set_rope(model: Any, meta: Any) -> None:
+    """The rotary table of a file with per-frequency factors (Llama 3's rope_freqs, Phi-3's LongRoPE short factors),
+    which the GGUF metadata does not describe in transformers' terms: the quantized forward's own table."""
+    rotary = model.model.rotary_emb
+    inv = meta.inv_freq().to(rotary.inv_freq.device)
+    rotary.inv_freq = inv
+    rotary.original_inv_freq = inv.clone()
+    rotary.attention_scaling = meta.rope_attention
 
 
 def _hf_name(name: str, arch: str = "llama") -> str | None:

@@ -93,9 +93,7 @@ def _build(f: GGUFFile, meta: ModelMeta, tokenizer: Any, needed: memory.MemoryEs
         packed = _repack(f, meta, device, on_progress=on_progress, cancel=cancel)
     else:
         on_progress(0.9, f"Read the packed weights of {f.path.name} from the cache")
-    rope_freqs = f.tensor("rope_freqs.weight", required=False)
-    factors = None if rope_freqs is None else torch.from_numpy(rope_freqs.data.copy()).float()
-    ropes = meta.ropes(factors)
+    ropes = meta.ropes()
     dtype = torch.float32  # the residual stream and KV cache; matmul inputs are bf16
 
     def new_forward() -> LeanForward:

@@ -9,6 +9,7 @@ and the loader takes the conversion route.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -61,6 +62,10 @@ class ModelMeta:
     post_norms: bool = False
     rope_keys: tuple[str, ...] = ()  # gemma3: per layer, SLIDING or GLOBAL
     rope_local_theta: float | None = None  # gemma3: the sliding-window layers' RoPE base
+    # Per-frequency divisors [rotary / 2]: Llama 3's rope_freqs, or Phi-3's LongRoPE short factors (the context is
+    # then capped at the original one, as transformers' fast path does), and RoPE's attention scaling.
+    rope_factors: tuple[float, ...] = ()
+    rope_attention: float = 1.0
 
     @property
     def rotary(self) -> int:
@@ -77,26 +82,26 @@ class ModelMeta:
                         final_softcap=self.final_softcap, post_norms=self.post_norms, rope_keys=self.rope_keys,
                         rotary_dim=self.rotary if self.rotary != self.head_dim else None)
 
-    def inv_freq(self, rope_freqs: Any = None, theta: float | None = None, linear: float | None = None) -> Any:
-        """[rotary / 2] fp32: theta^(-2i / rotary), divided by the file's per-frequency factors (Llama 3
-        rope_freqs) and by a linear scaling factor."""
+    def inv_freq(self, factors: bool = True, theta: float | None = None, linear: float | None = None) -> Any:
+        """[rotary / 2] fp32: theta^(-2i / rotary), divided by the file's per-frequency factors (``factors``)
+        and by a linear scaling factor."""
         import torch
 
         theta = self.rope_theta if theta is None else theta
         inv = 1.0 / (theta ** (torch.arange(0, self.rotary, 2, dtype=torch.float32) / self.rotary))
-        if rope_freqs is not None:
-            inv = inv / rope_freqs.float()
+        if factors and self.rope_factors:
+            inv = inv / torch.tensor(self.rope_factors, dtype=torch.float32)
         return inv / (self.rope_linear if linear is None else linear)
 
-    def ropes(self, rope_freqs: Any = None) -> dict[str, tuple[Any, float]]:
+    def ropes(self) -> dict[str, tuple[Any, float]]:
         """RoPE key -> (inv_freq, attention scaling), as LeanForward takes them. gemma3: the global layers
         use the file's base and scaling, the sliding ones their own base, unscaled (as transformers)."""
         from engine.fastpath.spec import DEFAULT_ROPE
 
         if not self.rope_keys:
-            return {DEFAULT_ROPE: (self.inv_freq(rope_freqs), 1.0)}
-        return {GLOBAL: (self.inv_freq(rope_freqs), 1.0),
-                SLIDING: (self.inv_freq(None, theta=self.rope_local_theta, linear=1.0), 1.0)}
+            return {DEFAULT_ROPE: (self.inv_freq(), self.rope_attention)}
+        return {GLOBAL: (self.inv_freq(), self.rope_attention),
+                SLIDING: (self.inv_freq(False, theta=self.rope_local_theta, linear=1.0), 1.0)}
 
     def hf_kwargs(self) -> dict:
         """The fields of this model's transformers config."""
@@ -172,8 +177,7 @@ def read_meta(f: GGUFFile) -> ModelMeta:
         raise BadModelFileError(f.path, f"its rotary dimension ({rotary}) does not fit heads of {head_dim}.")
     if rotary != head_dim and arch != "phi3":
         raise DirectUnsupported(f"partial rotary embeddings ({rotary} of {head_dim})")
-    if f.tensor("rope_factors_short.weight", required=False) is not None:
-        raise DirectUnsupported("LongRoPE frequency factors")
+    factors, attention, context = _rope_factors(f, arch, rotary)
     scaling = str(f.value(f"{arch}.rope.scaling.type", "none"))
     if scaling not in ("none", "linear"):
         raise DirectUnsupported(f"RoPE scaling {scaling!r}")
@@ -186,7 +190,7 @@ def read_meta(f: GGUFFile) -> ModelMeta:
         hidden=hidden, heads=heads, kv_heads=int(f.value(f"{arch}.attention.head_count_kv", heads)),
         head_dim=head_dim, intermediate=_intermediate(f, arch), vocab=vocab,
         eps=float(f.value(f"{arch}.attention.layer_norm_rms_epsilon")),
-        context=int(f.value(f"{arch}.context_length", 2048)),
+        context=context, rope_factors=factors, rope_attention=attention,
         rope_theta=float(f.value(f"{arch}.rope.freq_base", 10000.0)),
         rope_linear=float(f.value(f"{arch}.rope.scaling.factor", 1.0)) if scaling == "linear" else 1.0,
         interleaved_rope=fam.interleaved_rope, tied=f.tensor("output.weight", required=False) is None,
@@ -203,6 +207,31 @@ def _intermediate(f: GGUFFile, arch: str) -> int:
             raise DirectUnsupported("layers of different MLP sizes")
         value = value[0]
     return int(value)
+
+
+def _rope_factors(f: GGUFFile, arch: str, rotary: int) -> tuple[tuple[float, ...], float, int]:
+    """(per-frequency divisors, attention scaling, context). Llama 3 files carry ``rope_freqs``; Phi-3 long-context
+    files LongRoPE's ``rope_factors_short/long``: the short ones up to the original context, which becomes the
+    context (past it transformers switches to the long factors; the fast path stops there, as for a folder)."""
+    context = int(f.value(f"{arch}.context_length", 2048))
+    name = "rope_factors_short.weight" if f.tensor("rope_factors_short.weight", required=False) else "rope_freqs.weight"
+    t = f.tensor(name, required=False)
+    if t is None:
+        return (), 1.0, context
+    if int(t.n_elements) != rotary // 2:
+        raise BadModelFileError(f.path, f"its tensor {name!r} has {int(t.n_elements)} values for "
+                                        f"{rotary // 2} rotary frequencies.")
+    from engine.gguf import quants
+
+    factors = tuple(float(v) for v in quants.dequantized(t.data, t.tensor_type, (1, rotary // 2))[0])
+    if name == "rope_freqs.weight":
+        return factors, 1.0, context
+    if arch != "phi3":
+        raise DirectUnsupported(f"LongRoPE factors in a {arch} file")
+    original = int(f.value(f"{arch}.rope.scaling.original_context_length", context))
+    scale = context / original
+    default = math.sqrt(1 + math.log(scale) / math.log(original)) if scale > 1 else 1.0  # llama.cpp's converter
+    return factors, float(f.value(f"{arch}.rope.scaling.attn_factor", default)), min(context, original)
 
 
 def _token(f: GGUFFile, kind: str) -> int | None:

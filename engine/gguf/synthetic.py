@@ -15,6 +15,7 @@ so writing a 1 B model needs memory for one tensor, not the model.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -54,6 +55,7 @@ class SyntheticConfig:
     head_size: int = 0  # 0: hidden / heads (gemma's is often larger: 256)
     rotary: int = 0  # phi3: features of a head that rotate; 0: all
     window: int = 0  # gemma2/3, phi3: sliding window (0: none written)
+    longrope: bool = False  # phi3: LongRoPE factors, context_length 4x the original (Phi-3-128k's layout)
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -70,6 +72,7 @@ class SyntheticConfig:
         check(not self.rotary or (self.arch == "phi3" and self.rotary % 2 == 0 and self.rotary <= self.head_dim),
               "a partial rotary dimension is for phi3, even, and at most the head size")
         check(not (self.arch.startswith("gemma") and not self.tied), "gemma files tie the embedding")
+        check(not self.longrope or self.arch == "phi3", "LongRoPE factors are for phi3")
         check(self.arch not in SENTENCEPIECE or self.vocab >= 300, "a sentencepiece vocabulary needs at least 300")
         check(self.hidden % 256 == 0 and self.intermediate % 256 == 0,
               "hidden and intermediate must be multiples of 256 (K-quant super-blocks)")
@@ -130,6 +133,9 @@ def _tensor_plan(config: SyntheticConfig):
     H, KV = config.heads * Dh, config.kv_heads * Dh
     fused, post_norms = config.arch == "phi3", config.arch in ("gemma2", "gemma3")
     yield "token_embd.weight", config.vocab, D, typed("token_embd")
+    if config.longrope:
+        yield "rope_factors_long.weight", 1, (config.rotary or Dh) // 2, T.F32
+        yield "rope_factors_short.weight", 1, (config.rotary or Dh) // 2, T.F32
     for i in range(config.layers):
         b = f"blk.{i}."
         yield b + "attn_norm.weight", 1, D, T.F32
@@ -181,6 +187,8 @@ def _random_tensor(rng: np.random.Generator, name: str, rows: int, cols: int, qt
                    arch: str = "llama") -> np.ndarray:
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
 
+    if name.startswith("rope_factors"):  # LongRoPE's per-frequency divisors, 1 to 3 (short) or to 30 (long)
+        return (1.0 + rng.random(cols) * (2.0 if "short" in name else 29.0)).astype(np.float32)
     if rows == 1:  # norms near one (and biases small), as a trained model's are
         if name.endswith("norm.weight"):
             if arch in SENTENCEPIECE:  # 1 + w around 1 (gemma's as stored), so a misapplied offset shows
@@ -208,7 +216,10 @@ def _write_metadata(writer, config: SyntheticConfig) -> None:
     if config.quant in FILE_TYPES:
         writer.add_file_type(FILE_TYPES[config.quant])
     writer.add_block_count(config.layers)
-    writer.add_context_length(config.context)
+    writer.add_context_length(config.context * (4 if config.longrope else 1))
+    if config.longrope:  # llama.cpp's converter: the original context, and sqrt(1 + ln(4) / ln(original))
+        writer.add_rope_scaling_orig_ctx_len(config.context)
+        writer.add_rope_scaling_attn_factors(math.sqrt(1 + math.log(4) / math.log(config.context)))
     writer.add_embedding_length(config.hidden)
     writer.add_feed_forward_length(config.intermediate)
     writer.add_head_count(config.heads)
