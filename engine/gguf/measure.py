@@ -23,13 +23,12 @@ from pathlib import Path
 def _warm_up() -> None:
     """What every model needs before its weights: the libraries and their kernels, paged in."""
     import torch
-    from transformers import AutoConfig, GenerationConfig, PreTrainedTokenizerFast  # noqa: F401
+    from transformers import GenerationConfig, PreTrainedTokenizerFast  # noqa: F401
 
     import engine.chat_generation  # noqa: F401
     import engine.gguf.load  # noqa: F401
     from engine.fastpath.linear import Int4, Int8
 
-    AutoConfig.for_model("llama")
     torch.randn(512, 512) @ torch.randn(512, 512)  # starts the intra-op thread pool
     from jinja2.sandbox import ImmutableSandboxedEnvironment  # what chat templates compile with
 
