@@ -317,3 +317,16 @@ def test_resume_a_run_killed_before_its_first_checkpoint(qtbot, window, corpus):
     assert view.status.text().startswith("Finished at step 2/2"), window.errors
     assert any("starting it again from step 0 with the same job" in n for n in window.notices)
     assert window.errors == []
+
+
+def test_the_status_names_the_first_step_while_it_runs():
+    from types import SimpleNamespace
+
+    from gui.finetune.view import first_step_text
+
+    start = {"type": "start", "step": 0, "max_steps": 30}
+    assert first_step_text(start) == "Step 1/30 under way…"
+    estimate = SimpleNamespace(steps=30, seconds=300.0)
+    assert first_step_text(start, estimate) == "Step 1/30 under way (about 0:10 a step, as estimated)…"
+    resumed = {"type": "start", "step": 12, "max_steps": 40}
+    assert first_step_text(resumed, estimate) == "Step 13/40 under way…"  # the estimate was of another job

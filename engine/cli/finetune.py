@@ -149,6 +149,7 @@ def _print_event(event: dict) -> None:
              f"({about}{s['train_tokens']:,} tokens), {s.get('validation', '')}; {event.get('precision', '')}.")
         _say_coverage(s)
         _say_skipped(event.get("skipped", []))
+        _say(f"Step {event['step'] + 1}/{event['max_steps']} under way…")
 
 
 def _say_coverage(stats: dict) -> None:

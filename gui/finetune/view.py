@@ -305,6 +305,7 @@ class FinetuneView(QWidget):
                     self._notice(line)
             for notice in event.get("notices", []):
                 self._notice(notice)
+            self.status.setText(first_step_text(event, getattr(self, "last_estimate", None)))
         elif kind == "notice" and event.get("text"):
             self._notice(event["text"])
         elif kind == "full_eval" and event.get("perplexity"):
@@ -536,6 +537,18 @@ class FinetuneView(QWidget):
             kill = getattr(task.handle, "kill", None)
             if callable(kill):
                 kill()
+
+
+def first_step_text(start: dict, estimate=None) -> str:
+    """What the status says from the data being ready until the first step is done (a step can take a while;
+    a LoRA run's first validation comes after it)."""
+    from engine.finetune.progress import format_duration
+
+    step, steps = start.get("step", 0) + 1, start.get("max_steps", 0)
+    about = ""
+    if estimate is not None and getattr(estimate, "steps", 0) and estimate.steps == steps:
+        about = f" (about {format_duration(estimate.seconds / estimate.steps)} a step, as estimated)"
+    return f"Step {step}/{steps} under way{about}…"
 
 
 def _rising(losses: list[float], evaluations: int = 2) -> bool:
