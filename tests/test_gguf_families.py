@@ -150,6 +150,24 @@ def test_phi3_longrope_uses_the_short_factors_up_to_the_original_context(gguf_di
     assert torch.allclose(lm.model(IDS).logits[0], reference, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("fields", [
+    dict(FAMILIES["gemma3"], rope_linear=8.0),  # Gemma 3 4B+: linear scaling on the global layers only
+    dict(arch="llama", rope_freqs=True),  # Llama 3's per-frequency factors (the full model failed on them)
+])
+def test_rope_scaling_from_the_file_matches_transformers_model_of_it(gguf_dir, monkeypatch, fields):
+    """Against transformers' model class of the same file (its GGUF loading reads neither key): Hearth's reader
+    builds it, transformers' own rotary applies gemma3's linear scaling; Llama 3's factors are set into it."""
+    from engine.gguf.full_model import _build_direct
+
+    path = tiny_gguf(gguf_dir, quant="F32", **fields)
+    model = _build_direct(path, torch.float32)
+    with torch.no_grad():
+        reference = model(IDS).logits[0]
+    _float_weights(monkeypatch)
+    ours = _load(path).model(IDS).logits[0]
+    assert torch.allclose(ours, reference, atol=1e-4, rtol=1e-4), float((ours - reference).abs().max())
+
+
 @pytest.mark.parametrize("arch", ["gemma2", "gemma3"])
 def test_decoding_past_the_window_continues_what_the_logits_say(gguf_dir, arch):
     """The fast decoder's cached steps (sliding-window layers, per-layer RoPE bases) agree with the full

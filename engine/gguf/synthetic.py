@@ -56,6 +56,8 @@ class SyntheticConfig:
     rotary: int = 0  # phi3: features of a head that rotate; 0: all
     window: int = 0  # gemma2/3, phi3: sliding window (0: none written)
     longrope: bool = False  # phi3: LongRoPE factors, context_length 4x the original (Phi-3-128k's layout)
+    rope_freqs: bool = False  # llama: Llama 3's per-frequency factors (rope_freqs.weight)
+    rope_linear: float = 0.0  # a linear RoPE scaling factor (gemma3: on its global layers); 0: none
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -73,6 +75,7 @@ class SyntheticConfig:
               "a partial rotary dimension is for phi3, even, and at most the head size")
         check(not (self.arch.startswith("gemma") and not self.tied), "gemma files tie the embedding")
         check(not self.longrope or self.arch == "phi3", "LongRoPE factors are for phi3")
+        check(not self.rope_freqs or self.arch == "llama", "rope_freqs are for llama")
         check(self.arch not in SENTENCEPIECE or self.vocab >= 300, "a sentencepiece vocabulary needs at least 300")
         check(self.hidden % 256 == 0 and self.intermediate % 256 == 0,
               "hidden and intermediate must be multiples of 256 (K-quant super-blocks)")
@@ -133,6 +136,8 @@ def _tensor_plan(config: SyntheticConfig):
     H, KV = config.heads * Dh, config.kv_heads * Dh
     fused, post_norms = config.arch == "phi3", config.arch in ("gemma2", "gemma3")
     yield "token_embd.weight", config.vocab, D, typed("token_embd")
+    if config.rope_freqs:
+        yield "rope_freqs.weight", 1, Dh // 2, T.F32
     if config.longrope:
         yield "rope_factors_long.weight", 1, (config.rotary or Dh) // 2, T.F32
         yield "rope_factors_short.weight", 1, (config.rotary or Dh) // 2, T.F32
@@ -189,6 +194,8 @@ def _random_tensor(rng: np.random.Generator, name: str, rows: int, cols: int, qt
 
     if name.startswith("rope_factors"):  # LongRoPE's per-frequency divisors, 1 to 3 (short) or to 30 (long)
         return (1.0 + rng.random(cols) * (2.0 if "short" in name else 29.0)).astype(np.float32)
+    if name == "rope_freqs.weight":  # Llama 3's: 1 for the fast frequencies rising to 8 for the slow ones
+        return np.linspace(1.0, 8.0, cols, dtype=np.float32)
     if rows == 1:  # norms near one (and biases small), as a trained model's are
         if name.endswith("norm.weight"):
             if arch in SENTENCEPIECE:  # 1 + w around 1 (gemma's as stored), so a misapplied offset shows
@@ -210,6 +217,8 @@ def _random_tensor(rng: np.random.Generator, name: str, rows: int, cols: int, qt
 
 
 def _write_metadata(writer, config: SyntheticConfig) -> None:
+    import gguf
+
     from engine.chat_template import FALLBACK_TEMPLATE
 
     writer.add_name(f"synthetic-{config.arch}-{config.quant}")
@@ -232,6 +241,9 @@ def _write_metadata(writer, config: SyntheticConfig) -> None:
     writer.add_vocab_size(config.vocab)
     if config.window:
         writer.add_sliding_window(config.window)
+    if config.rope_linear:
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(config.rope_linear)
     if config.arch == "gemma2":  # Gemma 2's values (transformers' defaults too)
         writer.add_attn_logit_softcapping(50.0)
         writer.add_final_logit_softcapping(30.0)
