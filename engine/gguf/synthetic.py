@@ -264,7 +264,8 @@ def _write_metadata(writer, config: SyntheticConfig) -> None:
 
 
 # Sentencepiece specials as the families' files list them: (tokens, bos, eos, unk, pad)
-SPM_SPECIALS = {"phi3": (["<unk>", "<s>", "</s>"], 1, 2, 0, 0)}
+# phi3: Phi-3's specials (llama.cpp's phi3 vocabulary needs "<|endoftext|>", its end of text and padding)
+SPM_SPECIALS = {"phi3": (["<unk>", "<s>", "</s>", "<|endoftext|>", "<|end|>", "<|user|>", "<|assistant|>"], 1, 3, 0, 3)}
 GEMMA_SPECIALS = (["<pad>", "<eos>", "<bos>", "<unk>"], 2, 1, 3, 0)
 
 
