@@ -293,3 +293,14 @@ def test_the_estimate_is_of_the_job_start_runs(tmp_path, monkeypatch):
     with pytest.raises(OutOfMemoryError) as caught:
         est.fit_to_memory(job)
     assert est._gb(checkpointed) in str(caught.value) and est._gb(checkpointed) in estimate.refusal()
+
+
+def test_a_split_read_whole_is_counted_even_when_the_other_is_estimated(tok, messy):
+    built = build_dataset(DataConfig(paths=(str(messy),), seq_len=64), tok, plan=lambda s: Budget(train=None, val=4))
+    s = built.stats
+    assert not s["train_estimated"] and s["val_estimated"] and s["estimated"]
+    assert s["train_examples"] == s["train_loaded"] == len(built.train)  # counted, not the size's estimate
+    assert s["train_tokens"] == sum(r.tokens for r in built.rows if r.split == "train")
+    assert s["val_loaded"] < s["val_examples"]
+    summary = built.summary()
+    assert summary.startswith(f"{s['train_examples']:,} training and ~{s['val_examples']:,} validation")

@@ -144,7 +144,9 @@ def _print_event(event: dict) -> None:
     elif kind == "start":
         s = event["stats"]
         verb = "Resuming" if event["resume"] else "Training"
-        about = "~" if s.get("estimated") else ""
+        from engine.finetune.data import about as estimated
+
+        about = estimated(s, "train")
         _say(f"{verb} for {event['max_steps']} steps on {about}{s['train_examples']:,} sequences "
              f"({about}{s['train_tokens']:,} tokens), {s.get('validation', '')}; {event.get('precision', '')}.")
         _say_coverage(s)
@@ -259,6 +261,8 @@ def _print_estimate(job, *, as_json: bool = False, suggest_steps: bool = False) 
     from engine.finetune.train import run_budget, with_suggested_steps
     from engine.session import Session
 
+    phases = _PhasePrinter()
+    phases(0.0, f"Reading the tokenizer of {Path(job.base_model).name}…")
     tokenizer, context = load_tokenizer(Session(), job.base_model)
     chosen = {"job": job}
 
@@ -267,7 +271,7 @@ def _print_estimate(job, *, as_json: bool = False, suggest_steps: bool = False) 
             chosen["job"] = with_suggested_steps(chosen["job"], stats)
         return run_budget(chosen["job"], stats)
 
-    data = build_dataset(job.data, tokenizer, max_context=context, plan=plan, on_progress=_PhasePrinter())
+    data = build_dataset(job.data, tokenizer, max_context=context, plan=plan, on_progress=phases)
     job = chosen["job"]
     est = estimate(job, data.stats)
     if as_json:

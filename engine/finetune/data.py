@@ -74,11 +74,11 @@ class BuiltDataset:
 
     def summary(self) -> str:
         s = self.stats
-        about = "~" if s.get("estimated") else ""
-        text = (f"{about}{s['train_examples']:,} training and {about}{s['val_examples']:,} validation sequences; "
-                f"{about}{s['train_tokens']:,} + {about}{s['val_tokens']:,} tokens from {s['files_used']} files "
+        train, val = about(s, "train"), about(s, "val")
+        files = f"{s['files_used']} file{'s' if s['files_used'] != 1 else ''}"
+        return (f"{train}{s['train_examples']:,} training and {val}{s['val_examples']:,} validation sequences; "
+                f"{train}{s['train_tokens']:,} + {val}{s['val_tokens']:,} tokens from {files} "
                 f"({s['duplicates']} duplicates removed, {skipped_summary(self.skipped)})")
-        return text
 
     def full_validation(self, *, cancel: CancelToken | None = None,
                         on_progress: Callable[[float, str], None] | None = None) -> Dataset | None:
@@ -93,13 +93,19 @@ class BuiltDataset:
         return val
 
 
+def about(stats: dict, split: str) -> str:
+    """"~" where the figures of ``split`` ("train" or "val") are estimated from the sizes (the split was read
+    only as far as the run needs), "" where they were counted."""
+    return "~" if stats.get(f"{split}_estimated", stats.get("estimated")) else ""
+
+
 def coverage_text(stats: dict, steps: int, per_step: int) -> str:
     """What one pass of ``steps`` reads of the training data ("" when it reads all of it)."""
     used = steps * per_step
     if used >= stats["train_examples"]:
         return ""
     covered = {"train_loaded": used, "train_examples": stats["train_examples"]}
-    return (f"One pass of {steps} steps reads {used:,} of {'~' if stats.get('estimated') else ''}"
+    return (f"One pass of {steps} steps reads {used:,} of {about(stats, 'train')}"
             f"{stats['train_examples']:,} training sequences ({coverage(covered)} of the training data, "
             "spread over all of it).")
 
@@ -269,14 +275,14 @@ def build_dataset(config: DataConfig, tokenizer: Any, *, max_context: int | None
              "records": len(records), "duplicates": duplicates,
              "val_files": sorted({r.file for r in val_records} - {r.file for r in train_records}),
              "train_loaded": sequences(train), "val_loaded": sequences(val)}
-    partial = any(r.estimated for r in rows)
-    if partial:  # totals from the sizes; what was read is exact
-        stats.update(estimate, estimated=True)
-        stats["train_examples"] = max(stats["train_examples"], stats["train_loaded"])
-        stats["val_examples"] = max(stats["val_examples"], stats["val_loaded"]) if val is not None else 0
-    else:
-        stats.update(train_examples=sequences(train), val_examples=sequences(val), estimated=False,
-                     train_tokens=sum(r.tokens for r in train_rows), val_tokens=sum(r.tokens for r in val_rows))
+    for name, built, split_rows in (("train", train, train_rows), ("val", val, val_rows)):
+        if any(r.estimated for r in split_rows):  # partly read: totals from the sizes (what was read is exact)
+            stats[f"{name}_examples"] = max(estimate[f"{name}_examples"], sequences(built)) if built else 0
+            stats[f"{name}_tokens"], stats[f"{name}_estimated"] = estimate[f"{name}_tokens"], True
+        else:  # read whole: counted
+            stats[f"{name}_examples"], stats[f"{name}_estimated"] = sequences(built), False
+            stats[f"{name}_tokens"] = sum(r.tokens for r in split_rows)
+    stats["estimated"] = stats["train_estimated"] or stats["val_estimated"]
     if on_progress is not None:
         on_progress(1.0, "Dataset ready")
     return BuiltDataset(train, val, rows, collected.skipped, notices, stats, val_records=val_records,

@@ -254,7 +254,7 @@ def estimate_for(job: JobConfig, total: int, trainable: int, cfg: dict, stats: d
     speed = 5e13 * TRAIN_EFFICIENCY if cuda else (
         matmul_flops("bfloat16") * BF16_EFFICIENCY if bf16 else matmul_flops("float32") * TRAIN_EFFICIENCY)
     plan = plan_validation(t, seq_len=seq, steps=steps, batch=batch, held_out=stats.get("val_examples", 0),
-                           estimated=bool(stats.get("estimated")))
+                           estimated=bool(stats.get("val_estimated", stats.get("estimated"))))
     eval_tokens = plan.evaluations * plan.sample * per_seq * 2 * total
     if t.final_full_eval:
         eval_tokens += stats.get("val_tokens", 0) * 2 * total

@@ -177,14 +177,16 @@ class DatasetPreview(QWidget):
         layout.addWidget(split, 1)
 
     def show_dataset(self, built) -> None:
+        from engine.finetune.data import about  # data.py imports torch: not at the window's start-up
+
         s = built.stats
-        about = "~" if s.get("estimated") else ""
+        train, val = about(s, "train"), about(s, "val")
         self.totals.setText(
-            f"<b>{about}{s['train_examples']:,}</b> training and <b>{about}{s['val_examples']:,}</b> validation "
-            f"sequences · {about}{s['train_tokens']:,} + {about}{s['val_tokens']:,} tokens · {s['records']:,} "
+            f"<b>{train}{s['train_examples']:,}</b> training and <b>{val}{s['val_examples']:,}</b> validation "
+            f"sequences · {train}{s['train_tokens']:,} + {val}{s['val_tokens']:,} tokens · {s['records']:,} "
             f"examples from {s['files_used']} of {s['files']} files · {s['duplicates']} duplicates removed"
             + (" · <i>~ estimated from the sizes: a big corpus is read in full only as far as a run needs</i>"
-               if about else ""))
+               if train or val else ""))
         self.model.set_rows(built.rows)
         self.skipped.clear()
         for item in built.skipped:
