@@ -32,6 +32,8 @@ class LeanForward:
         self.dtype = dtype  # the residual stream, attention and KV cache
         self.ropes = {key: (inv.float().to(device), float(scale)) for key, (inv, scale) in ropes.items()}
         self.layer_rope = [spec.rope_key(i) for i in range(spec.layers)]
+        self.layer_window = [spec.window(i) for i in range(spec.layers)]
+        self.group, self.scale = spec.group, spec.scale
         # Quantized weights (GGUF int4 groups / int8, the int8 pack) multiply bf16 activations: their norms
         # write bf16 directly. Dense weights (the exact path) take the residual stream's dtype.
         quantized = packed.mode in ("gguf", "int8")
@@ -40,6 +42,9 @@ class LeanForward:
         self.row_norm = quantized and device.type == "cpu" and dtype == torch.float32
         self._zero = torch.zeros(1, device=device)  # addcmul's addend in ``norm``
         self.cache: torch.Tensor | None = None  # [layers, 2 KV, capacity, Dh]: keys then values
+        # Views of each layer's cache, made once per allocation (a decode step slices no more than it must):
+        self.layer_cache: list[torch.Tensor] = []  # [2 KV, capacity, Dh]
+        self.layer_kv: list[tuple[torch.Tensor, torch.Tensor]] = []  # ([KV, capacity, Dh] keys, values)
         self.freqs: dict[str, torch.Tensor] = {}  # key -> [capacity, 1, Dh / 2] complex64
 
     @property
@@ -56,6 +61,8 @@ class LeanForward:
         if self.cache is not None:
             cache[:, :, :self.capacity] = self.cache
         self.cache = cache
+        self.layer_cache = list(cache.unbind(0))
+        self.layer_kv = [(c[:s.kv_heads], c[s.kv_heads:]) for c in self.layer_cache]
         self.freqs = {key: self._rope_table(inv, scale, size) for key, (inv, scale) in self.ropes.items()}
 
     def _rope_table(self, inv_freq: torch.Tensor, scale: float, size: int) -> torch.Tensor:
@@ -69,7 +76,7 @@ class LeanForward:
         return table[:, None, :]
 
     def release(self) -> None:
-        self.cache, self.freqs = None, {}
+        self.cache, self.freqs, self.layer_cache, self.layer_kv = None, {}, [], []
 
     @torch.inference_mode()
     def forward(self, ids: torch.Tensor, start: int, logits: bool = True,
@@ -85,11 +92,11 @@ class LeanForward:
         masks: dict[int | None, torch.Tensor | None] = {}  # window -> prompt mask, built once per call
 
         def attend(i: int, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-            layer_cache = self.cache[i]
+            layer_cache = self.layer_cache[i]
             layer_cache[:, start:end] = kv.transpose(0, 1)
-            window = self.spec.window(i)
+            window = self.layer_window[i]
             if q.shape[0] == 1:
-                return self._attend_one(q, layer_cache, end, window)
+                return self._attend_one(q, self.layer_kv[i], end, window)
             if window not in masks:
                 masks[window] = _prompt_mask(start, end, window, self.device)
             return self._attend_many(q, layer_cache, start, end, window, masks[window])
@@ -157,14 +164,16 @@ class LeanForward:
             out = out.div_(s.final_softcap).tanh_().mul_(s.final_softcap)
         return out
 
-    def _attend_one(self, q: torch.Tensor, layer_cache: torch.Tensor, end: int, window: int | None) -> torch.Tensor:
+    def _attend_one(self, q: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor], end: int,
+                    window: int | None) -> torch.Tensor:
         """One token: the G query heads that share a KV head act as G queries of one bmm: no copies.
-        Three plain ops: cheaper than SDPA's dispatch for one token (bench/README.md). Returns [1, H Dh]."""
+        Three plain ops: cheaper than SDPA's dispatch for one token (bench/README.md). ``kv``: the layer's
+        (keys, values) caches [KV, capacity, Dh]. Returns [1, H Dh]."""
         s = self.spec
         KV, Dh = s.kv_heads, s.head_dim
         lo = max(0, end - window) if window else 0
-        keys, values = layer_cache[:KV, lo:end], layer_cache[KV:, lo:end]  # [KV, T, Dh]
-        scores = torch.bmm(q.view(KV, s.group, Dh), keys.transpose(1, 2)).mul_(s.scale)  # [KV, G, T]
+        keys, values = kv[0][:, lo:end], kv[1][:, lo:end]  # [KV, T, Dh]
+        scores = torch.bmm(q.view(KV, self.group, Dh), keys.transpose(1, 2)).mul_(self.scale)  # [KV, G, T]
         if s.attn_softcap:
             scores = scores.div_(s.attn_softcap).tanh_().mul_(s.attn_softcap)
         probs = scores.softmax(-1) if scores.dtype == torch.float32 else \
