@@ -154,7 +154,7 @@ def test_run_training_uses_mixed_precision_for_lora_on_a_bf16_cpu(tiny_model_dir
     result = run_training(job, on_event=events.append)
     assert result.state == "finished" and result.step == 3
     start = next(e for e in events if e["type"] == "start")
-    assert start["precision"] == "bf16 matmuls, fp32 rest"
+    assert start["precision"] == "bf16 base, fp32 adapter"
     evals = [e["loss"] for e in events if e["type"] == "eval"]
     assert evals[-1] < evals[0]  # it learns
     weights = load_file(str(tmp_path / "run" / "adapter" / "adapter_model.safetensors"))

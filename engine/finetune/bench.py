@@ -4,8 +4,10 @@ Both train the same LoRA (same rank, targets, learning rate, seed) on the same p
 the same order for the same number of steps, then measure the validation loss on the same fixed
 sample. Reported: training tokens/s (the first step, which warms up the thread pool and
 allocator, is left out) and the validation loss after the steps, as ratios against the baseline
-run in the same process. What differs is only what Hearth does on its own: the frozen base in
-bf16 where the CPU computes bf16 natively (adapters and optimizer in fp32), sdpa attention.
+run in the same process. What differs is only what Hearth does on its own (``_prepare_model``): on a
+CPU with native bf16, the frozen base's matmuls in bf16 with activations, attention, loss, adapters
+and optimizer in fp32, shared and cheaper LoRA dropout masks, the LoRA sum in one addmm, the loss
+without the batch's logits (engine/finetune/mixed.py); sdpa attention.
 """
 
 from __future__ import annotations
@@ -224,7 +226,7 @@ def _hearth(config, model_dir, train, val, cancel, progress) -> SystemResult:
     """The model as ``run_training`` prepares it (engine/finetune/train.py), on the same Trainer loop."""
     from engine.finetune.config import DataConfig, JobConfig, TrainConfig
     from engine.finetune.data import Collator
-    from engine.finetune.train import _load_base, _precision_label, _prepare_model
+    from engine.finetune.train import _load_base, _prepare_model
     from engine.finetune.trainer import HearthTrainer
 
     with tempfile.TemporaryDirectory() as out:
@@ -237,4 +239,11 @@ def _hearth(config, model_dir, train, val, cancel, progress) -> SystemResult:
         timer = _StepTimer(cancel, progress, "Hearth", config.steps)
         trainer = HearthTrainer(model=model, args=_arguments(config, out), train_dataset=train,
                                 data_collator=Collator(0), callbacks=[timer.callback])
-        return _measure("Hearth (engine/finetune)", _precision_label(model), trainer, config, timer, val, cancel)
+        return _measure("Hearth (engine/finetune)", _hearth_precision(model), trainer, config, timer, val, cancel)
+
+
+def _hearth_precision(model) -> str:
+    from engine.finetune.mixed import is_mixed
+    from engine.finetune.train import _precision_label
+
+    return "bf16 matmuls, fp32 rest" if is_mixed(model) else _precision_label(model)

@@ -358,10 +358,6 @@ def mixed_precision(job: JobConfig) -> bool:
 def _precision_label(model: Any) -> str:
     import torch
 
-    from engine.finetune.mixed import is_mixed
-
-    if is_mixed(model):
-        return "bf16 matmuls, fp32 rest"
     base = next(model.parameters()).dtype
     return "bf16 base, fp32 adapter" if base == torch.bfloat16 else "fp32"
 
