@@ -70,3 +70,20 @@ def test_full_fine_tuning_and_resumed_runs_evaluate_as_before(tiny_model_dir, co
     assert not deferred(job, has_val=False, resume=False)
     full = job.with_(train=TrainConfig(method="full", max_steps=3))
     assert not deferred(full, has_val=True, resume=False)  # full training changes the base itself
+
+
+def test_a_run_stopped_before_its_first_evaluation_has_no_after(tiny_model_dir, corpus, tmp_path):
+    """The step-0 loss is the base's: it is the 'before', never the 'after' of a run stopped at step 2."""
+    from engine.cancel import CancelToken
+
+    cancel = CancelToken()
+
+    def stop_after_step_2(event):
+        if event["type"] == "train" and event["step"] >= 2:
+            cancel.cancel()
+
+    result = run_training(job_for(tiny_model_dir, corpus, tmp_path / "run", max_steps=6, eval_steps=6,
+                                  save_steps=6), on_event=stop_after_step_2, cancel=cancel)
+    assert result.state == "stopped" and result.step < 6
+    assert result.ppl_before is not None
+    assert result.ppl_after is None and result.best_eval_loss is None

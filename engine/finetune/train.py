@@ -526,10 +526,11 @@ def _finish(trainer, tokenizer, job: JobConfig, log: RunLog, state: str, max_ste
         trainer._load_best_model()  # the Trainer does this itself only when the loop ends normally
     target = Path(job.out_dir) / ("adapter" if job.train.method == "lora" else "model")
     save_atomic(trainer, tokenizer, target)
-    evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+    # the step-0 evaluation measured the base: a run stopped before its first evaluation has no "after"
+    evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h and h.get("step", 0) > 0]
     best = trainer.state.best_metric if trainer.state.best_metric is not None else (min(evals) if evals else None)
     before = log.status.get("ppl_before")
-    if before is None and evals and trainer.state.log_history:
+    if before is None and any("eval_loss" in h for h in trainer.state.log_history):
         first = next(h for h in trainer.state.log_history if "eval_loss" in h)
         before = math.exp(first["eval_loss"]) if first.get("step", 0) == 0 else None
     result = TrainResult(str(job.out_dir), state, job.train.method, trainer.state.global_step, max_steps,

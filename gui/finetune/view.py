@@ -562,4 +562,6 @@ def _perplexity_text(before, after) -> str:
         return f"Validation perplexity: <b>{before:.2f}</b> before → <b>{after:.2f}</b> after"
     if after:
         return f"Validation perplexity after: <b>{after:.2f}</b>"
+    if before:  # stopped before its first evaluation after step 0
+        return f"Validation perplexity before training: <b>{before:.2f}</b> (no evaluation since)"
     return ""
