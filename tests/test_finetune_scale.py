@@ -304,3 +304,17 @@ def test_a_split_read_whole_is_counted_even_when_the_other_is_estimated(tok, mes
     assert s["val_loaded"] < s["val_examples"]
     summary = built.summary()
     assert summary.startswith(f"{s['train_examples']:,} training and ~{s['val_examples']:,} validation")
+
+
+def test_the_time_estimate_is_for_the_threads_training_uses(tiny_model_dir, monkeypatch):
+    from engine.finetune import estimate as est
+    from engine.finetune import tasks
+
+    asked = []
+    monkeypatch.setattr(est, "matmul_flops", lambda dtype="float32", threads=None: asked.append(threads) or 1e11)
+    job = JobConfig(base_model=str(tiny_model_dir), out_dir="/tmp/unused", data=DataConfig(seq_len=64),
+                    train=TrainConfig(max_steps=10, precision="fp32"))
+    stats = {"train_examples": 100, "train_tokens": 6400, "val_examples": 10}
+    est.estimate(job, stats, threads=1)
+    tasks.estimate_task(None, job=job, stats=stats)
+    assert asked == [1, tasks.gui_threads()]  # the CLI's --threads, the window's training threads

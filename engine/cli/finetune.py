@@ -209,7 +209,8 @@ def _run_finetune(args: argparse.Namespace) -> int:
         return 2
     job = job_from_args(args)
     if args.estimate:
-        return _print_estimate(job, as_json=args.json, suggest_steps=getattr(args, "auto_steps", False))
+        return _print_estimate(job, as_json=args.json, suggest_steps=getattr(args, "auto_steps", False),
+                               threads=args.threads)
     _say(f"Run folder: {job.out_dir}")
     if args.events_json:
         events = {"on_event": _emit, "on_text": lambda t: _emit({"type": "notice", "text": t.strip()}),
@@ -251,7 +252,7 @@ def _end_distributed() -> None:
         dist.destroy_process_group()
 
 
-def _print_estimate(job, *, as_json: bool = False, suggest_steps: bool = False) -> int:
+def _print_estimate(job, *, as_json: bool = False, suggest_steps: bool = False, threads: int | None = None) -> int:
     """The data as training would read it (every skipped file or line named), the validation sample,
     what one pass covers, and the memory, time and disk the job needs here."""
     from engine.finetune.data import build_dataset
@@ -273,7 +274,7 @@ def _print_estimate(job, *, as_json: bool = False, suggest_steps: bool = False) 
 
     data = build_dataset(job.data, tokenizer, max_context=context, plan=plan, on_progress=phases)
     job = chosen["job"]
-    est = estimate(job, data.stats)
+    est = estimate(job, data.stats, threads=threads)
     if as_json:
         print(json.dumps({"data": data.stats, "summary": data.summary(), "validation": est.validation,
                           "validation_plan": est.validation_plan, "coverage": est.coverage,

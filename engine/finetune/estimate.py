@@ -16,6 +16,7 @@ is loaded (``check_fits``), with both numbers.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -24,9 +25,10 @@ from pathlib import Path
 from engine.finetune.config import JobConfig
 
 TRAIN_EFFICIENCY = 0.6  # measured: SmolLM2-135M LoRA on a 2-core CPU ran at ~0.6 of the fp32 matmul speed
-# bf16 matmuls are 3.6x faster here (335 against 94 GFLOP/s), the rest of a step is not: a 4 x 512 LoRA step
-# of SmolLM2-135M ran at 0.31 of the bf16 matmul speed, a 1 x 128 step of the 1 B synthetic model at 0.4
-BF16_EFFICIENCY = 0.33
+# bf16 matmuls are ~3x faster here (394 against 127 GFLOP/s on 2 threads, 182 against 69 on one), the rest of
+# a step is not: a 4 x 512 LoRA step of SmolLM2-135M ran at 0.27 of the bf16 matmul speed on 2 threads and
+# 0.38 on one (the window's count), a 1 x 128 step of the 1 B synthetic model at 0.4
+BF16_EFFICIENCY = 0.3
 
 
 @dataclass
@@ -147,22 +149,33 @@ def _numel(shape: list[int]) -> int:
     return n
 
 
-_MEASURED: dict[str, float] = {}
+_MEASURED: dict[tuple[str, int], float] = {}
 
 
-def matmul_flops(dtype: str = "float32") -> float:
-    """This machine's matmul speed (FLOP/s) in ``dtype``, measured once (a fraction of a second)."""
+def matmul_flops(dtype: str = "float32", threads: int | None = None) -> float:
+    """This machine's matmul speed (FLOP/s) in ``dtype`` on ``threads`` threads (default: torch's count now),
+    measured once per pair (a fraction of a second). The fastest of a few runs is kept: a run that another
+    thread or process interrupted says nothing about the machine."""
     import torch
 
-    if dtype not in _MEASURED:
+    threads = threads or torch.get_num_threads()
+    key = (dtype, threads)
+    if key not in _MEASURED:
         n = 1024
         a, b = torch.randn(n, n, dtype=getattr(torch, dtype)), torch.randn(n, n, dtype=getattr(torch, dtype))
-        a @ b  # warm-up: thread pool start
-        runs, begin = 3, time.perf_counter()
-        for _ in range(runs):
-            a @ b
-        _MEASURED[dtype] = 2 * n**3 * runs / max(1e-6, time.perf_counter() - begin)
-    return _MEASURED[dtype]
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            a @ b  # warm-up: thread pool start
+            best = float("inf")
+            for _ in range(4):
+                begin = time.perf_counter()
+                a @ b
+                best = min(best, time.perf_counter() - begin)
+        finally:
+            torch.set_num_threads(before)
+        _MEASURED[key] = 2 * n**3 / max(1e-6, best)
+    return _MEASURED[key]
 
 
 def memory_needed(job: JobConfig, total: int, trainable: int, cfg: dict, batch: int | None = None) -> int:
@@ -216,20 +229,21 @@ def _on_gpu(job: JobConfig) -> bool:
     return torch.cuda.is_available() and job.train.device != "cpu"
 
 
-def estimate(job: JobConfig, stats: dict) -> Estimate:
-    """The job as Start runs it (``stats``: the dataset's figures, ``BuiltDataset.stats``).
+def estimate(job: JobConfig, stats: dict, *, threads: int | None = None) -> Estimate:
+    """The job as Start runs it (``stats``: the dataset's figures, ``BuiltDataset.stats``; ``threads``: the CPU
+    threads it will train on, default every core).
 
     As ``fit_to_memory`` does when training starts, gradient checkpointing is turned on where the job does
     not fit without it; the estimate then counts it, and says so in ``notes``.
     """
     total, trainable, cfg = count_parameters(job)
-    est = estimate_for(job, total, trainable, cfg, stats)
+    est = estimate_for(job, total, trainable, cfg, stats, threads=threads)
     if est.fits or job.train.gradient_checkpointing or _on_gpu(job):
         return est
     from dataclasses import replace
 
     checkpointed = estimate_for(job.with_(train=replace(job.train, gradient_checkpointing=True)), total,
-                                trainable, cfg, stats)
+                                trainable, cfg, stats, threads=threads)
     if checkpointed.fits:
         checkpointed.notes.append(f"Gradient checkpointing will be on so the job fits in memory (about "
                                   f"{_gb(checkpointed.memory_bytes)} of {_gb(checkpointed.available_bytes)} free; "
@@ -237,7 +251,8 @@ def estimate(job: JobConfig, stats: dict) -> Estimate:
     return checkpointed
 
 
-def estimate_for(job: JobConfig, total: int, trainable: int, cfg: dict, stats: dict) -> Estimate:
+def estimate_for(job: JobConfig, total: int, trainable: int, cfg: dict, stats: dict, *,
+                 threads: int | None = None) -> Estimate:
     from engine.finetune.data import coverage_text
     from engine.finetune.train import steps_for, use_bf16_base
     from engine.finetune.validation import plan_validation
@@ -252,7 +267,8 @@ def estimate_for(job: JobConfig, total: int, trainable: int, cfg: dict, stats: d
     cuda = _on_gpu(job)
     bf16 = use_bf16_base(job)
     speed = 5e13 * TRAIN_EFFICIENCY if cuda else (
-        matmul_flops("bfloat16") * BF16_EFFICIENCY if bf16 else matmul_flops("float32") * TRAIN_EFFICIENCY)
+        matmul_flops("bfloat16", threads or os.cpu_count()) * BF16_EFFICIENCY if bf16
+        else matmul_flops("float32", threads or os.cpu_count()) * TRAIN_EFFICIENCY)
     plan = plan_validation(t, seq_len=seq, steps=steps, batch=batch, held_out=stats.get("val_examples", 0),
                            estimated=bool(stats.get("val_estimated", stats.get("estimated"))))
     eval_tokens = plan.evaluations * plan.sample * per_seq * 2 * total

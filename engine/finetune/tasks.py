@@ -111,7 +111,7 @@ def load_tokenizer(session: Session, base_model: str) -> tuple[Any, int]:
 def estimate_task(session: Session, *, on_text=None, on_progress=None, cancel=None, job: JobConfig, stats: dict):
     from engine.finetune.estimate import estimate
 
-    return estimate(job, stats)
+    return estimate(job, stats, threads=gui_threads())  # what the window trains on
 
 
 def export_task(session: Session, *, on_text=None, on_progress=None, cancel=None, run_dir: str,
