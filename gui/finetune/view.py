@@ -328,8 +328,11 @@ class FinetuneView(QWidget):
         self.progress.setValue(1000 if result.state == "finished" else self.progress.value())
         words = {"finished": "Finished", "early_stopped": "Stopped early (validation loss stopped improving)",
                  "stopped": "Stopped"}
+        # the run's name and result folder: a whole path does not wrap and was cut off; the tooltip has it
+        where = Path(result.output)
         self.status.setText(f"{words.get(result.state, result.state)} at step {result.step}/{result.max_steps}. "
-                            f"Saved in {result.output}")
+                            f"Saved in {where.parent.name}/{where.name}")
+        self.status.setToolTip(str(where))
         text = _perplexity_text(result.ppl_before, result.ppl_after)
         if getattr(result, "full_ppl", None):
             text += f" · on all held-out data: {result.full_ppl:.2f}"
