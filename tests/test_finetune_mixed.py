@@ -208,3 +208,68 @@ def test_evaluation_and_generation_keep_the_models_own_forward(tiny_model_dir):
     assert out.logits is not None and out.logits.dtype == torch.float32 and torch.isfinite(out.loss)
     generated = model.generate(input_ids=ids[:1, :5], max_new_tokens=3, do_sample=False, use_cache=True)
     assert generated.shape == (1, 8)
+
+
+# --- threads and the reported speed (why `hearth-cli finetune` and the window trained slower than the bench) ---
+
+class _State:
+    is_world_process_zero, epoch, max_steps = True, 0.0, 10
+
+    def __init__(self, step=0):
+        self.global_step = step
+
+
+def test_the_load_rule_leaves_out_the_runs_own_threads(monkeypatch):
+    import os
+
+    from engine.finetune.callbacks import decode_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.1, 2.0, 2.0))
+    assert decode_threads(2) == 1  # someone else keeps both cores busy
+    assert decode_threads(2, own=2) == 2  # the load is this run's own two threads
+
+
+def test_thread_choice_warms_up_on_every_thread_then_times_them_before_one(monkeypatch):
+    import os
+
+    from engine.finetune import callbacks
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.9, 1.9))  # the run's own 2 threads: not busy
+    chosen = []
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    cb = callbacks.ThreadCallback(2)
+    cb.on_train_begin(None, _State(), None)
+    steps = callbacks.FIRST_TRIAL + 2
+    for step in range(1, steps + 1):
+        cb.on_step_begin(None, _State(step), None)
+        cb.on_step_end(None, _State(step), None)
+    # warm-up, every thread timed FIRST_TRIAL times, then the one-thread trial
+    assert chosen[1:steps + 1] == [2] * (callbacks.FIRST_TRIAL + 1) + [1]
+    assert cb.chooser.cost[2] is not None and cb.chooser.cost[1] is not None
+    assert cb.timed == steps - 1  # the warm-up step was not recorded
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (4.5, 4.0, 4.0))  # others keep both cores busy
+    cb.on_step_begin(None, _State(steps + 1), None)
+    assert chosen[-1] == 1
+
+
+def test_reported_tokens_per_s_leaves_out_the_warm_up_step(monkeypatch):
+    from engine.finetune import callbacks
+
+    now = [0.0]
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: now[0])
+
+    class Log:
+        progress: dict = {}
+
+    report = callbacks.ReportCallback(Log(), lambda f, m: None, tokens_per_step=1000)
+    report.on_train_begin(None, _State(), None)
+    for step, (begin, end) in enumerate([(0, 20), (20, 30), (30, 40)], start=1):
+        now[0] = begin
+        report.on_step_begin(None, _State(step), None)
+        now[0] = end
+        report.on_step_end(None, _State(step), None)
+    assert report.step_seconds == [20.0, 10.0, 10.0]
+    assert report.tokens_per_s() == pytest.approx(100.0)  # 2 × 1000 tokens in 20 s, not 3000 in 40

@@ -34,10 +34,14 @@ class BaselineCallback(TrainerCallback):
         self.prompts, self.max_new_tokens = prompts, max_new_tokens
         self.pending, self.done = False, False
 
-    # Measured once step 1's loss is logged (so "step 1" is reported first), or at the next step's
-    # beginning when step 1 is not logged, and before any evaluation at step 1.
+    # Measured once step 1's loss is logged (so "step 1" is reported first), or at once when step 1 is not
+    # logged (the flow callback, first in the list, has decided), and before any evaluation at step 1. It
+    # was at step 2's beginning then, after the callbacks that time a step had started their clocks: the
+    # evaluation counted in step 2's tokens/s and in ThreadCallback's choice.
     def on_step_end(self, args, state, control, **kwargs):
         self.pending = not self.done and state.global_step >= 1
+        if self.pending and not control.should_log:
+            self._measure(state)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.pending and logs and "loss" in logs:
@@ -75,7 +79,7 @@ def measure_base(trainer: Any, prompts: tuple[str, ...] = (), max_new_tokens: in
     # on what the machine's load suggests, as the evaluation before step 1 did. A fixed count stays.
     most = max([getattr(c, "most", 0) for c in trainer.callback_handler.callbacks])
     if most:
-        torch.set_num_threads(decode_threads(most))
+        torch.set_num_threads(decode_threads(most, own=threads))  # less step 1's own threads
     state.global_step = 0
     try:
         with model.disable_adapter():

@@ -63,7 +63,7 @@ class ReportCallback(TrainerCallback):
         self.started = 0.0
         self.first_step = 0
         self.step_began = 0.0
-        self.stepping = 0.0  # seconds spent in training steps (evaluation and sampling left out)
+        self.step_seconds: list[float] = []  # each training step's time (evaluation and sampling left out)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.monotonic()
@@ -72,14 +72,21 @@ class ReportCallback(TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_began = time.monotonic()
 
+    def tokens_per_s(self) -> float:
+        """Training speed over the steps so far, the first one left out once there are others: it warms up
+        the thread pool, the allocator and the kernels (~1.8x a later step here), and a short run's figure
+        was mostly that step (bench-finetune leaves it out too)."""
+        steady = self.step_seconds[1:] or self.step_seconds
+        return self.tokens_per_step * len(steady) / max(1e-6, sum(steady))
+
     def on_step_end(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        self.stepping += time.monotonic() - self.step_began
+        self.step_seconds.append(time.monotonic() - self.step_began)
         done = state.global_step - self.first_step
         elapsed = max(1e-6, time.monotonic() - self.started)
         left = elapsed / max(1, done) * (state.max_steps - state.global_step)  # includes evaluations
-        tok_s = self.tokens_per_step * done / max(1e-6, self.stepping)
+        tok_s = self.tokens_per_s()
         self.log.progress = {"step": state.global_step, "max_steps": state.max_steps,
                              "epoch": round(state.epoch or 0.0, 3), "tokens_per_s": round(tok_s, 1),
                              "eta_s": round(left, 1)}
@@ -118,34 +125,53 @@ class ReportCallback(TrainerCallback):
             self.log.event({"type": "eval", "step": step, "loss": loss, "perplexity": _ppl(loss)})
 
 
+FIRST_TRIAL = 5  # timed steps on every thread before one thread is tried
+
+
 class ThreadCallback(TrainerCallback):
     """Threads per training step chosen by measuring (engine/fastpath/threads.py): on a shared CPU one
     descheduled thread stalls every parallel op, and one thread can beat all of them; on an idle one
-    more threads win. Both are timed, the faster kept, the other re-tried now and then."""
+    more threads win. Both are timed, the faster kept, the other re-tried now and then.
+
+    The first step warms up the thread pool, the allocator and the kernels (~1.8x a later step): it runs on
+    every thread and is not timed, else whichever count it tried looked worse than it is. Then every
+    thread is timed first, one thread second. A machine whose *other* programs keep every core busy
+    (the load average less this run's own threads) gets one thread without trials."""
 
     def __init__(self, most: int) -> None:
         from engine.fastpath.threads import ThreadChooser
 
         self.chooser = ThreadChooser(most, explore_every=20)
         self.threads, self.began, self.most = most, 0.0, most
+        self.warm, self.timed = False, 0
 
     def on_train_begin(self, args, state, control, **kwargs):
         import torch
 
-        # The first evaluation runs before any step is timed: judge by the machine's load meanwhile.
-        torch.set_num_threads(decode_threads(self.most))
+        # The first evaluation runs before any step is timed: judge by the machine's load meanwhile (this
+        # process was reading and tokenizing on one thread).
+        self.threads = 1
+        torch.set_num_threads(decode_threads(self.most, own=1))
 
     def on_step_begin(self, args, state, control, **kwargs):
         import torch
 
-        # A CPU busier than it has cores: one thread, without trying more (a trial step with every thread
-        # took minutes there). Otherwise both counts are timed and the faster kept.
-        self.threads = 1 if decode_threads(self.most) == 1 else self.chooser.pick()
+        if decode_threads(self.most, own=self.threads) == 1:
+            self.threads = 1  # a trial step with every thread took minutes at a load of ~10
+        elif not self.warm:
+            self.threads = self.most
+        elif self.timed < FIRST_TRIAL:
+            self.threads = self.most  # the likely winner first: a short run ends before the one-thread trial
+        else:
+            self.threads = self.chooser.pick()
         torch.set_num_threads(self.threads)
         self.began = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.chooser.record(self.threads, time.monotonic() - self.began)
+        if self.warm:
+            self.chooser.record(self.threads, time.monotonic() - self.began)
+            self.timed += 1
+        self.warm = True
 
     def on_train_end(self, args, state, control, **kwargs):
         import torch
@@ -174,7 +200,7 @@ def generate_sample(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int
     was_training = model.training
     model.eval()
     threads = torch.get_num_threads()
-    torch.set_num_threads(decode_threads(threads))
+    torch.set_num_threads(decode_threads(threads, own=threads))  # this process was training on them
     try:
         ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                             return_tensors="pt", return_dict=True)["input_ids"]
@@ -192,14 +218,18 @@ def generate_sample(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int
             model.train()
 
 
-def decode_threads(most: int) -> int:
+def decode_threads(most: int, own: float = 0.0) -> int:
     """Threads for generating samples: token-by-token decoding is ~15 small ops per layer, each waiting for
     all its threads; on a CPU busier than it has cores one thread is several times faster
-    (bench/README.md, the decode loop's measurements)."""
+    (bench/README.md, the decode loop's measurements).
+
+    ``own``: the threads this process itself kept busy lately (training's), taken off the load average.
+    Counting them made a run on both of 2 cores push the load to ~2 within a minute and drop itself to one
+    thread (half the speed), then climb back: the load of the *other* programs is what matters."""
     import os
 
     try:
-        busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
+        busy = os.getloadavg()[0] - own >= (os.cpu_count() or 1)
     except OSError:  # not on every system
         busy = False
     return 1 if busy else most

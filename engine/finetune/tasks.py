@@ -5,7 +5,6 @@ Tasks have the worker signature ``fn(session, *, on_text, on_progress, cancel, *
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -16,13 +15,14 @@ if TYPE_CHECKING:
     from engine.session import Session
 
 
-def gui_threads() -> int:
-    """CPU threads for training inside the window: one core is left for the window itself.
+def gui_threads() -> int | None:
+    """CPU threads for training started from the window: None, as the CLI, every core with the count chosen
+    by measuring (ThreadCallback: one thread where the machine's other programs keep it busy).
 
-    On a busy machine this is also faster: torch's threads spin-wait for each other,
-    and a thread the system puts aside stalls all the others.
+    It was cores - 1 "to leave one for the window": on 2 cores that halved training (146 against ~280
+    tok/s), and the window trains in a child process and is idle meanwhile (bench/README.md, issue #14).
     """
-    return max(1, (os.cpu_count() or 2) - 1)
+    return None
 
 
 def train_task(session: Session, *, on_text=None, on_progress=None, cancel=None, job: JobConfig, resume: bool = False,
