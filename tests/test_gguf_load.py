@@ -90,11 +90,37 @@ def test_memory_estimate_is_about_the_file(gguf_dir):
 
 
 def test_a_tied_quantized_embedding_is_held_once(gguf_dir):
-    from engine.gguf.embedding import LinearRows
+    """The tied Q8_0 output matrix lives once: as fbgemm's packed copy (no int8 tensor beside it), its token
+    lookups reading the file's own rows; or, where fbgemm is missing, as the int8 matrix lookups read."""
+    import numpy as np
+    from gguf.quants import dequantize
 
-    lm = _load(tiny_gguf(gguf_dir, quant="Q8_0"))
+    from engine.fastpath import dynamic_int8
+    from engine.gguf.embedding import LinearRows, QuantizedEmbedding
+    from engine.gguf.reader import open_gguf
+
+    path = tiny_gguf(gguf_dir, quant="Q8_0")
+    lm = _load(path)
     packed = lm.extras["decoder"]._prepared.forward.w
-    assert isinstance(packed.embed, LinearRows) and packed.embed.linear is packed.lm_head
+    if not dynamic_int8.available():
+        assert isinstance(packed.embed, LinearRows) and packed.embed.linear is packed.lm_head
+        return
+    assert packed.lm_head.q is None and packed.lm_head.fb is not None
+    assert isinstance(packed.embed, QuantizedEmbedding) and isinstance(packed.embed.raw, np.memmap)
+    f = open_gguf(path)
+    try:
+        t = f.tensor("token_embd.weight")
+        ids = [0, 5, int(t.shape[-1]) - 1]
+        want = dequantize(np.array(t.data)[ids], t.tensor_type)
+    finally:
+        f.close()
+    assert torch.equal(packed.embed[torch.tensor(ids)], torch.from_numpy(want.astype(np.float32)))
+    # Every position's logits (no int8 matrix: a row at a time on fbgemm) equal the one-row calls.
+    x = torch.randn(3, packed.lm_head.shape[1])
+    rows = torch.cat([packed.lm_head(x[i:i + 1]) for i in range(3)])
+    assert torch.equal(packed.lm_head(x), rows)
+    q, s = packed.lm_head.fb.unpacked()  # and the matrix comes back for a cache or another device
+    assert q.shape == packed.lm_head.shape and torch.equal(s, packed.lm_head.s)
 
 
 def test_transformers_style_generate_matches_the_fast_decoder(gguf_dir):

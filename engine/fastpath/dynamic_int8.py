@@ -12,7 +12,10 @@ a small matrix) and the caller keeps ``_weight_int8pack_mm`` when it does not.
 ``HEARTH_FBGEMM=0`` turns it off (to compare the two).
 
 The packed weight is fbgemm's own copy of the matrix (it keeps no reference
-to the int8 tensor), so a weight that uses it costs its int8 size twice.
+to the int8 tensor), so a weight that keeps its int8 tensor too costs its size
+twice; the GGUF loader packs a tied output matrix chunk by chunk straight from
+the file and keeps no int8 tensor (engine/gguf/pack.py). Packing goes by
+chunks of rows, so no more than one chunk is ever held twice while packing.
 """
 
 from __future__ import annotations
@@ -36,20 +39,57 @@ def available() -> bool:
     return _available
 
 
-def prepack(q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None):
+CHUNK_ROWS = 8192  # rows packed at a time (4.5 MB of a 576-wide matrix): bounds the copies made while packing
+
+
+class Packed:
+    """fbgemm's packed copy of an [N, K] int8 matrix, as row chunks of at most CHUNK_ROWS."""
+
+    __slots__ = ("chunks", "rows", "cols")
+
+    def __init__(self, cols: int) -> None:
+        self.chunks: list = []
+        self.rows, self.cols = 0, cols
+
+    def add(self, q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None) -> None:
+        """Append rows: q [n, K] int8, s [n] scales, b [n] or None."""
+        self.chunks.append(_prepack(q, s, b))
+        self.rows += q.shape[0]
+
+    def unpacked(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(q [N, K] int8, s [N] bf16) back from fbgemm's copy: for the rare callers that need the matrix."""
+        qs, ss = [], []
+        for chunk in self.chunks:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=UserWarning)
+                qw = _ops().linear_unpack(chunk)[0]
+            qs.append(qw.int_repr())
+            ss.append(qw.q_per_channel_scales().to(torch.bfloat16))
+        return torch.cat(qs), torch.cat(ss)
+
+
+def prepack(q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None) -> Packed | None:
     """q [N, K] int8 (values -127..127), s [N] row scales, b [N] or None -> fbgemm's packed weight, or None
     where the op is missing or refuses the weight (the caller keeps its own kernel)."""
     if not available():
         return None
     try:
-        return _prepack(q, s, b)
+        packed = Packed(q.shape[1])
+        for start in range(0, q.shape[0], CHUNK_ROWS):
+            stop = start + CHUNK_ROWS
+            packed.add(q[start:stop], s[start:stop], None if b is None else b[start:stop])
+        return packed
     except (RuntimeError, AttributeError):
         return None
 
 
-def linear(x: torch.Tensor, packed) -> torch.Tensor:
-    """x [M, K] (any float dtype) -> [M, N] fp32. The activation scale is one per call: use it on one row."""
-    return _ops().linear_dynamic(x.float(), packed)
+def linear(x: torch.Tensor, packed: Packed) -> torch.Tensor:
+    """x [M, K] (any float dtype) -> [M, N] fp32. The activation scale is one per call: use it on one row.
+    Every chunk quantizes the same x the same way, so chunks give what one matrix would."""
+    x, op = x.float(), _ops().linear_dynamic
+    if len(packed.chunks) == 1:
+        return op(x, packed.chunks[0])
+    return torch.cat([op(x, chunk) for chunk in packed.chunks], dim=1)
 
 
 def _ops():
@@ -75,7 +115,9 @@ def _works() -> bool:
         x = torch.randn(1, 96, generator=g)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_DEPRECATION, category=UserWarning)
-            y = linear(x, _prepack(q, s, b))
+            packed = Packed(96)
+            packed.add(q, s, b)
+            y = linear(x, packed)
         ref = x @ (q.float() * s[:, None]).t() + b
         # The activation is rounded to 8 bits: allow its rounding error, not a wrong layout.
         return y.shape == ref.shape and bool((y - ref).abs().max() <= 0.02 * ref.abs().max() + 1e-3)

@@ -61,11 +61,25 @@ class Dense:
 
 
 class Int8:
-    __slots__ = ("q", "s", "b", "fb")
+    """Symmetric int8 per output row: ``q`` [out, in] int8 and ``s`` [out] bf16 (w = q * s), ``b`` [out] bf16.
+
+    ``fb`` is fbgemm's packed copy for one-row calls (``use_fbgemm``). A weight built only as that copy
+    (``packed_only``: the GGUF loader's tied output matrix) has no ``q``: its few many-row calls (every
+    position's logits) then run row by row on fbgemm, and ``q`` is unpacked only for a cache or a device move.
+    """
+
+    __slots__ = ("q", "s", "b", "fb", "shape")
 
     def __init__(self, q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None = None) -> None:
         self.q, self.s, self.b = aligned(q), s, b  # q: [out, in] int8; s: [out] bf16; b: [out] bf16
         self.fb = None  # fbgemm's packed copy for one-row calls (use_fbgemm), or None
+        self.shape = tuple(q.shape)
+
+    @classmethod
+    def packed_only(cls, fb: dynamic_int8.Packed, s: torch.Tensor, b: torch.Tensor | None = None) -> "Int8":
+        self = cls.__new__(cls)
+        self.q, self.s, self.b, self.fb, self.shape = None, s, b, fb, (fb.rows, fb.cols)
+        return self
 
     def use_fbgemm(self) -> bool:
         """Run one-row calls on fbgemm's dynamic int8 linear (dynamic_int8.py) where it works here: about
@@ -83,27 +97,33 @@ class Int8:
         return cls(q.contiguous(), s, None if b is None else b.to(torch.bfloat16))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fb is not None and x.shape[0] == 1:  # one activation scale per call: one row only
-            return dynamic_int8.linear(x, self.fb)  # fp32, bias included
+        if self.fb is not None and (x.shape[0] == 1 or self.q is None):
+            # One activation scale per call: one row at a time. Without q only the logits of every
+            # position come here with more rows (perplexity), where a row at a time costs little.
+            return torch.cat([dynamic_int8.linear(row, self.fb) for row in x.split(1)])  # fp32, bias included
         x = x.to(torch.bfloat16)
         if x.shape[0] >= DEQUANT_ROWS:
-            return blocked_linear(x, self.q.shape[0], self.q.shape[1], self._rows_bf16, self.b)
+            return blocked_linear(x, self.shape[0], self.shape[1], self._rows_bf16, self.b)
         # A bf16 view into a bigger tensor may start anywhere; what torch allocates passes unchanged.
         y = torch._weight_int8pack_mm(aligned(x, INPUT_ALIGN), self.q, self.s)
         return y if self.b is None else y.add_(self.b)
 
+    def _int8(self) -> torch.Tensor:
+        """q, unpacked from fbgemm's copy where this weight keeps none (slow: the whole matrix)."""
+        return self.q if self.q is not None else self.fb.unpacked()[0]
+
     def dequantized(self) -> torch.Tensor:
-        return self._rows_bf16(0, self.q.shape[0])
+        return self._int8().to(torch.bfloat16) * self.s[:, None]
 
     def _rows_bf16(self, start: int, stop: int) -> torch.Tensor:
         return self.q[start:stop].to(torch.bfloat16) * self.s[start:stop, None]
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows ``ids`` of the weight, fp32 [len(ids), in]: a tied embedding looked up in the output matrix."""
-        return self.q[ids].float().mul_(self.s[ids].float()[:, None])
+        return self._int8()[ids].float().mul_(self.s[ids].float()[:, None])
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"q": self.q, "s": self.s} | ({"b": self.b} if self.b is not None else {})
+        return {"q": self._int8(), "s": self.s} | ({"b": self.b} if self.b is not None else {})
 
 
 class Int4:

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 FORMAT = 1
@@ -106,7 +107,7 @@ def save(source: Path, packed: Any) -> None:
         return
     state = {k: v.contiguous() for k, v in packed.to_state().items()}
     if isinstance(packed.embed, QuantizedEmbedding):
-        state["embed.raw"] = torch.from_numpy(packed.embed.raw)
+        state["embed.raw"] = torch.from_numpy(np.array(packed.embed.raw))  # a copy: it may be the file's map
         state["embed.type"] = torch.tensor([int(packed.embed.qtype)])
     elif isinstance(packed.embed, torch.Tensor):
         state["embed.w"] = packed.embed

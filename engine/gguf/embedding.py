@@ -18,7 +18,7 @@ class QuantizedEmbedding:
     """``embed[ids]`` -> [len(ids), D] fp32, like indexing a [V, D] tensor."""
 
     def __init__(self, raw: np.ndarray, qtype, dim: int) -> None:
-        self.raw = raw  # [V, bytes per row] uint8, a copy (not a view of the file's map)
+        self.raw = raw  # [V, bytes per row] uint8: a copy, or a map of the file of its own (mapped_embedding)
         self.qtype, self.dim = qtype, dim
 
     @property
@@ -46,6 +46,15 @@ def embedding_from(tensor, dim: int):
     return QuantizedEmbedding(np.array(tensor.data, dtype=np.uint8).reshape(vocab, -1), tensor.tensor_type, dim)
 
 
+def mapped_embedding(path, tensor, dim: int) -> QuantizedEmbedding:
+    """A quantized token_embd read in place: its rows stay in the file (the OS's page cache) and each lookup
+    maps the pages of the rows it reads (a decode step: one row of a few hundred bytes)."""
+    vocab = int(tensor.shape[-1])
+    rows = np.memmap(path, dtype=np.uint8, mode="r", offset=int(tensor.data_offset),
+                     shape=(vocab, int(tensor.n_bytes) // vocab))
+    return QuantizedEmbedding(rows, tensor.tensor_type, dim)
+
+
 class LinearRows:
     """``embed[ids]`` read from the rows of a packed output matrix (Int8 / Int4 ``.rows``, Dense ``.w``)."""
 
@@ -57,8 +66,8 @@ class LinearRows:
         w = getattr(self.linear, "w", None)
         if w is not None:
             return tuple(w.shape)
-        q = getattr(self.linear, "q", None)
-        return tuple(q.shape) if q is not None else (self.linear.out, self.linear.p.shape[1] * 2)
+        shape = getattr(self.linear, "shape", None)  # Int8
+        return tuple(shape) if shape is not None else (self.linear.out, self.linear.p.shape[1] * 2)
 
     def __getitem__(self, ids) -> torch.Tensor:
         ids = torch.as_tensor(ids)

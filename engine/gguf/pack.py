@@ -22,7 +22,7 @@ from engine.fastpath.families import rope_permutation
 from engine.fastpath.linear import Concat, Dense, Int4, Int8
 from engine.fastpath.weights import LayerWeights, PackedWeights
 from engine.gguf import quants
-from engine.gguf.embedding import LinearRows, embedding_from
+from engine.gguf.embedding import LinearRows, embedding_from, mapped_embedding
 from engine.gguf.metadata import ModelMeta
 from engine.gguf.reader import GGUFFile
 from engine.gguf.trim import trim
@@ -42,21 +42,32 @@ def build_weights(f: GGUFFile, meta: ModelMeta, *, device: torch.device,
         trim()  # the layer's temporary copies go back to the OS before the next layer's are made
     cancel.raise_if_cancelled()
     on_progress(0.9, f"Reading {f.path.name}: embeddings…")
+    lm_head, embed = _head_and_embedding(f, meta, device)
+    return PackedWeights(mode="gguf", layers=layers, lm_head=lm_head,
+                         final_norm=_vector(f, "output_norm.weight").to(device), embed=embed)
+
+
+def _head_and_embedding(f: GGUFFile, meta: ModelMeta, device: torch.device) -> tuple[Any, Any]:
+    """The output matrix and what the forward indexes for token embeddings."""
+    token_embd = f.tensor("token_embd.weight")
+    if meta.tied and device.type == "cpu" and _fbgemm_head(token_embd):
+        # A tied int8 output matrix lives only as fbgemm's copy; token lookups read the file's own rows.
+        lm_head, embed = _int8_fbgemm(f, token_embd), mapped_embedding(f.path, token_embd, meta.hidden)
+        f.release_all()
+        trim()
+        return lm_head, embed
     lm_head = _linear(f, ["token_embd" if meta.tied else "output"])
     f.release_all()
     trim()
     if device.type != "cpu":
         lm_head = _dense_on(lm_head, device)
     if meta.tied:
-        embed = LinearRows(lm_head)
-    else:
-        embed_tensor = f.tensor("token_embd.weight")
-        embed = embedding_from(embed_tensor, meta.hidden)
-        f.release(embed_tensor)
-        if device.type != "cpu":
-            embed = (embed if isinstance(embed, torch.Tensor) else embed[torch.arange(meta.vocab)]).to(device)
-    return PackedWeights(mode="gguf", layers=layers, lm_head=lm_head,
-                         final_norm=_vector(f, "output_norm.weight").to(device), embed=embed)
+        return lm_head, LinearRows(lm_head)
+    embed = embedding_from(token_embd, meta.hidden)
+    f.release(token_embd)
+    if device.type != "cpu":
+        embed = (embed if isinstance(embed, torch.Tensor) else embed[torch.arange(meta.vocab)]).to(device)
+    return lm_head, embed
 
 
 def _rope_perms(meta: ModelMeta) -> tuple:
@@ -174,6 +185,34 @@ def _int8(f: GGUFFile, run: list, any_bias: bool) -> Int8:
     return Int8(q, s, None if bias is None else bias.to(torch.bfloat16))
 
 
+def _fbgemm_head(t: Any) -> bool:
+    """An int8 output matrix (Q5/Q6/Q8 in the file) that fbgemm's one-row kernel can run here."""
+    from engine.fastpath import dynamic_int8
+
+    return quants.kind_of(t.tensor_type) == "int8" and dynamic_int8.available()
+
+
+def _int8_fbgemm(f: GGUFFile, t: Any) -> Int8:
+    """Like _int8, but each slice of rows goes straight into fbgemm's packed copy: no whole int8 matrix is
+    ever held beside it (on the default model that second copy was 27 MiB of its 94 MiB file)."""
+    from engine.fastpath import dynamic_int8
+
+    rows, cols = _shape(t)
+    packed, s = dynamic_int8.Packed(cols), torch.empty(rows, dtype=torch.bfloat16)
+    for chunk in range(0, rows, dynamic_int8.CHUNK_ROWS):
+        end = min(rows, chunk + dynamic_int8.CHUNK_ROWS)
+        q = torch.empty(end - chunk, cols, dtype=torch.int8)  # one chunk of int8 rows: 4.5 MB at 576 wide
+        for start in range(chunk, end, INT8_CHUNK_ROWS):  # dequantized a smaller slice at a time (fp32)
+            stop = min(end, start + INT8_CHUNK_ROWS)
+            part = Int8.quantize(quants.dequantized(t.data[start:stop], t.tensor_type, (stop - start, cols)))
+            q[start - chunk:stop - chunk], s[start:stop] = part.q, part.s
+            f.release(t, (start, stop))
+        packed.add(q, s[chunk:end], None)
+        del q, part
+        trim()
+    return Int8.packed_only(packed, s)
+
+
 def _dense(f: GGUFFile, run: list, any_bias: bool) -> Dense:
     ws = []
     for t, _, perm in run:
@@ -199,7 +238,7 @@ def _dense_on(linear: Any, device: torch.device) -> Dense:
 
 
 def _out(linear: Any) -> int:
-    return linear.out if isinstance(linear, Int4) else (linear.q if isinstance(linear, Int8) else linear.w).shape[0]
+    return linear.out if isinstance(linear, Int4) else (linear.shape if isinstance(linear, Int8) else linear.w.shape)[0]
 
 
 def _to_device(layer: LayerWeights, device: torch.device) -> LayerWeights:
