@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -17,10 +18,16 @@ from engine.fastpath.weights import LayerWeights, PackedWeights
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fresh_check(monkeypatch):
-    """Forget the once-per-process check, so a test can change what it finds."""
+    """Opted in (HEARTH_FBGEMM=1: it is off by default), with the once-per-process check forgotten, so a test
+    can change what it finds."""
+    monkeypatch.setenv("HEARTH_FBGEMM", "1")
     monkeypatch.setattr(dynamic_int8, "_available", None)
+
+
+def _here() -> bool:
+    return dynamic_int8._works()
 
 
 def _weight(rows=300, cols=128, seed=0, bias=False):
@@ -30,7 +37,7 @@ def _weight(rows=300, cols=128, seed=0, bias=False):
     return Int8.quantize(w, b)
 
 
-@pytest.mark.skipif(not dynamic_int8.available(), reason="this torch build has no fbgemm dynamic int8 linear")
+@pytest.mark.skipif(not _here(), reason="this torch build has no fbgemm dynamic int8 linear")
 @pytest.mark.parametrize("bias", [False, True])
 def test_one_row_on_fbgemm_is_close_to_the_int8_kernel(bias):
     lin = _weight(bias=bias)
@@ -47,7 +54,7 @@ def test_one_row_on_fbgemm_is_close_to_the_int8_kernel(bias):
     assert torch.corrcoef(torch.stack([out[0], exact[0]]))[0, 1] > 0.999
 
 
-@pytest.mark.skipif(not dynamic_int8.available(), reason="this torch build has no fbgemm dynamic int8 linear")
+@pytest.mark.skipif(not _here(), reason="this torch build has no fbgemm dynamic int8 linear")
 def test_several_rows_keep_the_per_row_kernels():
     """fbgemm quantizes all rows of a call with one scale: prompts stay on the bf16 / int8pack kernels."""
     lin, plain = _weight(), _weight()
@@ -75,8 +82,12 @@ def test_the_int8_kernel_stays_when_the_op_gives_wrong_numbers(fresh_check, monk
     assert dynamic_int8.prepack(torch.ones(64, 64, dtype=torch.int8), torch.ones(64), None) is None
 
 
-def test_hearth_fbgemm_0_turns_it_off(fresh_check, monkeypatch):
-    monkeypatch.setenv("HEARTH_FBGEMM", "0")
+@pytest.mark.parametrize("value", [None, "0"])
+def test_it_is_off_unless_asked_for(monkeypatch, value):
+    if value is None:
+        monkeypatch.delenv("HEARTH_FBGEMM")
+    else:
+        monkeypatch.setenv("HEARTH_FBGEMM", value)
     assert not dynamic_int8.available()
     assert not _weight().use_fbgemm()
 
@@ -95,6 +106,6 @@ def test_no_deprecation_warning_reaches_the_user():
             "from engine.fastpath.linear import Int8;"
             "lin = Int8.quantize(torch.randn(64, 64)); lin.use_fbgemm(); lin(torch.randn(1, 64)); print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "HEARTH_FBGEMM": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "deprecated" not in done.stderr

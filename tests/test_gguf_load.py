@@ -89,7 +89,8 @@ def test_memory_estimate_is_about_the_file(gguf_dir):
     assert estimate.kv_cache == 2 * 2 * 2 * 64 * 512 * 4  # layers, k+v, kv heads, head dim, context, fp32
 
 
-def test_a_tied_quantized_embedding_is_held_once(gguf_dir):
+@pytest.mark.parametrize("fbgemm", ["0", "1"])
+def test_a_tied_quantized_embedding_is_held_once(gguf_dir, monkeypatch, fbgemm):
     """The tied Q8_0 output matrix lives once: as fbgemm's packed copy (no int8 tensor beside it), its token
     lookups reading the file's own rows; or, where fbgemm is missing, as the int8 matrix lookups read."""
     import numpy as np
@@ -99,6 +100,8 @@ def test_a_tied_quantized_embedding_is_held_once(gguf_dir):
     from engine.gguf.embedding import LinearRows, QuantizedEmbedding
     from engine.gguf.reader import open_gguf
 
+    monkeypatch.setenv("HEARTH_FBGEMM", fbgemm)  # opt-in (dynamic_int8.py says why)
+    monkeypatch.setattr(dynamic_int8, "_available", None)
     path = tiny_gguf(gguf_dir, quant="Q8_0")
     lm = _load(path)
     packed = lm.extras["decoder"]._prepared.forward.w

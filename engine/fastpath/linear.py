@@ -82,8 +82,8 @@ class Int8:
         return self
 
     def use_fbgemm(self) -> bool:
-        """Run one-row calls on fbgemm's dynamic int8 linear (dynamic_int8.py) where it works here: about
-        4x faster on a big matrix, for a second copy of the weight. Returns whether it is on."""
+        """Run one-row calls on fbgemm's dynamic int8 linear (dynamic_int8.py) where it works here and is
+        asked for: about 4x faster on a big matrix, for a second copy of the weight. Returns whether it is on."""
         if self.fb is None:
             self.fb = dynamic_int8.prepack(self.q, self.s, self.b)
         return self.fb is not None

@@ -50,7 +50,8 @@ class PackedWeights:
 
     def __post_init__(self) -> None:
         # The output matrix is the biggest matmul of a decode step (the default model: 49 152 x 576, 29 % of
-        # a step on _weight_int8pack_mm); fbgemm's int8 kernel does it ~4x faster for a second copy of it.
+        # a step on _weight_int8pack_mm); fbgemm's int8 kernel does it ~4x faster where HEARTH_FBGEMM=1 opts
+        # in (off by default: its coarser activation rounding costs perplexity, dynamic_int8.py).
         if isinstance(self.lm_head, Int8):
             self.lm_head.use_fbgemm()
 
