@@ -14,6 +14,8 @@ import math
 import sys
 from pathlib import Path
 
+from engine.cli.progress import ProgressLine
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from engine.cli._common import add_setting_options
@@ -337,9 +339,10 @@ def run_eval_ppl(args: argparse.Namespace) -> int:
         print("hearth-cli: no readable text in the files given", file=sys.stderr)
         return 1
     model, tokenizer, name = _model_for_ppl(args)
+    progress = ProgressLine()
     result = perplexity(model, tokenizer, "\n\n".join(texts), seq_len=args.seq_len, stride=args.stride,
-                        on_progress=lambda f, m: print(f"\r[{f * 100:5.1f}%] {m}\033[K", end="", file=sys.stderr))
-    print("\r\033[K", end="", file=sys.stderr)
+                        on_progress=progress)
+    progress.end()
     if args.json:
         print(json.dumps({"model": name, **result.to_dict()}))
     else:
