@@ -273,3 +273,64 @@ def test_reported_tokens_per_s_leaves_out_the_warm_up_step(monkeypatch):
         report.on_step_end(None, _State(step), None)
     assert report.step_seconds == [20.0, 10.0, 10.0]
     assert report.tokens_per_s() == pytest.approx(100.0)  # 2 × 1000 tokens in 20 s, not 3000 in 40
+
+
+def _saved_bytes(model, ids) -> tuple[int, torch.Tensor]:
+    """Bytes of the activations autograd keeps for one training forward (weights left out), and the loss."""
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss
+    return sum(saved.values()), loss
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.05])
+def test_activations_match_the_estimate_and_checkpointing_frees_them(tmp_path, dropout):
+    """The estimate counts what a LoRA step on the mixed path really keeps (float32 activations, dropout masks,
+    no logits), and with checkpointing (as _prepare_model enables it, peft and mixed.py on top) only the layers'
+    inputs are kept. The shared dropout's memo holds no tensor once the step is over."""
+    import gc
+    import json
+
+    from engine.finetune.config import DataConfig, JobConfig, TrainConfig
+    from engine.finetune.estimate import activation_bytes
+    from engine.finetune.train import _prepare_model
+    from tiny_model import make_tiny_model
+
+    # wide enough that the per-layer activations dominate, as in a real model (not the shared attention mask)
+    tiny_model_dir = make_tiny_model(tmp_path / "model", hidden=128)
+    cfg = json.loads((tiny_model_dir / "config.json").read_text())
+    ids = _ids(n=2, t=64)
+    measured = {}
+    for checkpointing in (False, True):
+        job = JobConfig(base_model=str(tiny_model_dir), out_dir=str(tmp_path / "run"), data=DataConfig(seq_len=64),
+                        train=TrainConfig(batch_size=2, precision="bf16", device="cpu", lora_dropout=dropout,
+                                          gradient_checkpointing=checkpointing))
+        model = _prepare_model(_load(tiny_model_dir, torch.bfloat16), job).train()
+        measured[checkpointing], loss = _saved_bytes(model, ids)
+        loss.backward()
+        expected = activation_bytes(job, cfg, batch=2) + ids.numel() * cfg["hidden_size"] * 4  # + the loss's gradient
+        if not checkpointing:
+            assert abs(measured[False] - expected) < 0.15 * expected, (measured[False], expected)
+        memos = {id(m.memo): m.memo for m in model.modules() if isinstance(m, SharedDropout)}
+        del loss
+        gc.collect()
+        assert all(memo._input is None or memo._input() is None for memo in memos.values())
+        assert all(memo._output is None or memo._output() is None for memo in memos.values())
+    assert measured[True] < measured[False] / 3
+
+
+def test_freed_activations_go_back_to_the_system_where_glibc_allows():
+    import platform
+
+    from engine.finetune.mixed import return_freed_memory
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert return_freed_memory() is glibc

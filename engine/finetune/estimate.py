@@ -179,23 +179,56 @@ def matmul_flops(dtype: str = "float32", threads: int | None = None) -> float:
 
 
 def memory_needed(job: JobConfig, total: int, trainable: int, cfg: dict, batch: int | None = None) -> int:
-    """Bytes of memory for training ``job``: weights, trainable state, activations, logits."""
+    """Bytes of memory for training ``job``: weights, trainable state, activations, the loss."""
     from engine.finetune.train import use_bf16_base
 
-    t, seq = job.train, job.data.seq_len
+    t = job.train
     batch = batch or t.batch_size
     bf16 = use_bf16_base(job)
-    hidden, layers = cfg.get("hidden_size", 768), cfg.get("num_hidden_layers", 12)
-    vocab = cfg.get("vocab_size", 32000)
-    act_bytes = 2 if bf16 else 4
-    if t.gradient_checkpointing:  # each layer's input kept, one layer's activations recomputed at a time
-        activations = batch * seq * hidden * act_bytes * (layers + 17)
-    else:
-        activations = batch * seq * hidden * layers * 17 * act_bytes
-    logits = batch * seq * vocab * 4 * 3  # float32 logits, their softmax and gradient
     weights = total * (2 if bf16 else 4)
     state = trainable * (4 + 4 + 8)  # fp32 weight (LoRA: the adapter), gradient, AdamW moments
-    return int((weights + state + activations + logits) * 1.1) + 300 * 2**20  # + the runtime itself
+    work = activation_bytes(job, cfg, batch) + loss_bytes(job, cfg, batch)
+    return int((weights + state + work) * 1.1) + 300 * 2**20  # + the runtime itself
+
+
+def activation_bytes(job: JobConfig, cfg: dict, batch: int) -> int:
+    """What autograd keeps for the backward pass of one step of ``batch`` sequences.
+
+    Counted from the tensors a llama layer saves on the CPU's mixed path (engine/finetune/mixed.py, bench/README.md
+    "fine-tuning memory"), per token: float32 activations of 4 × the MLP width (gate, up, their product, the
+    down projection's input) + 7 × the hidden size (norm inputs and outputs, q, the attention output, the
+    adapters' inputs) + 2 × the key/value width, and with LoRA dropout a one-byte mask of the MLP width + 3 ×
+    the hidden size. Activations are float32 on a CPU (a bf16 base hands float32 to the rest of the model);
+    a GPU's bf16 autocast keeps about half. With checkpointing each layer keeps only its float32 input, and one
+    layer's activations exist at a time, while it is recomputed.
+    """
+    from engine.finetune.train import use_bf16_base
+
+    t, tokens = job.train, batch * job.data.seq_len
+    hidden, layers = cfg.get("hidden_size", 768), cfg.get("num_hidden_layers", 12)
+    width = cfg.get("intermediate_size") or 4 * hidden
+    heads = cfg.get("num_attention_heads") or max(1, hidden // 64)
+    kv = (cfg.get("num_key_value_heads") or heads) * (cfg.get("head_dim") or hidden // heads)
+    act = 2 if use_bf16_base(job) and _on_gpu(job) else 4
+    masks = width + 3 * hidden if t.method == "lora" and t.lora_dropout > 0 else 0
+    layer = tokens * ((4 * width + 7 * hidden + 2 * kv) * act + masks)
+    if t.gradient_checkpointing:
+        return tokens * hidden * 4 * layers + layer
+    return layer * layers
+
+
+def loss_bytes(job: JobConfig, cfg: dict, batch: int) -> int:
+    """The loss's working memory: the chunked loss of the CPU's mixed path (mixed.chunked_lm_loss) never holds
+    the logits, only its gradient for the last hidden states and two chunks of logits; elsewhere the float32
+    logits, their softmax and its gradient."""
+    from engine.finetune.mixed import CHUNKED_LOSS_TYPES
+    from engine.finetune.train import mixed_precision
+
+    tokens, hidden = batch * job.data.seq_len, cfg.get("hidden_size", 768)
+    vocab = cfg.get("vocab_size", 32000)
+    if mixed_precision(job) and cfg.get("model_type") in CHUNKED_LOSS_TYPES:
+        return tokens * hidden * 4 + 128 * vocab * (4 + 2)
+    return tokens * vocab * 4 * 3
 
 
 def fit_to_memory(job: JobConfig) -> tuple[JobConfig, str]:

@@ -395,6 +395,7 @@ def _prepare_model(model: Any, job: JobConfig) -> Any:
     except ValueError as exc:  # e.g. a target module name that this model does not have
         raise TrainingError(f"LoRA could not be applied: {exc}") from exc
     if not _on_gpu(job):  # the CPU's costs (bench/README.md, issue #14); a GPU keeps peft's own layers
+        mixed.return_freed_memory()
         mixed.share_lora_dropout(model)
         mixed.fuse_lora_forward(model)
     if t.gradient_checkpointing:
