@@ -9,15 +9,13 @@ import pytest
 
 from engine.finetune.config import DataConfig, JobConfig, TrainConfig
 from engine.finetune.train import run_training
+from tiny_model import write_parts
 
-PARAGRAPH = "The sea is wide and the waves are high. Ships sail over the sea at night.\n"
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    for i in range(4):
-        (folder / f"part{i}.txt").write_text(f"Part {i}. " + PARAGRAPH * 8, encoding="utf-8")
+    folder = write_parts(tmp_path_factory.mktemp("corpus"), 8)
     return folder
 
 

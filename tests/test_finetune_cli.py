@@ -13,15 +13,13 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from tiny_model import PARAGRAPH, write_parts
 
-PARAGRAPH = "The sea is wide and the waves are high. Ships sail over the sea at night.\n"
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli-corpus")
-    for i in range(4):
-        (folder / f"part{i}.txt").write_text(f"Part {i}. " + PARAGRAPH * 6, encoding="utf-8")
+    folder = write_parts(tmp_path_factory.mktemp("cli-corpus"), 6)
     return folder
 
 

@@ -16,15 +16,13 @@ from engine.finetune.errors import RunNotFoundError, TrainingError
 from engine.finetune.runs import list_runs, run_info
 from engine.finetune.runlog import read_events, read_status
 from engine.finetune.train import last_checkpoint, run_training
+from tiny_model import PARAGRAPH, write_parts
 
-PARAGRAPH = "The sea is wide and the waves are high. Ships sail over the sea at night.\n"
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    for i in range(4):
-        (folder / f"part{i}.txt").write_text(f"Part {i}. " + PARAGRAPH * 6, encoding="utf-8")
+    folder = write_parts(tmp_path_factory.mktemp("corpus"), 6)
     (folder / "qa.jsonl").write_text(json.dumps({"prompt": "Where do ships sail?", "completion": "Over the sea."})
                                      + "\n", encoding="utf-8")
     return folder

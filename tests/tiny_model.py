@@ -18,6 +18,16 @@ CORPUS = [
 ]
 
 
+PARAGRAPH = CORPUS[0] + "\n"
+
+
+def write_parts(folder: Path, repeats: int, parts: int = 4) -> Path:
+    """A small training corpus: ``parts`` text files of ``repeats`` paragraphs each; returns ``folder``."""
+    for i in range(parts):
+        (folder / f"part{i}.txt").write_text(f"Part {i}. " + PARAGRAPH * repeats, encoding="utf-8")
+    return folder
+
+
 def make_tokenizer(vocab_size: int = 400):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
