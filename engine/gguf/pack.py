@@ -170,19 +170,26 @@ def _int8(f: GGUFFile, run: list, any_bias: bool) -> Int8:
     at = 0
     for t, _, perm in run:
         rows = _shape(t)[0]
-        for start in range(0, rows, INT8_CHUNK_ROWS):
-            stop = min(rows, start + INT8_CHUNK_ROWS)
-            part = Int8.quantize(quants.dequantized(t.data[start:stop], t.tensor_type, (stop - start, cols)))
-            q[at + start:at + stop], s[at + start:at + stop] = part.q, part.s
-            del part
-            f.release(t, (start, stop))  # a big matrix's file pages leave as its rows are done
-            trim()
+        _int8_rows(f, t, 0, rows, q[at:at + rows], s[at:at + rows])
         if perm is not None:  # rows of one head-major tensor, reordered in place
             q[at:at + rows], s[at:at + rows] = q[at:at + rows][perm], s[at:at + rows][perm]
         at += rows
         f.release(t)
     bias = _bias(f, run, any_bias)
     return Int8(q, s, None if bias is None else bias.to(torch.bfloat16))
+
+
+def _int8_rows(f: GGUFFile, t: Any, first: int, last: int, q: torch.Tensor, s: torch.Tensor) -> None:
+    """Rows first..last of the file's matrix ``t``, made int8 per row into ``q`` [last - first, K] and ``s``,
+    dequantized a slice of rows at a time (bounds the fp32 copy)."""
+    cols = q.shape[1]
+    for start in range(first, last, INT8_CHUNK_ROWS):
+        stop = min(last, start + INT8_CHUNK_ROWS)
+        part = Int8.quantize(quants.dequantized(t.data[start:stop], t.tensor_type, (stop - start, cols)))
+        q[start - first:stop - first], s[start - first:stop - first] = part.q, part.s
+        del part
+        f.release(t, (start, stop))  # a big matrix's file pages leave as its rows are done
+        trim()
 
 
 def _fbgemm_head(t: Any) -> bool:
@@ -202,14 +209,9 @@ def _int8_fbgemm(f: GGUFFile, t: Any) -> Int8:
     for chunk in range(0, rows, dynamic_int8.CHUNK_ROWS):
         end = min(rows, chunk + dynamic_int8.CHUNK_ROWS)
         q = torch.empty(end - chunk, cols, dtype=torch.int8)  # one chunk of int8 rows: 4.5 MB at 576 wide
-        for start in range(chunk, end, INT8_CHUNK_ROWS):  # dequantized a smaller slice at a time (fp32)
-            stop = min(end, start + INT8_CHUNK_ROWS)
-            part = Int8.quantize(quants.dequantized(t.data[start:stop], t.tensor_type, (stop - start, cols)))
-            q[start - chunk:stop - chunk], s[start:stop] = part.q, part.s
-            f.release(t, (start, stop))
+        _int8_rows(f, t, chunk, end, q, s[chunk:end])
         packed.add(q, s[chunk:end], None)
-        del q, part
-        trim()
+        del q
     return Int8.packed_only(packed, s)
 
 
