@@ -334,3 +334,28 @@ def test_freed_activations_go_back_to_the_system_where_glibc_allows():
 
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert return_freed_memory() is glibc
+
+
+def test_the_heap_returns_freed_memory_only_where_memory_is_tight():
+    from engine.finetune.mixed import lean_heap_wanted
+
+    gib = 2**30
+    assert not lean_heap_wanted(2 * gib, 20 * gib, checkpointing=False)  # room for a heap that keeps its holes
+    assert lean_heap_wanted(12 * gib, 20 * gib, checkpointing=False)
+    assert lean_heap_wanted(2 * gib, 20 * gib, checkpointing=True)  # checkpointing is chosen to save memory
+    assert lean_heap_wanted(2 * gib, 0, checkpointing=False)  # free memory unknown: the safe side
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_prepare_model_fixes_the_heap_only_for_a_lean_run(tiny_model_dir, tmp_path, monkeypatch, checkpointing):
+    from engine.finetune import mixed
+    from engine.finetune.config import DataConfig, JobConfig, TrainConfig
+    from engine.finetune.train import _prepare_model
+
+    calls = []
+    monkeypatch.setattr(mixed, "return_freed_memory", lambda: calls.append(1) or True)
+    job = JobConfig(base_model=str(tiny_model_dir), out_dir=str(tmp_path / "run"), data=DataConfig(seq_len=32),
+                    train=TrainConfig(batch_size=2, precision="bf16", device="cpu",
+                                      gradient_checkpointing=checkpointing))
+    _prepare_model(_load(tiny_model_dir, torch.bfloat16), job)
+    assert calls == ([1] if checkpointing else [])  # a tiny model is far from this machine's free memory

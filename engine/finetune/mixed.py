@@ -83,8 +83,11 @@ def return_freed_memory() -> bool:
     activations ([tokens, hidden] float32: 4–64 MB) come from the heap, whose holes it keeps: a 1 B LoRA step
     on 512 tokens peaked at 5.35 GiB against 4.08 GiB with the threshold fixed, and the resident set after
     the step stayed near the peak instead of falling back to the weights (bench/README.md). Fixing the
-    threshold through mallopt also stops the raising. Steps were no slower (fresh mappings cost page faults,
-    the heap's reuse did not save them). Elsewhere than glibc, nothing is changed.
+    threshold through mallopt also stops the raising. Elsewhere than glibc, nothing is changed.
+
+    It costs speed: every mapping is page faults when touched and a munmap (a TLB shootdown on every core) when
+    freed. The default model's step took 7.1 s with it against 3.5 s without, in a fresh process (bench/README.md
+    "The last stretch to 2×"), so it is only for runs where memory is tight (``lean_heap_wanted``).
     """
     import ctypes
     import platform
@@ -96,6 +99,14 @@ def return_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(-3, 1 << 20))  # M_MMAP_THRESHOLD
+
+
+def lean_heap_wanted(need_bytes: int, available_bytes: int, checkpointing: bool) -> bool:
+    """Whether a CPU run should trade speed for memory with return_freed_memory: with gradient checkpointing (chosen,
+    or turned on by the estimate, to save memory; the heap's holes doubled its peak: 3.2 → 6.0 GiB for the 1 B base)
+    or when the estimated need (``need_bytes``, weights included) is over half of what is free with the weights
+    loaded (``available_bytes``; 0: unknown), so that even a heap that keeps its holes has room."""
+    return checkpointing or not available_bytes or 2 * need_bytes > available_bytes
 
 
 class SharedDropout(nn.Module):

@@ -395,7 +395,8 @@ def _prepare_model(model: Any, job: JobConfig) -> Any:
     except ValueError as exc:  # e.g. a target module name that this model does not have
         raise TrainingError(f"LoRA could not be applied: {exc}") from exc
     if not _on_gpu(job):  # the CPU's costs (bench/README.md, issue #14); a GPU keeps peft's own layers
-        mixed.return_freed_memory()
+        if mixed.lean_heap_wanted(*_memory_need(model, job), t.gradient_checkpointing):
+            mixed.return_freed_memory()
         mixed.share_lora_dropout(model)
         mixed.fuse_lora_forward(model)
     if t.gradient_checkpointing:
@@ -407,6 +408,17 @@ def _on_gpu(job: JobConfig) -> bool:
     import torch
 
     return torch.cuda.is_available() and job.train.device != "cpu"
+
+
+def _memory_need(model: Any, job: JobConfig) -> tuple[int, int]:
+    """The estimated bytes of training ``model`` (loaded) and the memory there would be without its weights."""
+    from engine.finetune.estimate import _available_memory, memory_needed
+
+    params = list(model.parameters())
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    need = memory_needed(job, sum(p.numel() for p in params), trainable, model.config.to_dict())
+    free = _available_memory()
+    return need, free and free + sum(p.numel() * p.element_size() for p in params)
 
 
 def steps_for(job: JobConfig, train_examples: int, batch: int) -> int:
