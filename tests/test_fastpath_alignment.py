@@ -40,7 +40,9 @@ def test_int8_linear_with_weights_and_inputs_off_alignment():
             x = torch.randn(rows, 32).to(torch.bfloat16)
             want = x.float() @ layer.dequantized().float().T
             got = moved(off_by(x, 16))
-            assert torch.allclose(got.float(), want, rtol=2e-2, atol=2e-2), rows
+            # one row runs on Hearth's kernel (engine/fastpath/kernels): x rounded to int8 per block of 32
+            atol = 2e-2 if rows > 1 else 0.03 * float(want.abs().max())
+            assert torch.allclose(got.float(), want, rtol=2e-2, atol=atol), rows
         print("ok")
     """)
     assert child.returncode == 0, child.stderr[-3000:]

@@ -110,7 +110,8 @@ def test_int8_perplexity_within_one_percent(family):
     nll_ref = nll_fast = 0.0
     for t in range(len(ids) - 1):
         logits = forward.forward(ids[t:t + 1], t)
-        assert (logits - ref[t]).abs().max() < 0.05 * (ref[t].max() - ref[t].min()), (family, t)
+        # one-row matmuls round the activation to int8 per block of 32 (as llama.cpp does): 6 % of the range
+        assert (logits - ref[t]).abs().max() < 0.06 * (ref[t].max() - ref[t].min()), (family, t)
         nll_fast -= float(torch.log_softmax(logits, -1)[ids[t + 1]])
         nll_ref -= float(torch.log_softmax(ref[t], -1)[ids[t + 1]])
     ppl_fast, ppl_ref = math.exp(nll_fast / (len(ids) - 1)), math.exp(nll_ref / (len(ids) - 1))

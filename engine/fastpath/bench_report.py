@@ -12,8 +12,11 @@ MIB = 1024 * 1024
 
 
 def build_report(config: Any, lm: LoadedModel, systems: list, *, decode: dict, long: dict, ppl: dict, memory: dict,
-                 threads: int, prompts: list, long_ids: list, text_ids: list, load_average: list) -> dict:
+                 threads: int, prompts: list, long_ids: list, text_ids: list, load_average: list,
+                 ppl_decode: dict | None = None) -> dict:
     import torch
+
+    from engine.fastpath.kernels import build as kernels
 
     from engine.fastpath.benchmark import gguf_for
 
@@ -28,6 +31,8 @@ def build_report(config: Any, lm: LoadedModel, systems: list, *, decode: dict, l
         entry = {"name": s.name, "path": s.path, "decode_tok_s": round(tokens / seconds, 2) if seconds else 0.0,
                  "ttft_s": round(ttft, 6), "prompt_tok_s": round(len(long_ids) / ttft, 1) if ttft else 0.0,
                  "perplexity": round(ppl[s.name], 4)}
+        if s.name in (ppl_decode or {}):
+            entry["perplexity_decode"] = round(ppl_decode[s.name], 4)
         if reference is not None and s is not systems[0]:
             entry["greedy_match"] = greedy_match([r.tokens for r in reference], [r.tokens for r in runs], 64)
         if hasattr(s, "prepare_s"):
@@ -47,6 +52,7 @@ def build_report(config: Any, lm: LoadedModel, systems: list, *, decode: dict, l
         "systems": entries,
         "llama_cpp": _llama_cpp_note(config, gguf, systems),
         "load_average": load_average,
+        "kernels": kernels.describe() if str(lm.device) == "cpu" else None,
     }
     report["memory_bound"] = _memory_bound(report)
     return report
@@ -131,6 +137,11 @@ def format_report(r: dict) -> str:
                      f"{e['perplexity']:>8.5g} {rss:>9} {'' if vs_t is None else f'{vs_t:.2f}':>8} {cpp:>22} "
                      f"{match:>7}")
     lines.append("decode and prompt in tokens/s; prompt = long prompt / TTFT")
+    for e in r["systems"]:
+        if "perplexity_decode" in e:
+            lines.append(f"{e['path']}: perplexity token by token (the decode route) {e['perplexity_decode']:.5g}")
+    if r.get("kernels"):
+        lines.append(f"one-row int4/int8 matmuls: {r['kernels']}")
     if r["llama_cpp"] != "ran":
         lines.append(f"llama.cpp: {r['llama_cpp']}")
     bound = r.get("memory_bound")

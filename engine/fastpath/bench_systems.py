@@ -83,6 +83,16 @@ class Hearth:
         self.decoder.forget()
         return _perplexity(logits, ids)
 
+    def decode_perplexity(self, ids: list[int]) -> float:
+        """The same text one token at a time: the decode route's own kernels (one-row matmuls)."""
+        forward = self.decoder.ready_for(self.lm).forward
+        self.decoder.forget()
+        with torch.inference_mode():
+            logits = torch.stack([forward.forward(torch.tensor([token], device=self.lm.device), i)
+                                  for i, token in enumerate(ids)])
+        self.decoder.forget()
+        return _perplexity(logits, ids)
+
 
 class LlamaCpp:
     kind = "llama.cpp"

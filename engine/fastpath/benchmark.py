@@ -182,10 +182,12 @@ def run_bench(config: BenchConfig, *, on_progress: Callable[[float, str], None] 
             long[s.name].append(s.generate(long_ids, 2, cancel))
             done += 1
     on_progress(0.72, "perplexity")
-    ppl = {}
+    ppl, ppl_decode = {}, {}
     for s in systems:
         cancel.raise_if_cancelled()
         ppl[s.name] = s.perplexity(text_ids)
+        if hasattr(s, "decode_perplexity"):  # Hearth's one-row kernels differ from its prompt route's
+            ppl_decode[s.name] = s.decode_perplexity(text_ids)
     memory = {}
     if config.memory:
         from engine.fastpath.bench_memory import probe
@@ -196,6 +198,7 @@ def run_bench(config: BenchConfig, *, on_progress: Callable[[float, str], None] 
             memory[s.name] = probe(s.kind, config, threads, len(long_ids), s.probe_mode)
     on_progress(1.0, "done")
     return build_report(config, lm, systems, decode=decode, long=long, ppl=ppl, memory=memory, threads=threads,
+                        ppl_decode=ppl_decode,
                         prompts=prompts, long_ids=long_ids, text_ids=text_ids,
                         load_average=[round(load_start, 2), round(os.getloadavg()[0], 2)])
 

@@ -199,7 +199,13 @@ class FastDecoder:
         return lm is not None and self.ready_for(lm) is not None
 
     def describe(self) -> dict:
-        return {"status": self.status, "mode": self.mode, "reason": self.reason}
+        info = {"status": self.status, "mode": self.mode, "reason": self.reason}
+        lm = self._lm()
+        if self.mode != "exact" and self.status == READY and lm is not None and lm.device.type == "cpu":
+            from engine.fastpath.kernels import build
+
+            info["kernels"] = build.describe()  # one-row matmuls: Hearth's kernels, or torch's and why
+        return info
 
     def forget(self) -> None:
         """Drop the reusable prompt prefix (benchmarks: every run computes its whole prompt)."""

@@ -7,7 +7,9 @@ activations is the fastest CPU kernel for one row at a time (bench/README.md).
 For prompts (many rows) the weights are dequantized to bfloat16 for one
 oneDNN matmul, which beats the int8 kernel by far there. ``Int4`` holds a
 GGUF file's own 4-bit groups for torch's CPU int4 kernel; ``Concat`` runs
-parts in different formats side by side.
+parts in different formats side by side. One-row (decode) calls of ``Int4``
+and ``Int8`` run on Hearth's own kernels (kernels/gemv.c: int8 activations per
+block of 32, VNNI dot products, on the same tensors) where they build here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from engine.fastpath import dynamic_int8
+from engine.fastpath.kernels import gemv
+
+_PENDING = object()  # a weight's one-row kernel, not looked for yet (the first one-row call does)
 
 DEQUANT_ROWS = 8  # from this many rows on, dequantize and use a bf16 matmul
 DEQUANT_BLOCK = 1 << 22  # weights dequantized at a time (8 MB of bf16): a prompt never holds a whole bf16 copy
@@ -68,17 +73,18 @@ class Int8:
     position's logits) then run row by row on fbgemm, and ``q`` is unpacked only for a cache or a device move.
     """
 
-    __slots__ = ("q", "s", "b", "fb", "shape")
+    __slots__ = ("q", "s", "b", "fb", "shape", "gemv")
 
     def __init__(self, q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None = None) -> None:
         self.q, self.s, self.b = aligned(q), s, b  # q: [out, in] int8; s: [out] bf16; b: [out] bf16
         self.fb = None  # fbgemm's packed copy for one-row calls (use_fbgemm), or None
         self.shape = tuple(q.shape)
+        self.gemv = _PENDING  # Hearth's one-row kernel (gemv.int8_kernel), None where it does not run
 
     @classmethod
     def packed_only(cls, fb: dynamic_int8.Packed, s: torch.Tensor, b: torch.Tensor | None = None) -> "Int8":
         self = cls.__new__(cls)
-        self.q, self.s, self.b, self.fb, self.shape = None, s, b, fb, (fb.rows, fb.cols)
+        self.q, self.s, self.b, self.fb, self.shape, self.gemv = None, s, b, fb, (fb.rows, fb.cols), None
         return self
 
     def use_fbgemm(self) -> bool:
@@ -101,6 +107,12 @@ class Int8:
             # One activation scale per call: one row at a time. Without q only the logits of every
             # position come here with more rows (perplexity), where a row at a time costs little.
             return torch.cat([dynamic_int8.linear(row, self.fb) for row in x.split(1)])  # fp32, bias included
+        if x.shape[0] == 1:
+            kernel = self.gemv
+            if kernel is _PENDING:
+                kernel = self.gemv = gemv.int8_kernel(self.q, self.s, self.b)
+            if kernel is not None:
+                return kernel(x)  # fp32, bias included
         x = x.to(torch.bfloat16)
         if x.shape[0] >= DEQUANT_ROWS:
             return blocked_linear(x, self.shape[0], self.shape[1], self._rows_bf16, self.b)
@@ -135,13 +147,14 @@ class Int4:
     ``out`` is the real N. Prompt chunks use the int4 kernel too (unlike Int8: unpacking is slower here).
     """
 
-    __slots__ = ("p", "sz", "b", "out")
+    __slots__ = ("p", "sz", "b", "out", "gemv")
     GROUP = 32
     ROWS = 64  # the kernel's row block
 
     def __init__(self, p: torch.Tensor, sz: torch.Tensor, b: torch.Tensor | None = None, out: int | None = None):
         self.p, self.sz, self.b = p, sz, b
         self.out = p.shape[0] if out is None else int(out)
+        self.gemv = _PENDING  # Hearth's one-row kernel on p and sz (gemv.int4_kernel), None where it does not run
 
     @classmethod
     def from_groups(cls, q: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor,
@@ -163,6 +176,12 @@ class Int4:
         return cls(pack_int4(q), sz, None if b is None else b.to(torch.bfloat16), out=n)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 1:
+            kernel = self.gemv
+            if kernel is _PENDING:
+                kernel = self.gemv = gemv.int4_kernel(self.p, self.sz, self.b, self.out)
+            if kernel is not None:
+                return kernel(x)  # fp32 [1, out], bias included
         # The int4 kernel for prompts too: unpacking to bf16 first was 2.4x (512 rows) to 30x (8 rows) slower
         # on an 8192 x 2048 matrix (bench/README.md, "GGUF direct").
         y = torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.p, self.GROUP, self.sz)

@@ -1,0 +1,1 @@
+"""Hearth's own CPU kernels for one-row (decode) matmuls: gemv.c, built by build.py, called by gemv.py."""

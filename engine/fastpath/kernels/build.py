@@ -1,0 +1,164 @@
+"""Compile gemv.c once per machine into the data folder and load it with ctypes.
+
+The shared library is keyed by the source, the compiler and its flags, and the
+CPU's feature flags (``-march=native`` code must not run on another CPU that
+reads the same data folder). Compiling takes about a second, the first time
+only; ``make setup`` may do it ahead (``python -m engine.fastpath.kernels.build``).
+Anything that goes wrong (no compiler, a failed build, a CPU without AVX-512
+VNNI) leaves ``load()`` returning None with the reason in ``reason()``: the
+linears then keep torch's kernels. ``HEARTH_KERNELS=0`` turns the kernels off,
+``HEARTH_KERNELS=generic`` runs their plain C path (tests: the other ISA path).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("gemv.c")
+FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=gnu11")
+OPENMP = "-fopenmp"
+ISA_NAMES = {0: "generic C", 2: "AVX-512 VNNI"}
+COMPILE_TIMEOUT = 120  # seconds
+
+_state: dict = {}  # "lib" (ctypes.CDLL or None), "reason", "isa"
+_compiled: dict[str, Path] = {}  # cache key -> the library this process built or found (any data folder)
+
+
+def compiler() -> str | None:
+    """The C compiler: ``CC`` if set, else the system's ``cc`` / ``gcc`` / ``clang``."""
+    if os.environ.get("CC"):
+        return shutil.which(os.environ["CC"])
+    return next((path for name in ("cc", "gcc", "clang") if (path := shutil.which(name))), None)
+
+
+def cpu_signature() -> str:
+    """What ``-march=native`` depends on: the CPU's model and feature flags."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+        keep = [line for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "model name")]
+        return "\n".join(sorted(set(keep)))
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+def cache_key(cc: str, flags: tuple[str, ...]) -> str:
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    digest = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(flags).encode(), version.encode(), cpu_signature().encode()):
+        digest.update(part)
+        digest.update(b"\0")
+    return digest.hexdigest()[:20]
+
+
+def build(directory: Path, cc: str | None = None, reuse: bool = True) -> Path:
+    """The compiled library under ``directory`` (compiled now if missing; with ``reuse``, one this process
+    already has elsewhere, e.g. under another test's data folder). Raises RuntimeError on failure."""
+    cc = cc or compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (cc, gcc or clang; set CC)")
+    errors = []
+    for flags in (FLAGS + (OPENMP,), FLAGS):  # without OpenMP the kernels run on one thread
+        try:
+            key = cache_key(cc, flags)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise RuntimeError(f"{cc} --version failed: {exc}") from exc
+        target = directory / f"gemv-{key}.so"
+        if target.exists():
+            return target
+        if reuse and key in _compiled and _compiled[key].exists():
+            return _compiled[key]
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gemv-", suffix=".so")
+        os.close(fd)
+        try:
+            run = subprocess.run([cc, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
+                                 timeout=COMPILE_TIMEOUT)
+            if run.returncode == 0:
+                os.replace(tmp, target)  # atomic: another process may be building the same file
+                _compiled[key] = target
+                return target
+            errors.append(run.stderr.strip().splitlines()[-1:] or [f"exit {run.returncode}"])
+        except (OSError, subprocess.SubprocessError) as exc:
+            errors.append([str(exc)])
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    raise RuntimeError(f"{cc} could not compile {SOURCE.name}: {errors[0][0]}")
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    lib.hearth_int4_gemv.argtypes = [p, i32, p, p, p, p, i64, i64, i64, i32, i32]
+    lib.hearth_int8_gemv.argtypes = [p, i32, p, p, p, p, i64, i64, i32, i32]
+    for fn in (lib.hearth_int4_gemv, lib.hearth_int8_gemv, lib.hearth_gemv_isa, lib.hearth_gemv_openmp):
+        fn.restype = ctypes.c_int
+    return lib
+
+
+def load() -> ctypes.CDLL | None:
+    """The kernels' library, built and loaded once per process; None (and ``reason()``) where they cannot run."""
+    if "lib" in _state:
+        return _state["lib"]
+    lib, reason, isa = None, "", 0
+    choice = os.environ.get("HEARTH_KERNELS", "1").strip().lower()
+    if choice in ("0", "off", "torch"):
+        reason = "HEARTH_KERNELS=0"
+    else:
+        try:
+            import torch  # noqa: F401  (its libgomp first: the library then shares torch's OpenMP runtime)
+
+            from engine.paths import subdir
+
+            lib = _declare(ctypes.CDLL(str(build(subdir("kernels")))))
+            isa = lib.hearth_gemv_isa()
+            if choice == "generic":
+                isa = 0
+            elif isa < 2:
+                lib, reason = None, "this CPU has no AVX-512 VNNI/VBMI (torch's kernels are faster than plain C)"
+        except Exception as exc:  # never fatal: torch's kernels stay
+            lib, reason = None, str(exc)
+    if lib is None:
+        log.info("one-row int4/int8 matmuls on torch's kernels: %s", reason)
+    _state.update(lib=lib, reason=reason, isa=isa)
+    return lib
+
+
+def isa() -> int:
+    """The ISA path the kernels run (0 generic C, 2 AVX-512 VNNI); meaningful when ``load()`` is not None."""
+    load()
+    return _state["isa"]
+
+
+def reason() -> str:
+    """Why the kernels do not run ('' when they do)."""
+    load()
+    return _state["reason"]
+
+
+def describe() -> str:
+    """Which kernel one-row int4/int8 matmuls run, in words (the bench and the status say it)."""
+    lib = load()
+    if lib is None:
+        return f"torch's kernels ({reason()})"
+    threads = "" if lib.hearth_gemv_openmp() else ", one thread (no OpenMP)"
+    return f"Hearth's {ISA_NAMES.get(isa(), '?')} kernels, int8 activations per 32{threads}"
+
+
+def reset() -> None:
+    """Choose again at the next ``load()`` (tests: another HEARTH_KERNELS or a missing compiler)."""
+    _state.clear()
+
+
+if __name__ == "__main__":  # make setup: build ahead of the first start
+    logging.basicConfig(level=logging.INFO)
+    print(describe())

@@ -1,0 +1,434 @@
+/* One-row (decode) matmuls over Hearth's packed weights: y[n] = sum_k W[n, k] x[k] (+ b[n]).
+ *
+ * What llama.cpp does for one row (ggml/src/ggml-cpu/arch/x86/quants.c: quantize_row_q8_0/q8_1,
+ * ggml_vec_dot_q4_1_q8_1, ggml_vec_dot_q8_0_q8_0; MIT licence, (c) the ggml authors): the activation row
+ * is rounded to int8 with one fp32 scale per block of 32 inputs, then the weights are multiplied with
+ * integer dot products (AVX-512 VNNI vpdpbusd here) and each block's integer sum is scaled in fp32.
+ * The weights are read in the layouts torch's own kernels use, so there is no second copy of them:
+ *
+ * int4 (Int4 in engine/fastpath/linear.py, torch's CPU int4 layout): p [Npad, K/2] uint8 viewed as
+ *   [Npad/64, K, 32]: for row block b and input k, byte j holds row 64b+j in its low nibble and row
+ *   64b+32+j in its high one; sz [K/32, Npad, 2] bf16 is (scale, zero) with w = (q - 8) * scale + zero.
+ * int8 (Int8): q [N, K] int8 row-major, s [N] bf16 row scales, w = q * s.
+ *
+ * x is fp32 or bf16 [K] (K a multiple of 32), y fp32 [N], b bf16 [N] or NULL. Plain C, no torch headers;
+ * OpenMP splits rows between threads (the process's one libgomp: torch's). isa: 0 generic C, 2 AVX-512
+ * (F, BW, VL, VNNI, VBMI), used only when compiled in (hearth_gemv_isa()).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
+    defined(__AVX512VBMI__)
+#define HEARTH_AVX512 1
+#include <immintrin.h>
+#endif
+
+#define GROUP 32
+/* This machine's hardware prefetcher barely helps a weight stream (the int8 output matrix ran at 9 GB/s
+ * without these software prefetches, 34-42 GB/s with them): each kernel asks for the bytes it will read
+ * a few KB ahead. Prefetching past the end of a tensor is harmless (a prefetch never faults). */
+#ifndef PF4
+#define PF4 0 /* int4: bytes ahead in the packed stream (0: none) */
+#endif
+#ifndef PF8
+#define PF8 2 /* int8: blocks of 4 rows ahead */
+#endif
+
+int hearth_gemv_isa(void) {
+#ifdef HEARTH_AVX512
+    return 2;
+#else
+    return 0;
+#endif
+}
+
+int hearth_gemv_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static inline float bf16_to_f32(uint16_t v) {
+    uint32_t u = (uint32_t)v << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* The activation row as int8 blocks: xq [K], one scale per block dx [K/32], xs [K/32] = dx * sum(xq). */
+typedef struct {
+    int8_t *xq;
+    float *dx;
+    float *xs;
+    float *dlane; /* [K/4]: the scale of the block each 4-input lane of a vpdpbusd falls in */
+    float total;  /* sum over blocks of dx * sum(xq) */
+    int64_t cap;
+} Quantized;
+
+static _Thread_local Quantized tq;
+
+static int reserve(int64_t k) {
+    if (k <= tq.cap)
+        return 0;
+    free(tq.xq);
+    free(tq.dx);
+    free(tq.xs);
+    free(tq.dlane);
+    tq.xq = aligned_alloc(64, (size_t)((k + 63) / 64 * 64));
+    tq.dx = malloc(sizeof(float) * (size_t)(k / GROUP + 1));
+    tq.xs = malloc(sizeof(float) * (size_t)(k / GROUP + 1));
+    tq.dlane = malloc(sizeof(float) * (size_t)(k / 4 + 16));
+    if (!tq.xq || !tq.dx || !tq.xs || !tq.dlane) {
+        tq.cap = 0;
+        return -1;
+    }
+    tq.cap = k;
+    return 0;
+}
+
+static inline float x_at(const void *x, int bf16, int64_t i) {
+    return bf16 ? bf16_to_f32(((const uint16_t *)x)[i]) : ((const float *)x)[i];
+}
+
+static void quantize_generic(const void *x, int bf16, int64_t k) {
+    float total = 0.0f;
+    for (int64_t g = 0; g < k / GROUP; g++) {
+        float amax = 0.0f;
+        for (int i = 0; i < GROUP; i++)
+            amax = fmaxf(amax, fabsf(x_at(x, bf16, g * GROUP + i)));
+        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int i = 0; i < GROUP; i++) {
+            int v = (int)nearbyintf(x_at(x, bf16, g * GROUP + i) * id);
+            tq.xq[g * GROUP + i] = (int8_t)v;
+            sum += v;
+        }
+        tq.dx[g] = d;
+        tq.xs[g] = d * (float)sum;
+        total += tq.xs[g];
+    }
+    for (int64_t l = 0; l < k / 4; l++)
+        tq.dlane[l] = tq.dx[l * 4 / GROUP];
+    tq.total = total;
+}
+
+#ifdef HEARTH_AVX512
+static inline __m512 load16(const void *x, int bf16, int64_t i) {
+    if (bf16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)x + i));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    return _mm512_loadu_ps((const float *)x + i);
+}
+
+static void quantize_avx512(const void *x, int bf16, int64_t k) {
+    float total = 0.0f;
+    const __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t g = 0; g < k / GROUP; g++) {
+        __m512 a = load16(x, bf16, g * GROUP), b = load16(x, bf16, g * GROUP + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(a, sign), _mm512_and_ps(b, sign)));
+        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        __m512 s = _mm512_set1_ps(id);
+        /* cvtps rounds to nearest even (MXCSR's default), as nearbyintf does */
+        __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, s)), qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, s));
+        _mm_storeu_si128((__m128i *)(tq.xq + g * GROUP), _mm512_cvtsepi32_epi8(qa));
+        _mm_storeu_si128((__m128i *)(tq.xq + g * GROUP + 16), _mm512_cvtsepi32_epi8(qb));
+        int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+        tq.dx[g] = d;
+        tq.xs[g] = d * (float)sum;
+        total += tq.xs[g];
+    }
+    for (int64_t l = 0; l < k / 4; l++)
+        tq.dlane[l] = tq.dx[l * 4 / GROUP];
+    tq.total = total;
+}
+#endif
+
+/* ---- int4 ------------------------------------------------------------------------------------------- */
+
+/* 64 rows of block b (out[64]) over all K inputs, plain C. */
+static void int4_block_generic(const Quantized *Q, const uint8_t *P, const uint16_t *sz, int64_t npad, int64_t row0, int64_t k,
+                               float *out) {
+    for (int r = 0; r < 64; r++)
+        out[r] = 0.0f;
+    for (int64_t g = 0; g < k / GROUP; g++) {
+        int32_t acc[64] = {0};
+        for (int i = 0; i < GROUP; i++) {
+            const uint8_t *row = P + (g * GROUP + i) * 32;
+            int32_t xv = Q->xq[g * GROUP + i];
+            for (int j = 0; j < 32; j++) {
+                acc[j] += (row[j] & 15) * xv;
+                acc[j + 32] += (row[j] >> 4) * xv;
+            }
+        }
+        const uint16_t *s = sz + (g * npad + row0) * 2;
+        float dx = Q->dx[g], xs = Q->xs[g];
+        for (int r = 0; r < 64; r++) {
+            float scale = bf16_to_f32(s[2 * r]), zero = bf16_to_f32(s[2 * r + 1]);
+            out[r] += scale * ((float)acc[r] * dx - 8.0f * xs) + zero * xs;
+        }
+    }
+}
+
+#ifdef HEARTH_AVX512
+static void int4_block_avx512(const Quantized *Q, const uint8_t *P, const uint16_t *sz, int64_t npad, int64_t row0, int64_t k,
+                              float *out) {
+    /* Four inputs k..k+3 of 64 rows are 128 bytes (two vectors A: k, k+1 and B: k+2, k+3, 32 bytes each).
+     * vpermt2b gathers, for 16 rows, each row's four nibbles into one 32-bit lane, so vpdpbusd can sum
+     * q[row, k..k+3] * xq[k..k+3] into that row's lane. */
+    const __m512i idx0 = _mm512_set_epi8(
+        111, 79, 47, 15, 110, 78, 46, 14, 109, 77, 45, 13, 108, 76, 44, 12, 107, 75, 43, 11, 106, 74, 42, 10,
+        105, 73, 41, 9, 104, 72, 40, 8, 103, 71, 39, 7, 102, 70, 38, 6, 101, 69, 37, 5, 100, 68, 36, 4, 99, 67,
+        35, 3, 98, 66, 34, 2, 97, 65, 33, 1, 96, 64, 32, 0);
+    const __m512i idx1 = _mm512_add_epi8(idx0, _mm512_set1_epi8(16));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
+    __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+    for (int64_t g = 0; g < k / GROUP; g++) {
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        const uint8_t *pg = P + g * GROUP * 32;
+        const int8_t *xg = Q->xq + g * GROUP;
+        _mm_prefetch((const char *)(sz + ((g + 2) * npad + row0) * 2), _MM_HINT_T0);
+        _mm_prefetch((const char *)(sz + ((g + 2) * npad + row0) * 2 + 32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(sz + ((g + 2) * npad + row0) * 2 + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(sz + ((g + 2) * npad + row0) * 2 + 96), _MM_HINT_T0);
+        for (int t = 0; t < GROUP / 4; t++) {
+            __m512i A = _mm512_loadu_si512(pg + t * 128), B = _mm512_loadu_si512(pg + t * 128 + 64);
+#if PF4 > 0
+            _mm_prefetch((const char *)(pg + t * 128 + PF4), _MM_HINT_T0);
+            _mm_prefetch((const char *)(pg + t * 128 + PF4 + 64), _MM_HINT_T0);
+#endif
+            int32_t x4;
+            memcpy(&x4, xg + 4 * t, 4);
+            __m512i xb = _mm512_set1_epi32(x4);
+            __m512i AL = _mm512_and_si512(A, m4), BL = _mm512_and_si512(B, m4);
+            __m512i AH = _mm512_and_si512(_mm512_srli_epi16(A, 4), m4);
+            __m512i BH = _mm512_and_si512(_mm512_srli_epi16(B, 4), m4);
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_permutex2var_epi8(AL, idx0, BL), xb);
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_permutex2var_epi8(AL, idx1, BL), xb);
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_permutex2var_epi8(AH, idx0, BH), xb);
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_permutex2var_epi8(AH, idx1, BH), xb);
+        }
+        /* sum_k w x = dx * (scale * (sum q xq - 8 sum xq) + zero * sum xq) */
+        const uint16_t *s = sz + (g * npad + row0) * 2;
+        const __m512 dx = _mm512_set1_ps(Q->dx[g]), xs = _mm512_set1_ps(Q->xs[g]);
+        const __m512 xs8 = _mm512_set1_ps(8.0f * Q->xs[g]);
+#define HEARTH_SCALE(o, a, r)                                                                                  \
+    do {                                                                                                       \
+        __m512i v = _mm512_loadu_si512(s + 32 * (r));                                                          \
+        __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));                                          \
+        __m512 zero = _mm512_castsi512_ps(_mm512_and_si512(v, hi16));                                          \
+        o = _mm512_fmadd_ps(scale, _mm512_fmsub_ps(_mm512_cvtepi32_ps(a), dx, xs8), o);                        \
+        o = _mm512_fmadd_ps(zero, xs, o);                                                                      \
+    } while (0)
+        HEARTH_SCALE(o0, a0, 0);
+        HEARTH_SCALE(o1, a1, 1);
+        HEARTH_SCALE(o2, a2, 2);
+        HEARTH_SCALE(o3, a3, 3);
+#undef HEARTH_SCALE
+    }
+    _mm512_storeu_ps(out, o0);
+    _mm512_storeu_ps(out + 16, o1);
+    _mm512_storeu_ps(out + 32, o2);
+    _mm512_storeu_ps(out + 48, o3);
+}
+#endif
+
+static void int4_blocks(const Quantized *Q, const uint8_t *p, const uint16_t *sz, const uint16_t *bias, float *y, int64_t n_out,
+                        int64_t npad, int64_t k, int64_t b0, int64_t b1, int isa) {
+    float tmp[64];
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t row0 = b * 64;
+        float *out = row0 + 64 <= n_out ? y + row0 : tmp;
+        const uint8_t *P = p + row0 * (k / 2);
+#ifdef HEARTH_AVX512
+        if (isa >= 2)
+            int4_block_avx512(Q, P, sz, npad, row0, k, out);
+        else
+#endif
+            int4_block_generic(Q, P, sz, npad, row0, k, out);
+        int64_t rows = n_out - row0 < 64 ? n_out - row0 : 64;
+        if (out == tmp)
+            memcpy(y + row0, tmp, sizeof(float) * (size_t)rows);
+        if (bias)
+            for (int64_t r = 0; r < rows; r++)
+                y[row0 + r] += bf16_to_f32(bias[row0 + r]);
+    }
+}
+
+static int quantize(const void *x, int bf16, int64_t k, int isa) {
+    if (k % GROUP || reserve(k))
+        return -1;
+#ifdef HEARTH_AVX512
+    if (isa >= 2) {
+        quantize_avx512(x, bf16, k);
+        return 0;
+    }
+#endif
+    (void)isa;
+    quantize_generic(x, bf16, k);
+    return 0;
+}
+
+/* Splits [0, count) into n_threads even parts; part t is [*lo, *hi). */
+static void part(int64_t count, int t, int n, int64_t *lo, int64_t *hi) {
+    *lo = count * t / n;
+    *hi = count * (t + 1) / n;
+}
+
+/* The activation is quantized on the calling thread; the thread-local buffer is shared with the team. */
+int hearth_int4_gemv(const void *x, int x_bf16, const uint8_t *p, const uint16_t *sz, const uint16_t *bias,
+                     float *y, int64_t n_out, int64_t npad, int64_t k, int n_threads, int isa) {
+    if (npad % 64 || quantize(x, x_bf16, k, isa))
+        return -1;
+    const Quantized *Q = &tq; /* this thread's: the team's threads have their own tq */
+    int64_t blocks = npad / 64;
+    if (n_threads > blocks)
+        n_threads = (int)blocks;
+    if (n_threads <= 1) {
+        int4_blocks(Q, p, sz, bias, y, n_out, npad, k, 0, blocks, isa);
+        return 0;
+    }
+#pragma omp parallel num_threads(n_threads)
+    {
+#ifdef _OPENMP
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+#else
+        int t = 0, n = 1;
+#endif
+        int64_t lo, hi;
+        part(blocks, t, n, &lo, &hi);
+        int4_blocks(Q, p, sz, bias, y, n_out, npad, k, lo, hi, isa);
+    }
+    return 0;
+}
+
+/* ---- int8 ------------------------------------------------------------------------------------------- */
+
+static void int8_rows_generic(const Quantized *Q, const int8_t *q, const uint16_t *s, const uint16_t *bias, float *y, int64_t k,
+                              int64_t r0, int64_t r1) {
+    for (int64_t n = r0; n < r1; n++) {
+        const int8_t *row = q + n * k;
+        float acc = 0.0f;
+        for (int64_t g = 0; g < k / GROUP; g++) {
+            int32_t sum = 0;
+            for (int i = 0; i < GROUP; i++)
+                sum += (int32_t)row[g * GROUP + i] * Q->xq[g * GROUP + i];
+            acc += (float)sum * Q->dx[g];
+        }
+        y[n] = acc * bf16_to_f32(s[n]) + (bias ? bf16_to_f32(bias[n]) : 0.0f);
+    }
+}
+
+#ifdef HEARTH_AVX512
+/* vpdpbusd multiplies unsigned by signed bytes: the weights are flipped to q + 128 (xor 0x80) and
+ * 128 * sum over blocks of dx * sum(xq) taken off at the end (Q->total). */
+static void int8_rows_avx512(const Quantized *Q, const int8_t *q, const uint16_t *s, const uint16_t *bias, float *y, int64_t k,
+                             int64_t r0, int64_t r1) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const int64_t full = k / 64;
+    const int tail = (k % 64) != 0; /* 32 inputs left: the low half of a vector */
+    const __mmask64 tail_bytes = 0xffffffffull;
+    const float off = 128.0f * Q->total;
+    int64_t n = r0;
+#define HEARTH_DOT(acc, w, xv, dv)                                                                             \
+    acc = _mm512_fmadd_ps(                                                                                     \
+        _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(w, flip), xv)), dv, acc)
+#define FULL(ptr) _mm512_loadu_si512(ptr)
+#define TAIL(ptr) _mm512_maskz_loadu_epi8(tail_bytes, ptr)
+    for (; n + 4 <= r1; n += 4) {
+        const int8_t *w0 = q + n * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+        __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+        for (int64_t c = 0; c < full; c++) {
+            __m512i xv = _mm512_load_si512(Q->xq + 64 * c);
+            __m512 dv = _mm512_loadu_ps(Q->dlane + 16 * c);
+#if PF8 > 0
+            for (int j = 0; j < 4; j++) /* the rows PF8 blocks of 4 ahead */
+                _mm_prefetch((const char *)(w0 + PF8 * 4 * k + 256 * c + 64 * j), _MM_HINT_T0);
+#endif
+            HEARTH_DOT(c0, FULL(w0 + 64 * c), xv, dv);
+            HEARTH_DOT(c1, FULL(w1 + 64 * c), xv, dv);
+            HEARTH_DOT(c2, FULL(w2 + 64 * c), xv, dv);
+            HEARTH_DOT(c3, FULL(w3 + 64 * c), xv, dv);
+        }
+        if (tail) {
+            __m512i xv = _mm512_maskz_loadu_epi8(tail_bytes, Q->xq + 64 * full);
+            __m512 dv = _mm512_maskz_loadu_ps(0xff, Q->dlane + 16 * full);
+            HEARTH_DOT(c0, TAIL(w0 + 64 * full), xv, dv);
+            HEARTH_DOT(c1, TAIL(w1 + 64 * full), xv, dv);
+            HEARTH_DOT(c2, TAIL(w2 + 64 * full), xv, dv);
+            HEARTH_DOT(c3, TAIL(w3 + 64 * full), xv, dv);
+        }
+        y[n] = (_mm512_reduce_add_ps(c0) - off) * bf16_to_f32(s[n]);
+        y[n + 1] = (_mm512_reduce_add_ps(c1) - off) * bf16_to_f32(s[n + 1]);
+        y[n + 2] = (_mm512_reduce_add_ps(c2) - off) * bf16_to_f32(s[n + 2]);
+        y[n + 3] = (_mm512_reduce_add_ps(c3) - off) * bf16_to_f32(s[n + 3]);
+    }
+    for (; n < r1; n++) {
+        const int8_t *w0 = q + n * k;
+        __m512 c0 = _mm512_setzero_ps();
+        for (int64_t c = 0; c < full; c++) {
+            __m512i xv = _mm512_load_si512(Q->xq + 64 * c);
+            HEARTH_DOT(c0, FULL(w0 + 64 * c), xv, _mm512_loadu_ps(Q->dlane + 16 * c));
+        }
+        if (tail) {
+            __m512i xv = _mm512_maskz_loadu_epi8(tail_bytes, Q->xq + 64 * full);
+            HEARTH_DOT(c0, TAIL(w0 + 64 * full), xv, _mm512_maskz_loadu_ps(0xff, Q->dlane + 16 * full));
+        }
+        y[n] = (_mm512_reduce_add_ps(c0) - off) * bf16_to_f32(s[n]);
+    }
+#undef HEARTH_DOT
+#undef FULL
+#undef TAIL
+    if (bias)
+        for (n = r0; n < r1; n++)
+            y[n] += bf16_to_f32(bias[n]);
+}
+#endif
+
+static void int8_rows(const Quantized *Q, const int8_t *q, const uint16_t *s, const uint16_t *bias, float *y, int64_t k, int64_t r0,
+                      int64_t r1, int isa) {
+#ifdef HEARTH_AVX512
+    if (isa >= 2) {
+        int8_rows_avx512(Q, q, s, bias, y, k, r0, r1);
+        return;
+    }
+#endif
+    (void)isa;
+    int8_rows_generic(Q, q, s, bias, y, k, r0, r1);
+}
+
+int hearth_int8_gemv(const void *x, int x_bf16, const int8_t *q, const uint16_t *s, const uint16_t *bias, float *y,
+                     int64_t n_out, int64_t k, int n_threads, int isa) {
+    if (quantize(x, x_bf16, k, isa))
+        return -1;
+    const Quantized *Q = &tq; /* this thread's: the team's threads have their own tq */
+    int64_t chunks = (n_out + 15) / 16; /* rows handed out 16 at a time */
+    if (n_threads > chunks)
+        n_threads = (int)chunks;
+    if (n_threads <= 1) {
+        int8_rows(Q, q, s, bias, y, k, 0, n_out, isa);
+        return 0;
+    }
+#pragma omp parallel num_threads(n_threads)
+    {
+#ifdef _OPENMP
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+#else
+        int t = 0, n = 1;
+#endif
+        int64_t lo, hi;
+        part(chunks, t, n, &lo, &hi);
+        lo *= 16;
+        hi = hi * 16 < n_out ? hi * 16 : n_out;
+        int8_rows(Q, q, s, bias, y, k, lo, hi, isa);
+    }
+    return 0;
+}
