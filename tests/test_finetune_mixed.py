@@ -98,17 +98,46 @@ def test_dropout_masks_are_shared_only_by_modules_reading_the_same_tensor(tiny_m
     assert SharedDropout(0.5, None).eval()(x) is x  # evaluation: no dropout
 
 
-def test_fast_dropout_keeps_p_and_the_expectation_and_its_gradient_is_the_mask():
+@pytest.mark.parametrize("p", [0.05, 0.3])
+def test_fast_dropout_keeps_p_and_the_expectation_and_its_gradient_is_the_mask(p):
     torch.manual_seed(0)
     x = torch.ones(400, 1000, requires_grad=True)
-    y = fast_dropout(x, 0.05)
-    dropped = (y == 0).float().mean().item()
-    assert abs(dropped - 0.05) < 0.002
+    y = fast_dropout(x, p)
+    sigma = (p * (1 - p) / x.numel()) ** 0.5
+    assert abs((y == 0).float().mean().item() - p) < 5 * sigma  # p itself, not rounded
     assert abs(y.mean().item() - 1.0) < 0.01  # inverted dropout: the same expectation
-    assert torch.unique(y).tolist() == pytest.approx([0.0, 1 / 0.95])
+    assert torch.unique(y).tolist() == pytest.approx([0.0, 1 / (1 - p)])
     y.sum().backward()
     torch.testing.assert_close(x.grad, y.detach())  # d(sum)/dx is the scaled mask itself
-    assert not torch.equal(fast_dropout(x, 0.05), y)  # a new mask each call
+    assert not torch.equal(fast_dropout(x, p), y)  # a new mask each call
+
+
+def test_dropped_elements_are_independent_within_and_across_masks():
+    torch.manual_seed(1)
+    p, x = 0.1, torch.ones(1000, 1000)
+    a, b = (fast_dropout(x, p) == 0).float(), (fast_dropout(x, p) == 0).float()
+    n = x.numel()
+    both = p * p
+    tolerance = 5 * (both * (1 - both) / n) ** 0.5
+    assert abs((a * b).mean().item() - both) < tolerance  # two masks: independent
+    flat = a.view(-1)
+    assert abs((flat[1:] * flat[:-1]).mean().item() - both) < tolerance  # neighbours in one mask
+    assert abs((flat[2:] * flat[:-2]).mean().item() - both) < tolerance
+    per_row = a.sum(dim=1)  # each row a binomial count: its variance too
+    assert abs(per_row.var().item() / (1000 * p * (1 - p)) - 1) < 0.25
+    columns = a.mean(dim=0)  # no position favoured
+    assert (columns - p).abs().max().item() < 6 * (p * (1 - p) / 1000) ** 0.5
+
+
+def test_drop_positions_draw_again_when_the_first_draws_fall_short(monkeypatch):
+    from engine.finetune import mixed
+
+    # u = 0 everywhere makes every gap 1: the first draws cover only ~n·p elements, so it must go on.
+    monkeypatch.setattr(mixed.torch, "rand", lambda n, **kw: torch.zeros(n, dtype=torch.float64))
+    assert mixed._drop_positions(1000, 0.05, torch.device("cpu")).tolist() == list(range(1000))
+    monkeypatch.undo()
+    positions = mixed._drop_positions(10**6, 0.05, torch.device("cpu"))
+    assert bool((positions[1:] > positions[:-1]).all()) and 0 <= int(positions[0]) and int(positions[-1]) < 10**6
 
 
 def test_fused_lora_forward_matches_peft(tiny_model_dir):

@@ -9,12 +9,13 @@ small early updates of the adapters vanish (measured: +1.8 % validation loss aft
 they add to a float32 result. Autograd runs the backward matmuls of the frozen weights in bf16 too.
 
 LoRA dropout is also cheaper (it was 12 % of a step): the modules that read the same tensor (q, k
-and v; gate and up) share one mask, and the mask comes from 16 random bits per element drawn 64 at a
-time instead of one CPU random number per element (``bernoulli_``).
+and v; gate and up) share one mask, and the mask is the positions of the dropped elements, drawn as
+geometric gaps (about p random numbers per element instead of one, ``bernoulli_``), applied in one pass.
 """
 
 from __future__ import annotations
 
+import math
 import weakref
 from typing import Any
 
@@ -152,33 +153,52 @@ class DropoutMemo:
 
 
 def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Inverted dropout with ``p`` rounded to 1/65536 (0.05 → 0.050003), about 3× cheaper than F.dropout."""
+    """Inverted dropout, each element dropped independently with probability ``p``, ~3× cheaper than F.dropout."""
     return _Dropout.apply(x, p)
 
 
-def _drop_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
-    """True where an element is dropped: 16 random bits per element, below ``p`` × 65536."""
-    n = 1
-    for s in shape:
-        n *= s
-    # One 64-bit draw (the generator's full range: from the int64 minimum, no upper bound) gives four
-    # 16-bit numbers; CPU random numbers cost per draw, not per bit.
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-2**63, None)
-    return bits.view(torch.int16)[:n].view(shape) < (round(p * 65536) - 32768)
+def _drop_positions(n: int, p: float, device: torch.device) -> torch.Tensor:
+    """The sorted flat indices of the dropped elements of ``n``, each dropped independently with probability ``p``.
+
+    The gaps between dropped elements are geometric, drawn as ``floor(log(1 - U) / log(1 - p)) + 1`` from
+    uniform U: about n·p random numbers instead of one per element (CPU random numbers cost per draw, and
+    the generator runs on one thread: 1.2 ms for the 16-bit draws of one 4 × 256 × 576 mask, 0.4 ms this way).
+    """
+    if p <= 0:
+        return torch.empty(0, dtype=torch.int64, device=device)
+    log_keep = math.log1p(-p)
+    parts, start = [], 0  # start: the first element not decided yet
+    while start < n:
+        expected = (n - start) * p
+        draws = int(expected + 8 * math.sqrt(expected) + 16)  # enough but once in ~10¹⁵
+        u = torch.rand(draws, dtype=torch.float64, device=device)
+        gaps = torch.log1p(u.neg_()).div_(log_keep).floor_().add_(1)  # [draws], ≥ 1, P(gap > k) = (1 - p)^k
+        positions = gaps.cumsum_(0).add_(start - 1).to(torch.int64)  # exact: integers below 2^53
+        cut = int(torch.searchsorted(positions, n))
+        parts.append(positions[:cut])
+        start = n if cut < draws else int(positions[-1]) + 1
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _zeroed(x: torch.Tensor, scale: float, positions: torch.Tensor) -> torch.Tensor:
+    """``x · scale`` with the elements at ``positions`` (flat, row-major) set to zero: one pass over ``x``."""
+    out = torch.mul(x, scale).contiguous()
+    out.view(-1).index_fill_(0, positions, 0.0)
+    return out
 
 
 class _Dropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        drop = _drop_mask(x.shape, p, x.device)
+        positions = _drop_positions(x.numel(), p, x.device)  # int64, ~p × 8 bytes per element
         ctx.scale = 1.0 / (1.0 - p)
-        ctx.save_for_backward(drop)  # one byte per element
-        return torch.where(drop, 0.0, x).mul_(ctx.scale)  # where: ~2× faster than masked_fill_ here
+        ctx.save_for_backward(positions)
+        return _zeroed(x, ctx.scale, positions)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (drop,) = ctx.saved_tensors
-        return torch.where(drop, 0.0, grad).mul_(ctx.scale), None
+        (positions,) = ctx.saved_tensors
+        return _zeroed(grad, ctx.scale, positions), None
 
 
 def share_lora_dropout(model: nn.Module) -> int:
