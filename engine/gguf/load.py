@@ -8,6 +8,7 @@ once with one sentence and whatever was loaded before stays loaded.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +24,7 @@ from engine.fastpath.forward import LeanForward
 from engine.gguf import cache, memory
 from engine.gguf.metadata import ModelMeta, check_shapes, read_meta
 from engine.gguf.reader import GGUFFile, open_gguf
+from engine.gguf.tokenizer import build_tokenizer
 from engine.gguf.trim import fixed_mmap_threshold, trim
 
 if TYPE_CHECKING:
@@ -68,11 +70,10 @@ def load_gguf(path: str | Path, config: LoadConfig, *, on_progress: ProgressFn, 
         memory.check_fits(path, needed.total)
         cancel.raise_if_cancelled()
         on_progress(0.05, f"Reading the tokenizer of {path.name}…")
-        from engine.gguf.tokenizer import build_tokenizer
-
         tokenizer = build_tokenizer(f)
         quant = quant_label(f)
         f.drop_metadata()  # everything needed from it is read: free it before the weights are built
+        gc.collect()  # the builder's wrapper and vocabulary dicts sit in reference cycles
         trim()
         return _build(f, meta, tokenizer, needed, quant, config, name or path.stem, on_progress=on_progress,
                       cancel=cancel)
