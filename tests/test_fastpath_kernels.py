@@ -34,12 +34,15 @@ def isa(request, monkeypatch):
     build.reset()
 
 
-def _int4(n: int, k: int, bias: bool, seed: int = 0) -> Int4:
+def _int4(n: int, k: int, bias: bool, seed: int = 0, symmetric: bool = False) -> Int4:
+    """Q4_1-like groups (scale and offset), or Q4_0-like (offset -8 scale: sz keeps the scales only)."""
     g = torch.Generator().manual_seed(seed)
     q = torch.randint(0, 16, (n, k), dtype=torch.uint8, generator=g)
     scale = torch.rand(n, k // 32, generator=g) * 0.02 + 0.001
-    offset = -torch.rand(n, k // 32, generator=g) * 0.1
-    return Int4.from_groups(q, scale, offset, torch.randn(n, generator=g) if bias else None)
+    offset = -8 * scale if symmetric else -torch.rand(n, k // 32, generator=g) * 0.1
+    w = Int4.from_groups(q, scale, offset, torch.randn(n, generator=g) if bias else None)
+    assert w.sz.shape[-1] == (1 if symmetric else 2)
+    return w
 
 
 def _int8(n: int, k: int, bias: bool, seed: int = 0) -> Int8:
@@ -50,8 +53,8 @@ def _int8(n: int, k: int, bias: bool, seed: int = 0) -> Int8:
 def _exact4(w: Int4) -> torch.Tensor:
     """[out, K] fp64: (q - 8) * scale + zero without a bf16 rounding (``dequantized()`` gives bf16)."""
     q = unpack_int4(w.p)[:w.out].double() - 8
-    scale, zero = (t[:, :w.out].t().double().repeat_interleave(32, dim=1) for t in w.sz.unbind(-1))
-    return q * scale + zero
+    parts = [t[:, :w.out].t().double().repeat_interleave(32, dim=1) for t in w.sz.unbind(-1)]
+    return q * parts[0] + (parts[1] if len(parts) == 2 else 0)
 
 
 def _exact8(w: Int8) -> torch.Tensor:
@@ -82,10 +85,12 @@ def _check(y: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, x: torch.Te
     assert ((y[0].double() - exact).abs() <= bound * 1.001 + 1e-5 * scale + 1e-5).all()
 
 
-@pytest.mark.parametrize("n,k,bias", [(64, 32, False), (100, 96, True), (589, 576, True), (130, 1536, False)])
+@pytest.mark.parametrize("n,k,bias,symmetric", [(64, 32, False, False), (100, 96, True, False),
+                                                (589, 576, True, False), (130, 1536, False, False),
+                                                (100, 96, True, True), (589, 576, False, True)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_int4_kernel_is_the_dequantized_product(isa, n, k, bias, dtype):
-    w = _int4(n, k, bias)
+def test_int4_kernel_is_the_dequantized_product(isa, n, k, bias, symmetric, dtype):
+    w = _int4(n, k, bias, symmetric=symmetric)
     kernel = gemv.int4_kernel(w.p, w.sz, w.b, w.out)
     assert kernel is not None
     x = torch.randn(1, k).to(dtype)
@@ -126,6 +131,19 @@ def test_the_paths_agree_and_threads_change_nothing(monkeypatch):
     for other in results[1:]:  # summation order differs between paths: float rounding only
         assert torch.allclose(other[0], results[0][0], rtol=1e-4, atol=1e-4)
         assert torch.allclose(other[1], results[0][1], rtol=1e-4, atol=1e-4)
+
+
+def test_scales_only_weights_give_what_scale_and_zero_give():
+    """A Q4_0-like weight keeps sz [K / 32, N, 1]: prompts (torch's kernel, zeros added), rows and the
+    dequantized matrix agree with the same weight stored with explicit zero offsets."""
+    sym = _int4(130, 96, True, symmetric=True)
+    full = Int4(sym.p, torch.cat([sym.sz, torch.zeros_like(sym.sz)], dim=-1), sym.b, out=sym.out)
+    x = torch.randn(5, 96)
+    assert torch.equal(sym(x), full(x))
+    assert torch.equal(sym.dequantized(), full.dequantized())
+    ids = torch.tensor([0, 63, 64, 129])
+    assert torch.equal(sym.rows(ids), full.rows(ids))
+    assert torch.allclose(sym(x[:1]), full(x[:1]))
 
 
 def test_linears_use_the_kernel_for_one_row_only():

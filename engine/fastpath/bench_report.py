@@ -71,6 +71,9 @@ def _add_ratios(entries: list[dict]) -> None:
             e[key] = {"decode": _ratio(e["decode_tok_s"], ref["decode_tok_s"]),
                       "prompt": _ratio(e["prompt_tok_s"], ref["prompt_tok_s"]),
                       "perplexity_pct": round(100 * (e["perplexity"] / ref["perplexity"] - 1), 3)}
+            if "perplexity_decode" in e and "perplexity_decode" in ref:  # token by token, both sides
+                ratio = e["perplexity_decode"] / ref["perplexity_decode"]
+                e[key]["perplexity_decode_pct"] = round(100 * (ratio - 1), 3)
 
 
 def _memory_bound(report: dict) -> dict | None:
@@ -139,7 +142,9 @@ def format_report(r: dict) -> str:
     lines.append("decode and prompt in tokens/s; prompt = long prompt / TTFT")
     for e in r["systems"]:
         if "perplexity_decode" in e:
-            lines.append(f"{e['path']}: perplexity token by token (the decode route) {e['perplexity_decode']:.5g}")
+            vs = e.get("vs_llama_cpp", {}).get("perplexity_decode_pct")
+            lines.append(f"{e['path']}: perplexity token by token (the decode route) {e['perplexity_decode']:.5g}"
+                         + ("" if vs is None else f", {vs:+.2f} % vs llama.cpp token by token"))
     if r.get("kernels"):
         lines.append(f"one-row int4/int8 matmuls: {r['kernels']}")
     if r["llama_cpp"] != "ran":

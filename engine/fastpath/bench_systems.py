@@ -119,20 +119,25 @@ class LlamaCpp:
         end = time.perf_counter()
         return Run(tokens=tuple(out), ttft_s=first - start, rest_s=end - first)
 
-    def perplexity(self, ids: list[int]) -> float:
+    def perplexity(self, ids: list[int], one_at_a_time: bool = False) -> float:
         """llama.cpp's own logits for every position (a second context with logits_all; weights are shared)."""
         from llama_cpp import Llama  # type: ignore[import-not-found]
 
         scorer = Llama(model_path=str(self.gguf), n_ctx=self.context, n_threads=self.threads,
                        n_threads_batch=self.threads, n_batch=512, logits_all=True, verbose=False)
         try:
-            scorer.eval(ids)
+            for chunk in ([[token] for token in ids] if one_at_a_time else [ids]):
+                scorer.eval(chunk)
             logits = torch.from_numpy(scorer.scores[:len(ids)].copy()).float()
         finally:
             close = getattr(scorer, "close", None)
             if close is not None:
                 close()
         return _perplexity(logits, ids)
+
+    def decode_perplexity(self, ids: list[int]) -> float:
+        """The same text one token at a time: llama.cpp's decode route (its one-row matmuls)."""
+        return self.perplexity(ids, one_at_a_time=True)
 
 
 def _generate(lm: LoadedModel, decoder: Any, ids: list[int], new_tokens: int, cancel: CancelToken) -> Run:

@@ -186,7 +186,7 @@ def run_bench(config: BenchConfig, *, on_progress: Callable[[float, str], None] 
     for s in systems:
         cancel.raise_if_cancelled()
         ppl[s.name] = s.perplexity(text_ids)
-        if hasattr(s, "decode_perplexity"):  # Hearth's one-row kernels differ from its prompt route's
+        if hasattr(s, "decode_perplexity"):  # one-row kernels differ from the prompt route's (Hearth, llama.cpp)
             ppl_decode[s.name] = s.decode_perplexity(text_ids)
     memory = {}
     if config.memory:

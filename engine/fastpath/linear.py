@@ -145,6 +145,9 @@ class Int4:
     row 64 b + j in the low nibbles and row 64 b + 32 + j in the high ones (j < 32); ``sz`` [K / 32, N, 2]
     bf16 is (scale, zero) with w = (q - 8) * scale + zero. N is padded to a multiple of 64 with zero rows;
     ``out`` is the real N. Prompt chunks use the int4 kernel too (unlike Int8: unpacking is slower here).
+    Where every zero is 0 (Q4_0 files) ``sz`` is [K / 32, N, 1], the scales alone: a decode step then reads
+    18 bytes per 32 weights instead of 20 (the decode kernel is memory-bound), and prompts add the zeros
+    for torch's kernel per call.
     """
 
     __slots__ = ("p", "sz", "b", "out", "gemv")
@@ -172,7 +175,8 @@ class Int4:
             q = torch.cat([q, torch.full((pad, k), 8, dtype=torch.uint8)])
             scale = torch.cat([scale, torch.zeros(pad, scale.shape[1])])
             zero = torch.cat([zero, torch.zeros(pad, zero.shape[1])])
-        sz = torch.stack([scale.t(), zero.t()], dim=-1).to(torch.bfloat16).contiguous()  # [K / 32, N, 2]
+        parts = [scale.t()] if bool((zero == 0).all()) else [scale.t(), zero.t()]  # Q4_0: offset = -8 scale
+        sz = torch.stack(parts, dim=-1).to(torch.bfloat16).contiguous()  # [K / 32, N, 2 or 1]
         return cls(pack_int4(q), sz, None if b is None else b.to(torch.bfloat16), out=n)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,10 +188,19 @@ class Int4:
                 return kernel(x)  # fp32 [1, out], bias included
         # The int4 kernel for prompts too: unpacking to bf16 first was 2.4x (512 rows) to 30x (8 rows) slower
         # on an 8192 x 2048 matrix (bench/README.md, "GGUF direct").
-        y = torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.p, self.GROUP, self.sz)
+        y = torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.p, self.GROUP, self._pairs())
         if y.shape[1] != self.out:
             y = y[:, :self.out]
         return y if self.b is None else y.add_(self.b)
+
+    def _pairs(self) -> torch.Tensor:
+        """sz as torch's kernel takes it, [K / 32, N, 2] (scale, zero): zeros added where only scales are kept."""
+        return self.sz if self.sz.shape[-1] == 2 else torch.cat([self.sz, torch.zeros_like(self.sz)], dim=-1)
+
+    def _scale_zero(self, cols) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Columns ``cols`` (a slice or ids) of the scales and zeros, each [K / 32, len]; zero None when all 0."""
+        parts = self.sz[:, cols].unbind(-1)
+        return parts[0], parts[1] if len(parts) == 2 else None
 
     def dequantized(self) -> torch.Tensor:
         """[out, K] bf16."""
@@ -197,16 +210,18 @@ class Int4:
         """Rows start..stop-1 as bf16 [stop - start, K]; ``start`` is a multiple of 64 (a kernel row block)."""
         end = min(self.p.shape[0], -(-stop // self.ROWS) * self.ROWS)  # whole row blocks
         q = unpack_int4(self.p[start:end])[:stop - start].to(torch.bfloat16).sub_(8)
-        scale, zero = (t[:, start:stop].t().repeat_interleave(self.GROUP, dim=1) for t in self.sz.unbind(-1))
-        return q.mul_(scale).add_(zero)
+        scale, zero = self._scale_zero(slice(start, stop))
+        q.mul_(scale.t().repeat_interleave(self.GROUP, dim=1))
+        return q if zero is None else q.add_(zero.t().repeat_interleave(self.GROUP, dim=1))
 
     def rows(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows ``ids`` of the weight, fp32 [len(ids), K], read out of the packed layout."""
         K = self.p.shape[1] * 2
         packed = self.p.view(-1, K, 32)[ids // 64, :, ids % 32]  # [S, K]: the byte holding each row's value
         q = torch.where(((ids % 64) < 32)[:, None], packed & 15, packed >> 4).float().sub_(8)
-        scale, zero = (t[:, ids].t().float().repeat_interleave(self.GROUP, dim=1) for t in self.sz.unbind(-1))
-        return q.mul_(scale).add_(zero)
+        scale, zero = self._scale_zero(ids)
+        q.mul_(scale.t().float().repeat_interleave(self.GROUP, dim=1))
+        return q if zero is None else q.add_(zero.t().float().repeat_interleave(self.GROUP, dim=1))
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"p4": self.p, "sz": self.sz, "n": torch.tensor([self.out])} | \
@@ -253,7 +268,10 @@ def from_tensors(parts: dict[str, torch.Tensor]) -> Dense | Int8 | Int4 | Concat
         return Concat([from_tensors({k.split(".", 1)[1]: v for k, v in parts.items() if k.split(".", 1)[0] == str(i)})
                        for i in range(count)])
     if "p4" in parts:
-        return Int4(parts["p4"], parts["sz"], parts.get("b"), out=int(parts["n"][0]))
+        sz = parts["sz"]
+        if sz.shape[-1] == 2 and not bool(sz[..., 1].any()):  # a cache written while Q4_0 kept its zeros
+            sz = sz[..., :1].contiguous()
+        return Int4(parts["p4"], sz, parts.get("b"), out=int(parts["n"][0]))
     if "q" in parts:
         return Int8(parts["q"], parts["s"], parts.get("b"))
     return Dense(parts["w"], parts.get("b"))

@@ -50,7 +50,7 @@ def packed_bytes(qtype_name: str, shape: tuple[int, ...]) -> int:
     if len(shape) == 1:
         return n * 4  # norms and biases: fp32
     if qtype_name in INT4_NAMES:
-        return n // 2 + n // 32 * 4
+        return n // 2 + n // 32 * (2 if qtype_name == "Q4_0" else 4)  # Q4_0 keeps scales only (linear.Int4)
     if qtype_name in FLOAT_NAMES:
         return n * 2
     return n + rows * 2

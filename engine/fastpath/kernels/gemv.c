@@ -8,7 +8,8 @@
  *
  * int4 (Int4 in engine/fastpath/linear.py, torch's CPU int4 layout): p [Npad, K/2] uint8 viewed as
  *   [Npad/64, K, 32]: for row block b and input k, byte j holds row 64b+j in its low nibble and row
- *   64b+32+j in its high one; sz [K/32, Npad, 2] bf16 is (scale, zero) with w = (q - 8) * scale + zero.
+ *   64b+32+j in its high one; sz [K/32, Npad, 2] bf16 is (scale, zero) with w = (q - 8) * scale + zero,
+ *   or sz [K/32, Npad, 1] the scales alone where every zero is 0 (a symmetric file type: Q4_0).
  * int8 (Int8): q [N, K] int8 row-major, s [N] bf16 row scales, w = q * s.
  *
  * x is fp32 or bf16 [K] (K a multiple of 32), y fp32 [N], b bf16 [N] or NULL. Plain C, no torch headers;
@@ -154,8 +155,8 @@ static void quantize_avx512(const void *x, int bf16, int64_t k) {
 /* ---- int4 ------------------------------------------------------------------------------------------- */
 
 /* 64 rows of block b (out[64]) over all K inputs, plain C. */
-static void int4_block_generic(const Quantized *Q, const uint8_t *P, const uint16_t *sz, int64_t npad, int64_t row0, int64_t k,
-                               float *out) {
+static void int4_block_generic(const Quantized *Q, const uint8_t *P, const uint16_t *sz, int pairs, int64_t npad,
+                               int64_t row0, int64_t k, float *out) {
     for (int r = 0; r < 64; r++)
         out[r] = 0.0f;
     for (int64_t g = 0; g < k / GROUP; g++) {
@@ -168,18 +169,18 @@ static void int4_block_generic(const Quantized *Q, const uint8_t *P, const uint1
                 acc[j + 32] += (row[j] >> 4) * xv;
             }
         }
-        const uint16_t *s = sz + (g * npad + row0) * 2;
+        const uint16_t *s = sz + (g * npad + row0) * pairs;
         float dx = Q->dx[g], xs = Q->xs[g];
         for (int r = 0; r < 64; r++) {
-            float scale = bf16_to_f32(s[2 * r]), zero = bf16_to_f32(s[2 * r + 1]);
+            float scale = bf16_to_f32(s[pairs * r]), zero = pairs == 2 ? bf16_to_f32(s[2 * r + 1]) : 0.0f;
             out[r] += scale * ((float)acc[r] * dx - 8.0f * xs) + zero * xs;
         }
     }
 }
 
 #ifdef HEARTH_AVX512
-static void int4_block_avx512(const Quantized *Q, const uint8_t *P, const uint16_t *sz, int64_t npad, int64_t row0, int64_t k,
-                              float *out) {
+static void int4_block_avx512(const Quantized *Q, const uint8_t *P, const uint16_t *sz, int pairs, int64_t npad,
+                              int64_t row0, int64_t k, float *out) {
     /* Four inputs k..k+3 of 64 rows are 128 bytes (two vectors A: k, k+1 and B: k+2, k+3, 32 bytes each).
      * vpermt2b gathers, for 16 rows, each row's four nibbles into one 32-bit lane, so vpdpbusd can sum
      * q[row, k..k+3] * xq[k..k+3] into that row's lane. */
@@ -195,10 +196,8 @@ static void int4_block_avx512(const Quantized *Q, const uint8_t *P, const uint16
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
         const uint8_t *pg = P + g * GROUP * 32;
         const int8_t *xg = Q->xq + g * GROUP;
-        _mm_prefetch((const char *)(sz + ((g + 2) * npad + row0) * 2), _MM_HINT_T0);
-        _mm_prefetch((const char *)(sz + ((g + 2) * npad + row0) * 2 + 32), _MM_HINT_T0);
-        _mm_prefetch((const char *)(sz + ((g + 2) * npad + row0) * 2 + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(sz + ((g + 2) * npad + row0) * 2 + 96), _MM_HINT_T0);
+        for (int line = 0; line < 2 * pairs; line++)
+            _mm_prefetch((const char *)(sz + ((g + 2) * npad + row0) * pairs + 32 * line), _MM_HINT_T0);
         for (int t = 0; t < GROUP / 4; t++) {
             __m512i A = _mm512_loadu_si512(pg + t * 128), B = _mm512_loadu_si512(pg + t * 128 + 64);
 #if PF4 > 0
@@ -217,16 +216,21 @@ static void int4_block_avx512(const Quantized *Q, const uint8_t *P, const uint16
             a3 = _mm512_dpbusd_epi32(a3, _mm512_permutex2var_epi8(AH, idx1, BH), xb);
         }
         /* sum_k w x = dx * (scale * (sum q xq - 8 sum xq) + zero * sum xq) */
-        const uint16_t *s = sz + (g * npad + row0) * 2;
+        const uint16_t *s = sz + (g * npad + row0) * pairs;
         const __m512 dx = _mm512_set1_ps(Q->dx[g]), xs = _mm512_set1_ps(Q->xs[g]);
         const __m512 xs8 = _mm512_set1_ps(8.0f * Q->xs[g]);
+        /* pairs 2: (scale, zero) per row; 1: scales only (a symmetric weight, e.g. Q4_0: every zero is 0) */
 #define HEARTH_SCALE(o, a, r)                                                                                  \
     do {                                                                                                       \
-        __m512i v = _mm512_loadu_si512(s + 32 * (r));                                                          \
-        __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));                                          \
-        __m512 zero = _mm512_castsi512_ps(_mm512_and_si512(v, hi16));                                          \
-        o = _mm512_fmadd_ps(scale, _mm512_fmsub_ps(_mm512_cvtepi32_ps(a), dx, xs8), o);                        \
-        o = _mm512_fmadd_ps(zero, xs, o);                                                                      \
+        __m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(a), dx, xs8);                                            \
+        if (pairs == 2) {                                                                                      \
+            __m512i v = _mm512_loadu_si512(s + 32 * (r));                                                      \
+            o = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), t, o);                          \
+            o = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, hi16)), xs, o);                        \
+        } else {                                                                                               \
+            __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + 16 * (r))));             \
+            o = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), t, o);                          \
+        }                                                                                                      \
     } while (0)
         HEARTH_SCALE(o0, a0, 0);
         HEARTH_SCALE(o1, a1, 1);
@@ -241,8 +245,8 @@ static void int4_block_avx512(const Quantized *Q, const uint8_t *P, const uint16
 }
 #endif
 
-static void int4_blocks(const Quantized *Q, const uint8_t *p, const uint16_t *sz, const uint16_t *bias, float *y, int64_t n_out,
-                        int64_t npad, int64_t k, int64_t b0, int64_t b1, int isa) {
+static void int4_blocks(const Quantized *Q, const uint8_t *p, const uint16_t *sz, int pairs, const uint16_t *bias,
+                        float *y, int64_t n_out, int64_t npad, int64_t k, int64_t b0, int64_t b1, int isa) {
     float tmp[64];
     for (int64_t b = b0; b < b1; b++) {
         int64_t row0 = b * 64;
@@ -250,10 +254,10 @@ static void int4_blocks(const Quantized *Q, const uint8_t *p, const uint16_t *sz
         const uint8_t *P = p + row0 * (k / 2);
 #ifdef HEARTH_AVX512
         if (isa >= 2)
-            int4_block_avx512(Q, P, sz, npad, row0, k, out);
+            int4_block_avx512(Q, P, sz, pairs, npad, row0, k, out);
         else
 #endif
-            int4_block_generic(Q, P, sz, npad, row0, k, out);
+            int4_block_generic(Q, P, sz, pairs, npad, row0, k, out);
         int64_t rows = n_out - row0 < 64 ? n_out - row0 : 64;
         if (out == tmp)
             memcpy(y + row0, tmp, sizeof(float) * (size_t)rows);
@@ -284,16 +288,16 @@ static void part(int64_t count, int t, int n, int64_t *lo, int64_t *hi) {
 }
 
 /* The activation is quantized on the calling thread; the thread-local buffer is shared with the team. */
-int hearth_int4_gemv(const void *x, int x_bf16, const uint8_t *p, const uint16_t *sz, const uint16_t *bias,
+int hearth_int4_gemv(const void *x, int x_bf16, const uint8_t *p, const uint16_t *sz, int pairs, const uint16_t *bias,
                      float *y, int64_t n_out, int64_t npad, int64_t k, int n_threads, int isa) {
-    if (npad % 64 || quantize(x, x_bf16, k, isa))
+    if (npad % 64 || (pairs != 1 && pairs != 2) || quantize(x, x_bf16, k, isa))
         return -1;
     const Quantized *Q = &tq; /* this thread's: the team's threads have their own tq */
     int64_t blocks = npad / 64;
     if (n_threads > blocks)
         n_threads = (int)blocks;
     if (n_threads <= 1) {
-        int4_blocks(Q, p, sz, bias, y, n_out, npad, k, 0, blocks, isa);
+        int4_blocks(Q, p, sz, pairs, bias, y, n_out, npad, k, 0, blocks, isa);
         return 0;
     }
 #pragma omp parallel num_threads(n_threads)
@@ -305,7 +309,7 @@ int hearth_int4_gemv(const void *x, int x_bf16, const uint8_t *p, const uint16_t
 #endif
         int64_t lo, hi;
         part(blocks, t, n, &lo, &hi);
-        int4_blocks(Q, p, sz, bias, y, n_out, npad, k, lo, hi, isa);
+        int4_blocks(Q, p, sz, pairs, bias, y, n_out, npad, k, lo, hi, isa);
     }
     return 0;
 }

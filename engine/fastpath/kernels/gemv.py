@@ -45,14 +45,16 @@ class _Kernel:
 
 
 def int4_kernel(p: torch.Tensor, sz: torch.Tensor, b: torch.Tensor | None, out: int) -> _Kernel | None:
-    """p [Npad, K / 2] uint8 and sz [K / 32, Npad, 2] bf16 in torch's CPU int4 layout (linear.Int4)."""
+    """p [Npad, K / 2] uint8 and sz [K / 32, Npad, 2] bf16 in torch's CPU int4 layout (linear.Int4); sz
+    [K / 32, Npad, 1]: scales only, every zero 0."""
     lib = build.load()
     npad, k = p.shape[0], p.shape[1] * 2
     if lib is None or p.device.type != "cpu" or p.dtype != torch.uint8 or sz.dtype != torch.bfloat16 \
             or not (p.is_contiguous() and sz.is_contiguous()) or npad % 64 or k % 32 \
-            or tuple(sz.shape) != (k // 32, npad, 2) or not _bias_ok(b, out):
+            or sz.dim() != 3 or tuple(sz.shape[:2]) != (k // 32, npad) or sz.shape[2] not in (1, 2) \
+            or not _bias_ok(b, out):
         return None
-    return _Kernel(lib.hearth_int4_gemv, (p.data_ptr(), sz.data_ptr(), _bf16_ptr(b)), (out, npad, k), out,
+    return _Kernel(lib.hearth_int4_gemv, (p.data_ptr(), sz.data_ptr(), sz.shape[2], _bf16_ptr(b)), (out, npad, k), out,
                    (p, sz, b))
 
 
