@@ -140,19 +140,27 @@ def test_drop_positions_draw_again_when_the_first_draws_fall_short(monkeypatch):
     assert bool((positions[1:] > positions[:-1]).all()) and 0 <= int(positions[0]) and int(positions[-1]) < 10**6
 
 
-def test_fused_lora_forward_matches_peft(tiny_model_dir):
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_fused_lora_forward_matches_peft(tiny_model_dir, dropout):
+    """The LoRA sum in one addmm, and the A matrices of q/k/v and gate/up in one matmul each: peft's numbers."""
     def run(fused):
         torch.manual_seed(0)
-        model = _lora(_load(tiny_model_dir), dropout=0.0)
+        model = _lora(_load(tiny_model_dir), dropout=dropout)
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 nn.init.normal_(p, std=0.1)  # non-zero, so the adapters change the output
+        share_lora_dropout(model)  # both runs: the same masks from the same seed
         if fused:
             assert fuse_lora_forward(model) == 14
             assert any(isinstance(m, FusedLoraLinear) for m in model.modules())
+            attention = model.base_model.model.model.layers[0].self_attn
+            assert attention.q_proj._hearth_siblings is attention.v_proj._hearth_siblings
+            assert getattr(attention.o_proj, "_hearth_siblings", None) is None
         model.train()
         ids = _ids()
         out = model(input_ids=ids, labels=ids)
+        if fused:  # q, k and v took their columns of one product
+            assert attention.q_proj._hearth_siblings._output().shape[-1] == 3 * 4
         out.loss.backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
         return out.logits.detach(), grads
@@ -388,3 +396,22 @@ def test_prepare_model_fixes_the_heap_only_for_a_lean_run(tiny_model_dir, tmp_pa
                                       gradient_checkpointing=checkpointing))
     _prepare_model(_load(tiny_model_dir, torch.bfloat16), job)
     assert calls == ([1] if checkpointing else [])  # a tiny model is far from this machine's free memory
+
+
+def test_fused_rms_norm_gives_the_models_own_numbers_and_gradients(tiny_model_dir):
+    from engine.finetune.mixed import FusedRMSNormMixin
+
+    model = to_mixed_precision(_load(tiny_model_dir, torch.bfloat16))
+    norms = [m for m in model.modules() if isinstance(m, FusedRMSNormMixin)]
+    assert len(norms) == 2 * 2 + 1  # two per decoder layer and the final one
+    norm = norms[0]
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(2, 7, norm.weight.shape[0], requires_grad=True)
+    y = norm(x)
+    own = type(norm).__mro__[2].forward(norm, x)  # the model's own class, after the mixin
+    torch.testing.assert_close(y, own)
+    g = torch.randn_like(y)
+    (fused,) = torch.autograd.grad(y, x, g)
+    (reference,) = torch.autograd.grad(own, x, g)
+    torch.testing.assert_close(fused, reference)

@@ -69,8 +69,40 @@ def to_mixed_precision(model: nn.Module) -> nn.Module:
             if buffer.is_floating_point():
                 setattr(module, name, buffer.to(COMPUTE))
     model.config.use_cache = False
+    use_fused_rms_norm(model)
     use_chunked_loss(model)
     return model
+
+
+# The RMSNorm classes whose forward is exactly ``weight * (x / sqrt(mean(x²) + eps))`` in float32 (Gemma's scales
+# by 1 + weight: not here).
+RMS_NORMS = frozenset({"LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm", "Phi3RMSNorm",
+                       "SmolLM3RMSNorm"})
+_FUSED_NORMS: dict[type, type] = {}
+
+
+def use_fused_rms_norm(model: nn.Module) -> int:
+    """Compute the model's RMSNorms with torch's ``F.rms_norm`` (the same numbers; fewer passes forward and
+    backward: 1.85 against 2.2–3.0 ms for 4 × 256 × 576 here); returns how many."""
+    count = 0
+    for module in model.modules():
+        cls = type(module)
+        if cls.__name__ not in RMS_NORMS or not hasattr(module, "variance_epsilon"):
+            continue
+        if cls not in _FUSED_NORMS:
+            _FUSED_NORMS[cls] = type(cls.__name__, (FusedRMSNormMixin, cls), {"__module__": cls.__module__})
+        module.__class__ = _FUSED_NORMS[cls]
+        count += 1
+    return count
+
+
+class FusedRMSNormMixin:
+    """An RMSNorm (one of RMS_NORMS) through ``F.rms_norm`` when input and weight are float32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != COMPUTE or self.weight.dtype != COMPUTE:
+            return super().forward(x)
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.variance_epsilon)
 
 
 def is_mixed(model: nn.Module) -> bool:
@@ -221,11 +253,55 @@ def fuse_lora_forward(model: nn.Module) -> int:
     from peft.tuners.lora.layer import Linear as LoraLinear
 
     count = 0
+    for parent in model.modules():
+        for names in SIBLINGS:
+            group = [getattr(parent, n, None) for n in names]
+            if all(type(m) is LoraLinear for m in group):
+                siblings = _Siblings(group)
+                for m in group:
+                    m._hearth_siblings = siblings
     for module in model.modules():
         if type(module) is LoraLinear:
             module.__class__ = FusedLoraLinear  # forward() only: see FusedLoraLinear
             count += 1
     return count
+
+
+# Linear layers of one block that read the same tensor (llama, mistral, qwen2/3, smollm3; phi3 has them fused).
+SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+class _Siblings:
+    """LoRA layers reading one tensor: their A matrices applied in one matmul, ``d @ [A_q; A_k; A_v]ᵀ``, whose
+    columns each takes its own of (one read of the input and one input gradient instead of three). Remembered
+    for the last input only, through weak references, like DropoutMemo; a layer given another input computes
+    the product for that input itself (the same numbers, only slower)."""
+
+    def __init__(self, layers: list) -> None:
+        self.layers = [weakref.ref(m) for m in layers]
+        self._input: Any = None
+        self._output: Any = None
+        self._key: tuple = ()
+
+    def hidden(self, layer: Any, name: str, d: torch.Tensor) -> torch.Tensor | None:
+        """``lora_A[name](d)`` of ``layer`` as a slice of the group's product; None where the group cannot."""
+        layers = [ref() for ref in self.layers]
+        if any(m is None or name not in m.lora_A for m in layers):
+            return None
+        weights = [m.lora_A[name].weight for m in layers]
+        key = (name, d._version, *(w._version for w in weights))
+        out = self._output() if self._input is not None and self._input() is d and self._key == key else None
+        if out is None:
+            if any(w.dtype != d.dtype or m.lora_A[name].bias is not None for m, w in zip(layers, weights)):
+                return None
+            out = F.linear(d, torch.cat(weights))  # [..., sum of the ranks]
+            self._input, self._output, self._key = weakref.ref(d), weakref.ref(out), key
+        start = 0
+        for m, w in zip(layers, weights):
+            if m is layer:
+                return out[..., start:start + w.shape[0]]
+            start += w.shape[0]
+        return None
 
 
 def _fused_class():
@@ -247,7 +323,10 @@ def _fused_class():
             result = self.base_layer(x)  # [..., out_features]
             if result.dtype != x.dtype:
                 return super().forward(x, *args, **kwargs)
-            h = a(self.lora_dropout[name](x))  # [..., r]
+            d = self.lora_dropout[name](x)  # shared by the siblings reading x (SharedDropout)
+            siblings = getattr(self, "_hearth_siblings", None)
+            h = siblings.hidden(self, name, d) if siblings is not None else None
+            h = a(d) if h is None else h  # [..., r]
             out = torch.addmm(result.reshape(-1, result.shape[-1]), h.reshape(-1, h.shape[-1]), b.weight.t(),
                               alpha=self.scaling[name])
             return out.view(result.shape)
