@@ -375,9 +375,9 @@ class _ChunkedLoss(torch.autograd.Function):
             sums = e.sub_(top).exp_().sum(dim=-1, keepdim=True)  # [n, 1]
             total += ((sums.log() + top - picked) * valid).sum()  # log-sum-exp − the target's logit
             if grad_needed:
-                # softmax − one-hot, zero for rows without a target; the matmul in bf16
-                p = probs[:n].copy_(e.mul_(valid / sums))
-                p.scatter_add_(1, target, -valid.to(p.dtype))
+                # softmax − one-hot, zero for rows without a target; the matmul in bf16. The one-hot goes in
+                # before the bf16 copy: scatter_add_ into bf16 copies the whole chunk to float32 and back.
+                p = probs[:n].copy_(e.mul_(valid / sums).scatter_add_(1, target, -valid.to(e.dtype)))
                 grad[start:start + n] = F.linear(p, weight.t()).to(hidden.dtype)
         ctx.save_for_backward(grad)
         return total
