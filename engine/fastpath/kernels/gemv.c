@@ -30,11 +30,18 @@
 #endif
 
 #define GROUP 32
-/* This machine's hardware prefetcher barely helps a weight stream (the int8 output matrix ran at 9 GB/s
- * without these software prefetches, 34-42 GB/s with them): each kernel asks for the bytes it will read
- * a few KB ahead. Prefetching past the end of a tensor is harmless (a prefetch never faults). */
+/* Software prefetches (bench/README.md has the figures): the int8 kernel's four row streams ran at 7.5 GB/s
+ * from memory without them and 11 GB/s with them (one thread); the int4 kernel's one packed stream is
+ * prefetched well by the hardware (256-4096 bytes ahead were all slower), its scales a few groups ahead.
+ * Prefetching past the end of a tensor is harmless (a prefetch never faults). -D overrides for experiments. */
 #ifndef PF4
 #define PF4 0 /* int4: bytes ahead in the packed stream (0: none) */
+#endif
+#ifndef PF4_HINT
+#define PF4_HINT _MM_HINT_T0
+#endif
+#ifndef SZ_AHEAD
+#define SZ_AHEAD 2 /* int4: groups ahead whose scales are prefetched */
 #endif
 #ifndef PF8
 #define PF8 2 /* int8: blocks of 4 rows ahead */
@@ -197,12 +204,12 @@ static void int4_block_avx512(const Quantized *Q, const uint8_t *P, const uint16
         const uint8_t *pg = P + g * GROUP * 32;
         const int8_t *xg = Q->xq + g * GROUP;
         for (int line = 0; line < 2 * pairs; line++)
-            _mm_prefetch((const char *)(sz + ((g + 2) * npad + row0) * pairs + 32 * line), _MM_HINT_T0);
+            _mm_prefetch((const char *)(sz + ((g + SZ_AHEAD) * npad + row0) * pairs + 32 * line), _MM_HINT_T0);
         for (int t = 0; t < GROUP / 4; t++) {
             __m512i A = _mm512_loadu_si512(pg + t * 128), B = _mm512_loadu_si512(pg + t * 128 + 64);
 #if PF4 > 0
-            _mm_prefetch((const char *)(pg + t * 128 + PF4), _MM_HINT_T0);
-            _mm_prefetch((const char *)(pg + t * 128 + PF4 + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(pg + t * 128 + PF4), PF4_HINT);
+            _mm_prefetch((const char *)(pg + t * 128 + PF4 + 64), PF4_HINT);
 #endif
             int32_t x4;
             memcpy(&x4, xg + 4 * t, 4);
