@@ -221,13 +221,13 @@ def loss_bytes(job: JobConfig, cfg: dict, batch: int) -> int:
     """The loss's working memory: the chunked loss of the CPU's mixed path (mixed.chunked_lm_loss) never holds
     the logits, only its gradient for the last hidden states and two chunks of logits; elsewhere the float32
     logits, their softmax and its gradient."""
-    from engine.finetune.mixed import CHUNKED_LOSS_TYPES
+    from engine.finetune.mixed import CHUNKED_LOSS_TYPES, LOSS_ROWS
     from engine.finetune.train import mixed_precision
 
     tokens, hidden = batch * job.data.seq_len, cfg.get("hidden_size", 768)
     vocab = cfg.get("vocab_size", 32000)
     if mixed_precision(job) and cfg.get("model_type") in CHUNKED_LOSS_TYPES:
-        return tokens * hidden * 4 + 128 * vocab * (4 + 2)
+        return tokens * hidden * 4 + LOSS_ROWS * vocab * (4 + 2)
     return tokens * vocab * 4 * 3
 
 
