@@ -70,3 +70,37 @@ def test_wrap_backend_keeps_the_backend_it_is_given():
     tok = wrap_backend(backend, {"eos_token": "<eos>"})
     assert tok.backend_tokenizer is backend
     assert tok("ab", add_special_tokens=False)["input_ids"] == [2] and tok.eos_token_id == 3
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma"])
+def test_metadata_strings_read_in_place_equal_the_stock_readers(gguf_dir, arch):
+    from gguf import GGUFReader
+
+    from engine.gguf.reader import open_gguf
+
+    path = tiny_gguf(gguf_dir, arch=arch, quant="F32", layers=1)
+    stock = GGUFReader(path, "r")
+    f = open_gguf(path)
+    try:
+        keys = [k for k in stock.fields if not k.startswith("GGUF.")]
+        assert "tokenizer.ggml.tokens" in keys
+        for key in keys:
+            assert f.value(key) == stock.fields[key].contents(), key
+    finally:
+        f.close()
+
+
+def test_a_string_array_past_the_end_of_the_file_is_a_bad_file(gguf_dir, tmp_path):
+    import struct
+
+    from engine.errors import BadModelFileError
+    from engine.gguf.reader import open_gguf
+
+    data = bytearray(tiny_gguf(gguf_dir, quant="F32", layers=1).read_bytes())
+    key = b"tokenizer.ggml.tokens"
+    at = data.index(struct.pack("<Q", len(key)) + key) + 8 + len(key) + 4 + 4 + 8  # the first token's length
+    data[at:at + 8] = struct.pack("<Q", 1 << 40)
+    path = tmp_path / "long-token.gguf"
+    path.write_bytes(bytes(data))
+    with pytest.raises(BadModelFileError, match="truncated or corrupt .a metadata array of strings reaches byte"):
+        open_gguf(path)

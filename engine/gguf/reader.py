@@ -33,9 +33,12 @@ def _reader_class():
 
     class MappedReader(GGUFReader):
         """GGUFReader whose ``data`` is a plain ndarray view of the memmap (same pages, cheap slices), and
-        whose metadata arrays are compact: one array for an array of numbers, and small ``bytes`` for an
-        array of strings, where the stock reader makes one or two numpy views per element (for a 49 152-token
-        vocabulary that was 77 MB of resident memory while loading, against 6 MB here)."""
+        whose metadata arrays are compact: one array for an array of numbers, and for an array of strings
+        only where it lies in the file (``_Strings``), decoded when it is read, where the stock reader makes
+        one or two numpy views per element (for a 49 152-token vocabulary that was 77 MB of resident memory
+        while loading). Not even one small ``bytes`` per string: 98 000 of them (6 MB) lived from the parse
+        until the metadata was dropped, and the heap pages they shared with objects that stay were never
+        given back (bench/README.md, "Against the bench's bound")."""
 
         @property
         def data(self) -> np.ndarray:
@@ -53,13 +56,8 @@ def _reader_class():
             alen = self._get(orig_offs + 4, np.uint64)
             itype, count, offs = int(raw_itype[0]), int(alen[0]), orig_offs + 12
             if itype == GGUFValueType.STRING:
-                view = memoryview(self._plain)
-                strings = []
-                for _ in range(count):
-                    length = int.from_bytes(view[offs:offs + 8], "little")
-                    strings.append(_Bytes(view[offs + 8:offs + 8 + length]))
-                    offs += 8 + length
-                return (offs - orig_offs, [raw_itype, alen, *strings], list(range(2, 2 + count)),
+                strings = _Strings(self._plain, offs, count)
+                return (strings.end - orig_offs, [raw_itype, alen, strings], [2],
                         [GGUFValueType.ARRAY, GGUFValueType.STRING])
             nptype = self.gguf_scalar_to_np.get(GGUFValueType(itype))
             if nptype is None:  # arrays of arrays: the stock way
@@ -71,15 +69,32 @@ def _reader_class():
     return MappedReader
 
 
-class _Bytes(bytes):
-    """A metadata string's bytes, with the two numpy-array methods ReaderField uses on its parts."""
+class _Strings:
+    """A metadata array of ``count`` strings (each a little-endian u64 length, then UTF-8 bytes) at ``start``
+    in the file's map; ``end`` is where it stops. Python strings are made only by ``strings()``."""
 
-    def tobytes(self) -> bytes:
-        return bytes(self)
+    def __init__(self, data: np.ndarray, start: int, count: int) -> None:
+        self.data, self.start, self.count = data, start, count
+        offs, size = start, len(data)
+        with memoryview(data) as view:
+            for _ in range(count):
+                offs += 8 + int.from_bytes(view[offs:offs + 8], "little")
+                if offs > size:  # also ends a corrupt count's loop at once
+                    raise ValueError(f"a metadata array of strings reaches byte {offs:,}, past the end of the file")
+        self.end = offs
 
     @property
     def nbytes(self) -> int:
-        return len(self)
+        return self.end - self.start
+
+    def strings(self) -> list[str]:
+        out, offs = [], self.start
+        with memoryview(self.data) as view:
+            for _ in range(self.count):
+                length = int.from_bytes(view[offs:offs + 8], "little")
+                out.append(str(view[offs + 8:offs + 8 + length], "utf-8"))
+                offs += 8 + length
+        return out
 
 
 @dataclass
@@ -97,7 +112,8 @@ class GGUFFile:
                 raise BadModelFileError(self.path, f"its metadata has no {key!r}, which this model needs.")
             return default
         try:
-            return f.contents()
+            part = f.parts[f.data[0]] if f.data else None
+            return part.strings() if isinstance(part, _Strings) else f.contents()
         except Exception as exc:  # a field whose declared type does not match its bytes
             raise BadModelFileError(self.path, f"its metadata value {key!r} is corrupt ({exc}).") from exc
 
