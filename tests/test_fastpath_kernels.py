@@ -237,6 +237,8 @@ def test_the_lean_forward_on_the_kernels_stays_with_torchs(tmp_path_factory, mon
         results[choice] = _decode_route(lm, ids)
         layer = lm.extras["decoder"].ready_for(lm).forward.w.layers[0]
         assert isinstance(layer.qkv.gemv, gemv._Kernel) == (choice == "1")
+        kernels = lm.extras["decoder"].describe()["kernels"]  # what the status and the bench show
+        assert ("Hearth's" in kernels) == (choice == "1") and ("HEARTH_KERNELS=0" in kernels) == (choice == "0")
     build.reset()
     (ppl_ours, greedy_ours), (ppl_torch, greedy_torch) = results["1"], results["0"]
     assert abs(ppl_ours / ppl_torch - 1) < 0.01

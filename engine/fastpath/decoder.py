@@ -108,6 +108,10 @@ class FastDecoder:
             self.status = PREPARING
         try:
             prepared = self._build(lm)
+            if lm.device.type == "cpu" and self.mode != "exact":
+                from engine.fastpath.kernels import build
+
+                build.load()  # compiled here (once per machine, ~1 s), not at the first token
         except UnsupportedModelError as exc:
             return self._set(OFF, str(exc), None)
         except Exception as exc:  # a failed preparation only costs speed: the plain path stays
