@@ -6,8 +6,9 @@ sample. Reported: training tokens/s (the first step, which warms up the thread p
 allocator, is left out) and the validation loss after the steps, as ratios against the baseline
 run in the same process. What differs is only what Hearth does on its own (``_prepare_model``): on a
 CPU with native bf16, the frozen base's matmuls in bf16 with activations, attention, loss, adapters
-and optimizer in fp32, shared and cheaper LoRA dropout masks, the LoRA sum in one addmm, the loss
-without the batch's logits (engine/finetune/mixed.py); sdpa attention.
+and optimizer in fp32, shared and cheaper LoRA dropout masks, the LoRA sum in one addmm, one matmul for
+the A matrices of layers reading the same input, torch's fused RMSNorm, the loss without the batch's
+logits (engine/finetune/mixed.py); sdpa attention.
 """
 
 from __future__ import annotations
