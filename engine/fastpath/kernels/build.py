@@ -3,7 +3,7 @@
 The shared library is keyed by the source, the compiler and its flags, and the
 CPU's feature flags (``-march=native`` code must not run on another CPU that
 reads the same data folder). Compiling takes about a second, the first time
-only; ``make setup`` may do it ahead (``python -m engine.fastpath.kernels.build``).
+only; ``make setup`` does it ahead (``build.describe()`` loads, and so builds, the library).
 Anything that goes wrong (no compiler, a failed build, a CPU without AVX-512
 VNNI) leaves ``load()`` returning None with the reason in ``reason()``: the
 linears then keep torch's kernels. ``HEARTH_KERNELS=0`` turns the kernels off,
@@ -158,7 +158,3 @@ def reset() -> None:
     """Choose again at the next ``load()`` (tests: another HEARTH_KERNELS or a missing compiler)."""
     _state.clear()
 
-
-if __name__ == "__main__":  # make setup: build ahead of the first start
-    logging.basicConfig(level=logging.INFO)
-    print(describe())
