@@ -34,7 +34,7 @@ from engine.fastpath.spec import ArchSpec, UnsupportedModelError, base_model, de
 if TYPE_CHECKING:
     from engine.loader import LoadedModel
 
-PREFILL_CHUNK = 512  # prompt tokens per forward: bounds memory, and cancel is checked between chunks
+PREFILL_CHUNK = 256  # prompt tokens per forward: bounds memory (512: +4 MiB peak, same speed), cancel checked between
 
 IDLE, PREPARING, READY, OFF = "idle", "preparing", "ready", "off"
 
