@@ -147,6 +147,41 @@ def test_scales_only_weights_give_what_scale_and_zero_give():
     assert torch.allclose(sym(x[:1]), full(x[:1]))
 
 
+@pytest.mark.parametrize("n,k,symmetric", [(64, 32, False), (100, 96, False), (589, 576, True), (257, 2048, False)])
+def test_int4_dequantize_kernel_gives_dequantized_bit_for_bit(isa, n, k, symmetric):
+    w = _int4(n, k, False, symmetric=symmetric)
+    dequant = gemv.int4_dequantizer(w.p, w.sz)
+    assert dequant is not None
+    assert torch.equal(dequant(0, w.out), w.dequantized())
+    for start, stop in ((64, min(w.out, 192)), (0, 1), (w.p.shape[0] - 64, w.out)):  # row blocks, a ragged end
+        for threads in (1, 3) if start < stop else ():
+            rows = dequant(start, stop, threads)
+            assert rows.shape == (stop - start, k) and torch.equal(rows, w.dequantized()[start:stop])
+    with pytest.raises(RuntimeError):
+        dequant(1, 2)  # not on a row block
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_many_rows_of_int4_unpack_in_c_and_match_torchs_kernel(symmetric, monkeypatch):
+    build.reset()
+    if build.load() is None:
+        pytest.skip(f"the kernels do not build here: {build.reason()}")
+    from engine.fastpath import linear
+
+    monkeypatch.setattr(linear, "INT4_DEQUANT_BLOCK", 128 * 576)  # several blocks of rows
+    w = _int4(589, 576, True, symmetric=symmetric)
+    x = torch.randn(linear.INT4_DEQUANT_ROWS + 3, 576).to(torch.bfloat16)
+    y = w(x)
+    assert isinstance(w.dequant, gemv._Dequant) and y.shape == (x.shape[0], 589) and y.dtype == torch.bfloat16
+    ref = torch._weight_int4pack_mm_for_cpu(x, w.p, 32, w._pairs())[:, :589] + w.b
+    exact = (x.double() @ _exact4(w).t() + w.b.double())
+    scale = float(exact.abs().max())
+    assert (y.double() - exact).abs().max() <= 0.02 * scale  # bf16 weights and outputs
+    assert (y.float() - ref.float()).abs().max() <= 0.02 * scale
+    short = w(x[:linear.INT4_DEQUANT_ROWS - 1])  # fewer rows: torch's int4 kernel
+    assert torch.allclose(short.float(), ref[:linear.INT4_DEQUANT_ROWS - 1].float(), rtol=0, atol=1e-6 * scale)
+
+
 def test_linears_use_the_kernel_for_one_row_only():
     build.reset()
     if build.load() is None:

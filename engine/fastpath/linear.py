@@ -6,7 +6,8 @@ quarter of the bytes, and ``torch._weight_int8pack_mm`` with bfloat16
 activations is the fastest CPU kernel for one row at a time (bench/README.md).
 For prompts (many rows) the weights are dequantized to bfloat16 for one
 oneDNN matmul, which beats the int8 kernel by far there. ``Int4`` holds a
-GGUF file's own 4-bit groups for torch's CPU int4 kernel; ``Concat`` runs
+GGUF file's own 4-bit groups for torch's CPU int4 kernel (prompts of 32+ rows: unpacked
+to bf16 by gemv.c a block at a time, then a bf16 matmul, where the kernels build); ``Concat`` runs
 parts in different formats side by side. One-row (decode) calls of ``Int4``
 and ``Int8`` run on Hearth's own kernels (kernels/gemv.c: int8 activations per
 block of 32, VNNI dot products, on the same tensors) where they build here.
@@ -23,6 +24,8 @@ from engine.fastpath.kernels import gemv
 _PENDING = object()  # a weight's one-row kernel, not looked for yet (the first one-row call does)
 
 DEQUANT_ROWS = 8  # from this many rows on, dequantize and use a bf16 matmul
+INT4_DEQUANT_ROWS = 32  # Int4, where the C unpacking runs: 2 threads, 1 B shapes, crossover 16-32 rows
+INT4_DEQUANT_BLOCK = 1 << 20  # Int4's C unpacking: 2 MB of bf16 at a time (in L2/L3 for the matmul): 5-7 % faster
 DEQUANT_BLOCK = 1 << 22  # weights dequantized at a time (8 MB of bf16): a prompt never holds a whole bf16 copy
 WEIGHT_ALIGN, INPUT_ALIGN = 16, 32  # bytes: the vector loads of torch's int8 kernel (AVX-512) on each row
 
@@ -39,10 +42,12 @@ def aligned(t: torch.Tensor, alignment: int = WEIGHT_ALIGN) -> torch.Tensor:
     return torch.empty_like(t, memory_format=torch.contiguous_format).copy_(t)
 
 
-def blocked_linear(x: torch.Tensor, out_features: int, in_features: int, dequantize, bias: torch.Tensor | None):
+def blocked_linear(x: torch.Tensor, out_features: int, in_features: int, dequantize, bias: torch.Tensor | None,
+                   block: int | None = None):
     """``x @ W.T + b`` with W dequantized a block of output rows at a time (``dequantize(start, stop)`` ->
-    [stop - start, in] bf16). The same matmul as one dequantized W, with a bounded temporary copy."""
-    rows = max(64, DEQUANT_BLOCK // max(1, in_features) // 64 * 64)
+    [stop - start, in] bf16; ``block`` weights at a time, default DEQUANT_BLOCK). The same matmul as one
+    dequantized W, with a bounded temporary copy."""
+    rows = max(64, (block or DEQUANT_BLOCK) // max(1, in_features) // 64 * 64)
     if rows >= out_features:
         return F.linear(x, dequantize(0, out_features), bias)
     y = torch.empty(x.shape[0], out_features, dtype=x.dtype, device=x.device)
@@ -144,13 +149,14 @@ class Int4:
     Held in the layout of torch's CPU int4 kernel: ``p`` [N, K / 2] uint8, viewed as [N / 64, K, 32], packs
     row 64 b + j in the low nibbles and row 64 b + 32 + j in the high ones (j < 32); ``sz`` [K / 32, N, 2]
     bf16 is (scale, zero) with w = (q - 8) * scale + zero. N is padded to a multiple of 64 with zero rows;
-    ``out`` is the real N. Prompt chunks use the int4 kernel too (unlike Int8: unpacking is slower here).
+    ``out`` is the real N. Prompt chunks of 32+ rows are unpacked to bf16 by gemv.c a block at a time for a bf16
+    matmul (2x torch's int4 kernel at 255 rows); shorter ones, or where the kernels do not build, use the int4 kernel.
     Where every zero is 0 (Q4_0 files) ``sz`` is [K / 32, N, 1], the scales alone: a decode step then reads
     18 bytes per 32 weights instead of 20 (the decode kernel is memory-bound), and prompts add the zeros
     for torch's kernel per call.
     """
 
-    __slots__ = ("p", "sz", "b", "out", "gemv")
+    __slots__ = ("p", "sz", "b", "out", "gemv", "dequant")
     GROUP = 32
     ROWS = 64  # the kernel's row block
 
@@ -158,6 +164,7 @@ class Int4:
         self.p, self.sz, self.b = p, sz, b
         self.out = p.shape[0] if out is None else int(out)
         self.gemv = _PENDING  # Hearth's one-row kernel on p and sz (gemv.int4_kernel), None where it does not run
+        self.dequant = _PENDING  # Hearth's int4 -> bf16 rows (gemv.int4_dequantizer) for prompts, or None
 
     @classmethod
     def from_groups(cls, q: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor,
@@ -186,8 +193,15 @@ class Int4:
                 kernel = self.gemv = gemv.int4_kernel(self.p, self.sz, self.b, self.out)
             if kernel is not None:
                 return kernel(x)  # fp32 [1, out], bias included
-        # The int4 kernel for prompts too: unpacking to bf16 first was 2.4x (512 rows) to 30x (8 rows) slower
-        # on an 8192 x 2048 matrix (bench/README.md, "GGUF direct").
+        if x.shape[0] >= INT4_DEQUANT_ROWS:
+            dequant = self.dequant
+            if dequant is _PENDING:
+                dequant = self.dequant = gemv.int4_dequantizer(self.p, self.sz)
+            if dequant is not None:  # Hearth's C unpacking, then one oneDNN bf16 matmul per block of rows
+                return blocked_linear(x.to(torch.bfloat16), self.out, self.p.shape[1] * 2, dequant, self.b,
+                                      INT4_DEQUANT_BLOCK)
+        # Fewer rows, or no kernels here: torch's int4 kernel (unpacking with torch ops first was 2.4x (512 rows)
+        # to 30x (8 rows) slower on an 8192 x 2048 matrix: bench/README.md, "GGUF direct").
         y = torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.p, self.GROUP, self._pairs())
         if y.shape[1] != self.out:
             y = y[:, :self.out]
