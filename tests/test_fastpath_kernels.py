@@ -157,6 +157,7 @@ def test_int4_dequantize_kernel_gives_dequantized_bit_for_bit(isa, n, k, symmetr
         for threads in (1, 3) if start < stop else ():
             rows = dequant(start, stop, threads)
             assert rows.shape == (stop - start, k) and torch.equal(rows, w.dequantized()[start:stop])
+            assert torch.equal(dequant(start, stop, threads, scratch=True), rows)
     with pytest.raises(RuntimeError):
         dequant(1, 2)  # not on a row block
 

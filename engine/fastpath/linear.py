@@ -198,7 +198,7 @@ class Int4:
             if dequant is _PENDING:
                 dequant = self.dequant = gemv.int4_dequantizer(self.p, self.sz)
             if dequant is not None:  # Hearth's C unpacking, then one oneDNN bf16 matmul per block of rows
-                return blocked_linear(x.to(torch.bfloat16), self.out, self.p.shape[1] * 2, dequant, self.b,
+                return blocked_linear(x.to(torch.bfloat16), self.out, self.p.shape[1] * 2, dequant.scratch_rows, self.b,
                                       INT4_DEQUANT_BLOCK)
         # Fewer rows, or no kernels here: torch's int4 kernel (unpacking with torch ops first was 2.4x (512 rows)
         # to 30x (8 rows) slower on an 8192 x 2048 matrix: bench/README.md, "GGUF direct").
