@@ -169,9 +169,12 @@ def test_many_rows_of_int4_unpack_in_c_and_match_torchs_kernel(symmetric, monkey
         pytest.skip(f"the kernels do not build here: {build.reason()}")
     from engine.fastpath import linear
 
-    monkeypatch.setattr(linear, "INT4_DEQUANT_BLOCK", 128 * 576)  # several blocks of rows
     w = _int4(589, 576, True, symmetric=symmetric)
     x = torch.randn(linear.INT4_DEQUANT_ROWS + 3, 576).to(torch.bfloat16)
+    w(x)
+    assert w.dequant is linear._PENDING  # rows shorter than INT4_DEQUANT_INPUTS: torch's int4 kernel
+    monkeypatch.setattr(linear, "INT4_DEQUANT_INPUTS", 576)
+    monkeypatch.setattr(linear, "INT4_DEQUANT_BLOCK", 128 * 576)  # several blocks of rows
     y = w(x)
     assert isinstance(w.dequant, gemv._Dequant) and y.shape == (x.shape[0], 589) and y.dtype == torch.bfloat16
     ref = torch._weight_int4pack_mm_for_cpu(x, w.p, 32, w._pairs())[:, :589] + w.b

@@ -25,6 +25,8 @@ _PENDING = object()  # a weight's one-row kernel, not looked for yet (the first 
 
 DEQUANT_ROWS = 8  # from this many rows on, dequantize and use a bf16 matmul
 INT4_DEQUANT_ROWS = 32  # Int4, where the C unpacking runs: 2 threads, 1 B shapes, crossover 16-32 rows
+INT4_DEQUANT_INPUTS = 2048  # ... and rows this long: the default model's (576, 1536) kept torch's kernel, already
+# 1.6-2.2x llama.cpp there, because the bf16 path costs ~12 MiB of peak memory it has no room for (bench/README.md)
 INT4_DEQUANT_BLOCK = 1 << 20  # Int4's C unpacking: 2 MB of bf16 at a time (in L2/L3 for the matmul): 5-7 % faster
 DEQUANT_BLOCK = 1 << 22  # weights dequantized at a time (8 MB of bf16): a prompt never holds a whole bf16 copy
 WEIGHT_ALIGN, INPUT_ALIGN = 16, 32  # bytes: the vector loads of torch's int8 kernel (AVX-512) on each row
@@ -149,8 +151,9 @@ class Int4:
     Held in the layout of torch's CPU int4 kernel: ``p`` [N, K / 2] uint8, viewed as [N / 64, K, 32], packs
     row 64 b + j in the low nibbles and row 64 b + 32 + j in the high ones (j < 32); ``sz`` [K / 32, N, 2]
     bf16 is (scale, zero) with w = (q - 8) * scale + zero. N is padded to a multiple of 64 with zero rows;
-    ``out`` is the real N. Prompt chunks of 32+ rows are unpacked to bf16 by gemv.c a block at a time for a bf16
-    matmul (2x torch's int4 kernel at 255 rows); shorter ones, or where the kernels do not build, use the int4 kernel.
+    ``out`` is the real N. Prompt chunks of 32+ rows of 2048+ inputs are unpacked to bf16 by gemv.c a block at a
+    time for a bf16 matmul (2x torch's int4 kernel at 255 rows); other calls, or where the kernels do not build,
+    use the int4 kernel.
     Where every zero is 0 (Q4_0 files) ``sz`` is [K / 32, N, 1], the scales alone: a decode step then reads
     18 bytes per 32 weights instead of 20 (the decode kernel is memory-bound), and prompts add the zeros
     for torch's kernel per call.
@@ -193,7 +196,7 @@ class Int4:
                 kernel = self.gemv = gemv.int4_kernel(self.p, self.sz, self.b, self.out)
             if kernel is not None:
                 return kernel(x)  # fp32 [1, out], bias included
-        if x.shape[0] >= INT4_DEQUANT_ROWS:
+        if x.shape[0] >= INT4_DEQUANT_ROWS and self.p.shape[1] * 2 >= INT4_DEQUANT_INPUTS:
             dequant = self.dequant
             if dequant is _PENDING:
                 dequant = self.dequant = gemv.int4_dequantizer(self.p, self.sz)
