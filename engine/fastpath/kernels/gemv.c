@@ -322,8 +322,13 @@ static int quantize(const void *x, int bf16, int64_t k, int isa) {
     return 0;
 }
 
-/* Splits [0, count) into n_threads even parts; part t is [*lo, *hi). */
-static void part(int64_t count, int t, int n, int64_t *lo, int64_t *hi) {
+/* Inside a parallel region: this thread's even share [*lo, *hi) of [0, count). */
+static void team_part(int64_t count, int64_t *lo, int64_t *hi) {
+#ifdef _OPENMP
+    int t = omp_get_thread_num(), n = omp_get_num_threads();
+#else
+    int t = 0, n = 1;
+#endif
     *lo = count * t / n;
     *hi = count * (t + 1) / n;
 }
@@ -343,13 +348,8 @@ int hearth_int4_gemv(const void *x, int x_bf16, const uint8_t *p, const uint16_t
     }
 #pragma omp parallel num_threads(n_threads)
     {
-#ifdef _OPENMP
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-#else
-        int t = 0, n = 1;
-#endif
         int64_t lo, hi;
-        part(blocks, t, n, &lo, &hi);
+        team_part(blocks, &lo, &hi);
         int4_blocks(Q, p, sz, pairs, bias, y, n_out, npad, k, lo, hi, isa);
     }
     return 0;
@@ -464,13 +464,8 @@ int hearth_int8_gemv(const void *x, int x_bf16, const int8_t *q, const uint16_t 
     }
 #pragma omp parallel num_threads(n_threads)
     {
-#ifdef _OPENMP
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-#else
-        int t = 0, n = 1;
-#endif
         int64_t lo, hi;
-        part(chunks, t, n, &lo, &hi);
+        team_part(chunks, &lo, &hi);
         lo *= 16;
         hi = hi * 16 < n_out ? hi * 16 : n_out;
         int8_rows(Q, q, s, bias, y, k, lo, hi, isa);
@@ -571,13 +566,8 @@ int hearth_int4_dequant_t(const uint8_t *p, const uint16_t *sz, int pairs, int64
         n_threads = 1;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
     {
-#ifdef _OPENMP
-        int t = omp_get_thread_num(), n = omp_get_num_threads();
-#else
-        int t = 0, n = 1;
-#endif
         int64_t lo, hi;
-        part(groups, t, n, &lo, &hi);
+        team_part(groups, &lo, &hi);
 #ifdef HEARTH_AVX512
         if (isa >= 2)
             dequant_avx512(p, sz, pairs, npad, k, b0, b1, lo * GROUP, hi * GROUP, wt);
