@@ -50,14 +50,19 @@ def int4_kernel(p: torch.Tensor, sz: torch.Tensor, b: torch.Tensor | None, out: 
     """p [Npad, K / 2] uint8 and sz [K / 32, Npad, 2] bf16 in torch's CPU int4 layout (linear.Int4); sz
     [K / 32, Npad, 1]: scales only, every zero 0."""
     lib = build.load()
-    npad, k = p.shape[0], p.shape[1] * 2
-    if lib is None or p.device.type != "cpu" or p.dtype != torch.uint8 or sz.dtype != torch.bfloat16 \
-            or not (p.is_contiguous() and sz.is_contiguous()) or npad % 64 or k % 32 \
-            or sz.dim() != 3 or tuple(sz.shape[:2]) != (k // 32, npad) or sz.shape[2] not in (1, 2) \
-            or not _bias_ok(b, out):
+    if lib is None or not _int4_ok(p, sz) or not _bias_ok(b, out):
         return None
+    npad, k = p.shape[0], p.shape[1] * 2
     return _Kernel(lib.hearth_int4_gemv, (p.data_ptr(), sz.data_ptr(), sz.shape[2], _bf16_ptr(b)), (out, npad, k), out,
                    (p, sz, b))
+
+
+def _int4_ok(p: torch.Tensor, sz: torch.Tensor) -> bool:
+    """p and sz are what the C kernels read: torch's CPU int4 layout, contiguous, on the CPU."""
+    npad, k = p.shape[0], p.shape[1] * 2
+    return p.device.type == "cpu" and p.dtype == torch.uint8 and sz.dtype == torch.bfloat16 \
+        and p.is_contiguous() and sz.is_contiguous() and not npad % 64 and not k % 32 \
+        and sz.dim() == 3 and tuple(sz.shape[:2]) == (k // 32, npad) and sz.shape[2] in (1, 2)
 
 
 def int8_kernel(q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None) -> _Kernel | None:
@@ -118,6 +123,6 @@ def _scratch(numel: int) -> torch.Tensor:
 def int4_dequantizer(p: torch.Tensor, sz: torch.Tensor) -> _Dequant | None:
     """Int4's rows as bf16 on Hearth's kernel (same checks as ``int4_kernel``); None where it cannot run."""
     lib = build.load()
-    if lib is None or int4_kernel(p, sz, None, p.shape[0]) is None:
+    if lib is None or not _int4_ok(p, sz):
         return None
     return _Dequant(lib.hearth_int4_dequant_t, p, sz)
