@@ -122,20 +122,9 @@ def return_freed_memory() -> bool:
     freed. The default model's step took 7.1 s with it against 3.5 s without, in a fresh process (bench/README.md
     "The last stretch to 2×"), so it is only for runs where memory is tight (``lean_heap_wanted``).
     """
-    mallopt = _mallopt()
-    return bool(mallopt and mallopt(-3, 1 << 20))  # M_MMAP_THRESHOLD
+    from engine.gguf.trim import fixed_mmap_threshold
 
-
-def _mallopt() -> Any:
-    import ctypes
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        return ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return None
+    return fixed_mmap_threshold(1 << 20)
 
 
 def lean_heap_wanted(need_bytes: int, available_bytes: int, checkpointing: bool) -> bool:

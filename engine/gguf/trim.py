@@ -38,10 +38,10 @@ M_MMAP_THRESHOLD = -3  # mallopt parameter number (malloc.h)
 MMAP_THRESHOLD = 256 * 1024
 
 
-def fixed_mmap_threshold() -> None:
+def fixed_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Blocks of ``threshold`` bytes and more get their own mapping from now on; whether glibc took it."""
     libc = _libc()
-    if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    return bool(libc is not None and hasattr(libc, "mallopt") and libc.mallopt(M_MMAP_THRESHOLD, threshold))
 
 
 def trim() -> None:
