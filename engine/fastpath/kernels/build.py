@@ -1,6 +1,7 @@
-"""Compile gemv.c once per machine into the data folder and load it with ctypes.
+"""Compile the kernels' C files once per machine into the data folder and load them with ctypes.
 
-The shared library is keyed by the source, the compiler and its flags, and the
+Every ``*.c`` beside this file goes into one shared library (gemv.c: one-row
+matmuls; step.c: a whole decode step's layers). The library is keyed by the sources, the compiler and its flags, and the
 CPU's feature flags (``-march=native`` code must not run on another CPU that
 reads the same data folder). Compiling takes about a second, the first time
 only; ``make setup`` does it ahead (``build.describe()`` loads, and so builds, the library).
@@ -24,7 +25,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("gemv.c")
+SOURCES = tuple(sorted(Path(__file__).parent.glob("*.c")))  # all compiled into one library
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=gnu11")
 OPENMP = "-fopenmp"
 ISA_NAMES = {0: "generic C", 2: "AVX-512 VNNI"}
@@ -54,7 +55,8 @@ def cpu_signature() -> str:
 def cache_key(cc: str, flags: tuple[str, ...]) -> str:
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(flags).encode(), version.encode(), cpu_signature().encode()):
+    sources = [part for src in SOURCES for part in (src.name.encode(), src.read_bytes())]
+    for part in (*sources, " ".join(flags).encode(), version.encode(), cpu_signature().encode()):
         digest.update(part)
         digest.update(b"\0")
     return digest.hexdigest()[:20]
@@ -81,7 +83,7 @@ def build(directory: Path, cc: str | None = None, reuse: bool = True) -> Path:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".gemv-", suffix=".so")
         os.close(fd)
         try:
-            run = subprocess.run([cc, *flags, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
+            run = subprocess.run([cc, *flags, "-o", tmp, *map(str, SOURCES), "-lm"], capture_output=True, text=True,
                                  timeout=COMPILE_TIMEOUT)
             if run.returncode == 0:
                 os.replace(tmp, target)  # atomic: another process may be building the same file
@@ -93,7 +95,7 @@ def build(directory: Path, cc: str | None = None, reuse: bool = True) -> Path:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    raise RuntimeError(f"{cc} could not compile {SOURCE.name}: {errors[0][0]}")
+    raise RuntimeError(f"{cc} could not compile the kernels ({', '.join(s.name for s in SOURCES)}): {errors[0][0]}")
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
