@@ -162,30 +162,6 @@ def test_int4_dequantize_kernel_gives_dequantized_bit_for_bit(isa, n, k, symmetr
         dequant(1, 2)  # not on a row block
 
 
-@pytest.mark.parametrize("symmetric", [False, True])
-def test_many_rows_of_int4_unpack_in_c_and_match_torchs_kernel(symmetric, monkeypatch):
-    build.reset()
-    if build.load() is None:
-        pytest.skip(f"the kernels do not build here: {build.reason()}")
-    from engine.fastpath import linear
-
-    w = _int4(589, 576, True, symmetric=symmetric)
-    x = torch.randn(linear.INT4_DEQUANT_ROWS + 3, 576).to(torch.bfloat16)
-    w(x)
-    assert w.dequant is linear._PENDING  # rows shorter than INT4_DEQUANT_INPUTS: torch's int4 kernel
-    monkeypatch.setattr(linear, "INT4_DEQUANT_INPUTS", 576)
-    monkeypatch.setattr(linear, "INT4_DEQUANT_BLOCK", 128 * 576)  # several blocks of rows
-    y = w(x)
-    assert isinstance(w.dequant, gemv._Dequant) and y.shape == (x.shape[0], 589) and y.dtype == torch.bfloat16
-    ref = torch._weight_int4pack_mm_for_cpu(x, w.p, 32, w._pairs())[:, :589] + w.b
-    exact = (x.double() @ _exact4(w).t() + w.b.double())
-    scale = float(exact.abs().max())
-    assert (y.double() - exact).abs().max() <= 0.02 * scale  # bf16 weights and outputs
-    assert (y.float() - ref.float()).abs().max() <= 0.02 * scale
-    short = w(x[:linear.INT4_DEQUANT_ROWS - 1])  # fewer rows: torch's int4 kernel
-    assert torch.allclose(short.float(), ref[:linear.INT4_DEQUANT_ROWS - 1].float(), rtol=0, atol=1e-6 * scale)
-
-
 def test_linears_use_the_kernel_for_one_row_only():
     build.reset()
     if build.load() is None:
@@ -275,8 +251,9 @@ def test_the_lean_forward_on_the_kernels_stays_with_torchs(tmp_path_factory, mon
         lm = load_model(LoadConfig(path=str(path), device="cpu"))
         ids = lm.tokenizer("The sea is wide, and the waves are high tonight. " * 3)["input_ids"][:48]
         results[choice] = _decode_route(lm, ids)
-        layer = lm.extras["decoder"].ready_for(lm).forward.w.layers[0]
-        assert isinstance(layer.qkv.gemv, gemv._Kernel) == (choice == "1")
+        forward = lm.extras["decoder"].ready_for(lm).forward
+        assert (forward.c_step() is not None) == (choice == "1")  # the layers in C, on the kernels (step.c)
+        assert isinstance(forward.w.lm_head.gemv, gemv._Kernel) == (choice == "1")
         kernels = lm.extras["decoder"].describe()["kernels"]  # what the status and the bench show
         assert ("Hearth's" in kernels) == (choice == "1") and ("HEARTH_KERNELS=0" in kernels) == (choice == "0")
     build.reset()

@@ -22,6 +22,7 @@ from engine.fastpath.spec import ArchSpec
 from engine.fastpath.weights import PackedWeights
 
 CACHE_STEP = 256  # the KV cache grows in these steps (positions)
+_PENDING = object()  # the C step not looked for yet (the first one-token forward on a new cache does)
 
 
 class LeanForward:
@@ -46,6 +47,9 @@ class LeanForward:
         self.layer_cache: list[torch.Tensor] = []  # [2 KV, capacity, Dh]
         self.layer_kv: list[tuple[torch.Tensor, torch.Tensor]] = []  # ([KV, capacity, Dh] keys, values)
         self.freqs: dict[str, torch.Tensor] = {}  # key -> [capacity, 1, Dh / 2] complex64
+        # One token's layers in one C call (kernels/step.c), bound per cache allocation: None where it cannot run
+        self._c_step: Any = _PENDING
+        self.use_c_step = True
 
     @property
     def capacity(self) -> int:
@@ -64,6 +68,7 @@ class LeanForward:
         self.layer_cache = list(cache.unbind(0))
         self.layer_kv = [(c[:s.kv_heads], c[s.kv_heads:]) for c in self.layer_cache]
         self.freqs = {key: self._rope_table(inv, scale, size) for key, (inv, scale) in self.ropes.items()}
+        self._c_step = _PENDING
 
     def _rope_table(self, inv_freq: torch.Tensor, scale: float, size: int) -> torch.Tensor:
         """RoPE as transformers computes it: angle = position * inv_freq, times the rope type's scaling.
@@ -77,6 +82,7 @@ class LeanForward:
 
     def release(self) -> None:
         self.cache, self.freqs, self.layer_cache, self.layer_kv = None, {}, [], []
+        self._c_step = _PENDING
 
     @torch.inference_mode()
     def forward(self, ids: torch.Tensor, start: int, logits: bool = True,
@@ -88,6 +94,10 @@ class LeanForward:
         """
         end = start + ids.shape[0]
         self.reserve(end)
+        if ids.shape[0] == 1 and (step := self.c_step()) is not None:  # one token: the same layers, in C
+            x = self.embed(ids).contiguous()
+            step(x, start)
+            return self.logits(x, all_positions) if logits else None
         freqs = {key: table[start:end] for key, table in self.freqs.items()}
         masks: dict[int | None, torch.Tensor | None] = {}  # window -> prompt mask, built once per call
 
@@ -105,6 +115,18 @@ class LeanForward:
         for i, layer in enumerate(self.w.layers):
             x = self.layer(i, layer, x, freqs[self.layer_rope[i]], attend)
         return self.logits(x, all_positions) if logits else None
+
+    def c_step(self) -> Any:
+        """``layer`` for one token over all layers in one C call (kernels/step.c), or None where it does not run:
+        a decode step is ~20 small ops per layer around 4 matmuls, and from Python those took as long as the
+        matmuls on 2 threads (bench/README.md). ``use_c_step = False`` keeps the Python layers (tests)."""
+        if not self.use_c_step:
+            return None
+        if self._c_step is _PENDING:
+            from engine.fastpath.kernels.step import layers_step
+
+            self._c_step = layers_step(self)
+        return self._c_step
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """[S] -> [S, D] in the residual stream's dtype (Gemma: times sqrt(hidden))."""
