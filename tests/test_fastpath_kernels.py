@@ -249,7 +249,8 @@ def test_the_lean_forward_on_the_kernels_stays_with_torchs(tmp_path_factory, mon
         monkeypatch.setenv("HEARTH_KERNELS", choice)
         build.reset()
         lm = load_model(LoadConfig(path=str(path), device="cpu"))
-        ids = lm.tokenizer("The sea is wide, and the waves are high tonight. " * 3)["input_ids"][:48]
+        text = "The sea is wide, and the waves are high tonight; the boats stay in the harbour. " * 6
+        ids = lm.tokenizer(text)["input_ids"][:160]  # long enough that single int8 rounding flips average out
         results[choice] = _decode_route(lm, ids)
         forward = lm.extras["decoder"].ready_for(lm).forward
         assert (forward.c_step() is not None) == (choice == "1")  # the layers in C, on the kernels (step.c)

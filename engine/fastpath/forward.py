@@ -50,6 +50,7 @@ class LeanForward:
         # One token's layers in one C call (kernels/step.c), bound per cache allocation: None where it cannot run
         self._c_step: Any = _PENDING
         self.use_c_step = True
+        self._row_fp32: bool | None = None  # row_fp32(), asked once
 
     @property
     def capacity(self) -> int:
@@ -171,10 +172,21 @@ class LeanForward:
         # One decode row: F.rms_norm is seven small ops on the CPU (14 us for D = 576 with the cast to bf16,
         # 60 norms a step); one dot product and one multiply that writes the matmul's dtype take 8 us.
         inv = 1.0 / math.sqrt(float(torch.dot(x[0], x[0])) / D + eps)
+        if dtype is not None and self.row_fp32():  # Hearth's kernels round fp32 to int8 (as step.c does)
+            dtype = None
         out = torch.empty(x.shape, dtype=dtype or x.dtype)
         if weight is None:
             return torch.mul(x, inv, out=out)
         return torch.addcmul(self._zero, x, weight, value=inv, out=out)
+
+    def row_fp32(self) -> bool:
+        """Whether one-row matmuls take the norm's output in fp32: Hearth's kernels round it to int8 themselves
+        (a bf16 rounding first was a second rounding; torch's kernels want bf16)."""
+        if self._row_fp32 is None:
+            from engine.fastpath.kernels import build
+
+            self._row_fp32 = build.load() is not None
+        return self._row_fp32
 
     def logits(self, x: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
         """[S, D] -> the last position's logits [V] fp32, or every position's [S, V]."""

@@ -7,13 +7,13 @@
  * forward.py stays the reference: the tests check this file against it for every family the fast path runs.
  *
  * Per layer, for the residual x [D] (fp32, updated in place) at position pos:
- *   h = bf16(rmsnorm(x) * attn_norm)            (the weight may be folded into qkv: NULL)
+ *   h = rmsnorm(x) * attn_norm                  (the weight may be folded into qkv: NULL)
  *   qkv = h @ Wqkv.T (+ b)                      [H + 2 KV heads, Dh] fp32; q/k heads RMS-normed if asked
  *   rotate q and k heads by RoPE at pos         (pairs (2i, 2i+1) as complex numbers: forward.py's layout)
  *   cache[k, v][pos] = the KV heads
  *   att = softmax(q k^T * scale) v              per query head over [lo, pos], lo from the sliding window
  *   x += post_attn_norm(att @ Wo.T)
- *   h = bf16(rmsnorm(x) * ffn_norm); gu = h @ Wgu.T; x += post_ff_norm(act(gate) * up @ Wdown.T)
+ *   h = rmsnorm(x) * ffn_norm; gu = h @ Wgu.T; x += post_ff_norm(act(gate) * up @ Wdown.T)
  */
 #include <math.h>
 #include <stdint.h>
@@ -57,12 +57,6 @@ typedef struct {
     int32_t gelu;                   /* the gate's activation: 0 SiLU, 1 GELU-tanh */
 } HearthShape;
 
-static inline uint16_t to_bf16(float f) { /* round to nearest even, as torch's casts do */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 /* 1 / rms(x): x * this is what F.rms_norm multiplies by the weight. */
 static float inv_rms(const float *x, int64_t n, float eps) {
     float ss = 0.0f;
@@ -72,11 +66,12 @@ static float inv_rms(const float *x, int64_t n, float eps) {
     return 1.0f / sqrtf(ss / (float)n + eps);
 }
 
-/* The matmul's input: rmsnorm(x) * w (w NULL: 1) rounded to bf16, as forward.norm writes it. */
-static void norm_bf16(const float *x, const float *w, int64_t n, float eps, uint16_t *out) {
+/* The matmul's input: rmsnorm(x) * w (w NULL: 1), kept in fp32 for the kernels' int8 rounding, as llama.cpp does
+ * (rounding it to bf16 first was a second rounding: the decode route's perplexity, bench/README.md). */
+static void norm_row(const float *x, const float *w, int64_t n, float eps, float *out) {
     float inv = inv_rms(x, n, eps);
     for (int64_t i = 0; i < n; i++)
-        out[i] = to_bf16(w ? inv * x[i] * w[i] : inv * x[i]);
+        out[i] = w ? inv * x[i] * w[i] : inv * x[i];
 }
 
 static void norm_inplace(float *x, const float *w, int64_t n, float eps) {
@@ -85,12 +80,12 @@ static void norm_inplace(float *x, const float *w, int64_t n, float eps) {
         x[i] = x[i] * inv * w[i];
 }
 
-static int linear(const HearthLinear *L, const void *x, int x_bf16, float *y, int threads, int isa) {
+static int linear(const HearthLinear *L, const float *x, float *y, int threads, int isa) { /* x: fp32 */
     for (int i = 0; i < L->n_parts; i++) {
         const HearthPart *P = &L->parts[i];
-        int rc = P->kind == 4 ? hearth_int4_gemv(x, x_bf16, P->p, P->sz, P->pairs, P->bias, y, P->n_out, P->npad,
+        int rc = P->kind == 4 ? hearth_int4_gemv(x, 0, P->p, P->sz, P->pairs, P->bias, y, P->n_out, P->npad,
                                                  P->k, threads, isa)
-                              : hearth_int8_gemv(x, x_bf16, P->p, P->sz, P->bias, y, P->n_out, P->k, threads, isa);
+                              : hearth_int8_gemv(x, 0, P->p, P->sz, P->bias, y, P->n_out, P->k, threads, isa);
         if (rc)
             return rc;
         y += P->n_out;
@@ -161,11 +156,11 @@ static int layer_step(const HearthShape *m, const HearthLayer *L, float *x, int6
     const int64_t G = H / KV, cap = m->capacity;
     float *qkv = work, *att = qkv + (H + 2 * KV) * Dh, *out = att + H * Dh, *gu = out + D;
     float *scores = gu + 2 * I; /* [H, cap] */
-    uint16_t *h = (uint16_t *)(scores + H * cap);
+    float *h = scores + H * cap; /* [D] */
     int rc;
 
-    norm_bf16(x, L->attn_norm, D, m->eps, h);
-    if ((rc = linear(&L->qkv, h, 1, qkv, threads, isa)))
+    norm_row(x, L->attn_norm, D, m->eps, h);
+    if ((rc = linear(&L->qkv, h, qkv, threads, isa)))
         return rc;
     if (L->q_norm)
         for (int64_t i = 0; i < H; i++)
@@ -186,15 +181,15 @@ static int layer_step(const HearthShape *m, const HearthLayer *L, float *x, int6
         attend_head(qkv + i * Dh, L->cache + j * cap * Dh, L->cache + (KV + j) * cap * Dh, lo, hi, Dh, m->scale,
                     m->attn_softcap, scores + i * cap, att + i * Dh);
     }
-    if ((rc = linear(&L->o, att, 0, out, threads, isa)))
+    if ((rc = linear(&L->o, att, out, threads, isa)))
         return rc;
     if (L->post_attn_norm)
         norm_inplace(out, L->post_attn_norm, D, m->eps);
     for (int64_t i = 0; i < D; i++)
         x[i] += out[i];
 
-    norm_bf16(x, L->ffn_norm, D, m->eps, h);
-    if ((rc = linear(&L->gate_up, h, 1, gu, threads, isa)))
+    norm_row(x, L->ffn_norm, D, m->eps, h);
+    if ((rc = linear(&L->gate_up, h, gu, threads, isa)))
         return rc;
     for (int64_t i = 0; i < I; i++) { /* act(gate) * up, written over the gate */
         float g = gu[i];
@@ -202,7 +197,7 @@ static int layer_step(const HearthShape *m, const HearthLayer *L, float *x, int6
                           : g / (1.0f + expf(-g));
         gu[i] = a * gu[I + i];
     }
-    if ((rc = linear(&L->down, gu, 0, out, threads, isa)))
+    if ((rc = linear(&L->down, gu, out, threads, isa)))
         return rc;
     if (L->post_ff_norm)
         norm_inplace(out, L->post_ff_norm, D, m->eps);
@@ -219,7 +214,7 @@ int hearth_decode_layers(const HearthShape *m, const HearthLayer *layers, int64_
         return -1;
     const int64_t H = m->heads, KV = m->kv_heads, Dh = m->head_dim;
     float *work = reserve_scratch((H + 2 * KV) * Dh + H * Dh + m->hidden + 2 * m->intermediate + H * m->capacity +
-                                  m->hidden / 2 + 16);
+                                  m->hidden + 16);
     if (!work)
         return -2;
     for (int64_t i = 0; i < n_layers; i++) {
