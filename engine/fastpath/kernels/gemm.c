@@ -21,6 +21,10 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#define GEMM_MMAP 1
+#include <sys/mman.h>
+#endif
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
     defined(__AVX512VBMI__)
 #define GEMM_AVX512 1
@@ -45,34 +49,55 @@ static inline uint16_t to_bf16(float f) { /* round to nearest even (finite value
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+/* The kernel's buffers live as long as the thread and grow to the largest call. They are mapped apart from
+ * malloc's heap: a long-lived block allocated mid-prompt near the top of the heap kept everything freed below it
+ * resident (the default model's peak RSS read 1.5 MiB higher with malloc'd buffers). Page-aligned. */
+typedef struct {
+    void *base;
+    size_t size;
+} Buffer;
+
+static void *buffer_reserve(Buffer *b, size_t size) {
+    if (size <= b->size)
+        return b->base;
+#ifdef GEMM_MMAP
+    if (b->base)
+        munmap(b->base, b->size);
+    size = (size + 4095) / 4096 * 4096;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        p = NULL;
+#else
+    free(b->base);
+    size = (size + 63) / 64 * 64;
+    void *p = aligned_alloc(4096, size);
+#endif
+    b->base = p;
+    b->size = p ? size : 0;
+    return p;
+}
+
 /* The rounded activation: xq [M, K] int8, and per row and group dx (scale), xo = -8 sum(xq) (the weights' -8
- * folded into the integer sum), xs = dx sum(xq) (for the zeros). Grown as needed, kept by the calling thread. */
+ * folded into the integer sum), xs = dx sum(xq) (for the zeros); one buffer, kept by the calling thread. */
 typedef struct {
     int8_t *xq;
     float *dx, *xs;
     int32_t *xo;
-    int64_t cap_q, cap_g;
 } Acts;
 
 static _Thread_local Acts acts;
+static _Thread_local Buffer acts_buffer;
 
 static int acts_reserve(int64_t m, int64_t k) {
-    int64_t nq = m * k, ng = m * (k / G);
-    if (nq > acts.cap_q) {
-        free(acts.xq);
-        acts.xq = aligned_alloc(64, (size_t)((nq + 63) / 64 * 64));
-        acts.cap_q = acts.xq ? nq : 0;
-    }
-    if (ng > acts.cap_g) {
-        free(acts.dx);
-        free(acts.xs);
-        free(acts.xo);
-        acts.dx = malloc(sizeof(float) * (size_t)ng);
-        acts.xs = malloc(sizeof(float) * (size_t)ng);
-        acts.xo = malloc(sizeof(int32_t) * (size_t)ng);
-        acts.cap_g = acts.dx && acts.xs && acts.xo ? ng : 0;
-    }
-    return nq <= acts.cap_q && ng <= acts.cap_g ? 0 : -1;
+    size_t nq = (size_t)((m * k + 63) / 64 * 64), ng = (size_t)(m * (k / G));
+    char *p = buffer_reserve(&acts_buffer, nq + 3 * 4 * ng);
+    if (!p)
+        return -1;
+    acts.xq = (int8_t *)p;
+    acts.dx = (float *)(p + nq);
+    acts.xs = acts.dx + ng;
+    acts.xo = (int32_t *)(acts.xs + ng);
+    return 0;
 }
 
 static inline float xat(const void *x, int bf16, int64_t i) {
@@ -143,22 +168,20 @@ static void round_rows(const Acts *A, const void *x, int bf16, int64_t ldx, int6
 typedef struct {
     uint8_t *w;
     float *sc, *ze;
-    int64_t cap;
 } Panel;
 
-static _Thread_local Panel panel;
+static _Thread_local Panel panel; /* each thread of the team has its own */
+static _Thread_local Buffer panel_buffer;
 
 static int panel_reserve(int64_t k) {
-    if (k <= panel.cap)
-        return 0;
-    free(panel.w);
-    free(panel.sc);
-    free(panel.ze);
-    panel.w = aligned_alloc(64, (size_t)(k * 64));
-    panel.sc = aligned_alloc(64, sizeof(float) * (size_t)(k / G * 64));
-    panel.ze = aligned_alloc(64, sizeof(float) * (size_t)(k / G * 64));
-    panel.cap = panel.w && panel.sc && panel.ze ? k : 0;
-    return panel.cap ? 0 : -1;
+    size_t nw = (size_t)(k * 64), ns = sizeof(float) * (size_t)(k / G * 64); /* multiples of 64 bytes */
+    uint8_t *p = buffer_reserve(&panel_buffer, nw + 2 * ns);
+    if (!p)
+        return -1;
+    panel.w = p;
+    panel.sc = (float *)(p + nw);
+    panel.ze = (float *)(p + nw + ns);
+    return 0;
 }
 
 static void pack_scales(const uint16_t *sz, int pairs, int64_t npad, int64_t b, int64_t k) {
@@ -329,8 +352,36 @@ static void team_part(int64_t count, int64_t *lo, int64_t *hi) {
     *hi = count * (t + 1) / n;
 }
 
+typedef struct {
+    const uint8_t *p;
+    const uint16_t *sz, *bias;
+    void *y;
+    int64_t ldy, n_out, npad, k, m_rows;
+    int pairs, out_bf16, isa;
+} Job;
+
+/* Row blocks [b0, b1) of the weight for every activation row: 0, or 1 where the panel found no memory. */
+static int row_blocks(const Job *j, const Acts *A, int64_t b0, int64_t b1) {
+    if (b0 < b1 && panel_reserve(j->k))
+        return 1;
+    for (int64_t b = b0; b < b1 && b * 64 < j->n_out; b++) {
+        pack_scales(j->sz, j->pairs, j->npad, b, j->k);
+#ifdef GEMM_AVX512
+        if (j->isa >= 2) {
+            pack_avx512(j->p, b, j->k);
+            tiles_avx512(A, j->m_rows, j->k, j->pairs == 2, j->bias, j->y, j->out_bf16, j->ldy, b * 64, j->n_out);
+            continue;
+        }
+#endif
+        pack_generic(j->p, b, j->k);
+        tiles_generic(A, j->m_rows, j->k, j->pairs == 2, j->bias, j->y, j->out_bf16, j->ldy, b * 64, j->n_out);
+    }
+    return 0;
+}
+
 /* y [M, n_out] (bf16 when out_bf16, else fp32; rows ldy apart) = x W^T + b. Returns 0, or -1 on bad arguments
- * or no memory. The threads first round a share of the rows each, then take whole row blocks of the weight. */
+ * or no memory. The threads first round a share of the rows each, then take whole row blocks of the weight
+ * (one thread: no parallel region at all, as gemv.c). */
 int hearth_int4_gemm(const void *x, int x_bf16, int64_t m_rows, int64_t ldx, const uint8_t *p, const uint16_t *sz,
                      int pairs, const uint16_t *bias, void *y, int out_bf16, int64_t ldy, int64_t n_out, int64_t npad,
                      int64_t k, int n_threads, int isa) {
@@ -338,36 +389,23 @@ int hearth_int4_gemm(const void *x, int x_bf16, int64_t m_rows, int64_t ldx, con
         ldy < n_out || acts_reserve(m_rows, k))
         return -1;
     const Acts *A = &acts; /* the calling thread's: shared with the team */
+    const Job job = {p, sz, bias, y, ldy, n_out, npad, k, m_rows, pairs, out_bf16, isa};
     int64_t blocks = npad / 64;
     if (n_threads > blocks)
         n_threads = (int)blocks;
-    if (n_threads < 1)
-        n_threads = 1;
+    if (n_threads <= 1) {
+        round_rows(A, x, x_bf16, ldx, 0, m_rows, k, isa);
+        return row_blocks(&job, A, 0, blocks) ? -1 : 0;
+    }
     int failed = 0;
-#pragma omp parallel num_threads(n_threads) if (n_threads > 1) reduction(| : failed)
+#pragma omp parallel num_threads(n_threads) reduction(| : failed)
     {
         int64_t lo, hi;
         team_part(m_rows, &lo, &hi);
         round_rows(A, x, x_bf16, ldx, lo, hi, k, isa);
-        if (panel_reserve(k))
-            failed = 1;
 #pragma omp barrier
         team_part(blocks, &lo, &hi);
-        for (int64_t b = lo; b < hi && !failed; b++) {
-            if (b * 64 >= n_out)
-                break;
-            pack_scales(sz, pairs, npad, b, k);
-#ifdef GEMM_AVX512
-            if (isa >= 2) {
-                pack_avx512(p, b, k);
-                tiles_avx512(A, m_rows, k, pairs == 2, bias, y, out_bf16, ldy, b * 64, n_out);
-                continue;
-            }
-#endif
-            pack_generic(p, b, k);
-            tiles_generic(A, m_rows, k, pairs == 2, bias, y, out_bf16, ldy, b * 64, n_out);
-        }
+        failed |= row_blocks(&job, A, lo, hi);
     }
-    (void)isa;
     return failed ? -1 : 0;
 }
