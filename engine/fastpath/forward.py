@@ -5,6 +5,9 @@ forward runs several times as many, plus its cache and mask bookkeeping), and
 the KV cache is one tensor written in place, so a decode step allocates
 almost nothing. Batch size is always one: a desktop app answers one person.
 The family switches (spec.py) add ops only to the families that need them.
+Where Hearth's kernels run (quantized weights on the CPU), one token goes
+through every layer in one C call instead (kernels/step.c: the same ops in the
+same order); this file stays the reference the tests hold it to.
 
 Shapes: S new tokens, D hidden, H query heads, KV key/value heads, G = H / KV,
 Dh head dim, T cached positions.
