@@ -53,6 +53,9 @@ def build_report(config: Any, lm: LoadedModel, systems: list, *, decode: dict, l
         "llama_cpp": _llama_cpp_note(config, gguf, systems),
         "load_average": load_average,
         "kernels": kernels.describe() if str(lm.device) == "cpu" else None,
+        # Where the kernels run, a decode step's layers are one C call (kernels/step.c), else torch ops from Python
+        "decode_layers": ("C (step.c)" if kernels.load() is not None else "Python") if str(lm.device) == "cpu"
+        else None,
     }
     report["memory_bound"] = _memory_bound(report)
     return report
@@ -146,7 +149,7 @@ def format_report(r: dict) -> str:
             lines.append(f"{e['path']}: perplexity token by token (the decode route) {e['perplexity_decode']:.5g}"
                          + ("" if vs is None else f", {vs:+.2f} % vs llama.cpp token by token"))
     if r.get("kernels"):
-        lines.append(f"one-row int4/int8 matmuls: {r['kernels']}")
+        lines.append(f"one-row int4/int8 matmuls: {r['kernels']}; a decode step's layers: {r.get('decode_layers')}")
     if r["llama_cpp"] != "ran":
         lines.append(f"llama.cpp: {r['llama_cpp']}")
     bound = r.get("memory_bound")
