@@ -194,3 +194,101 @@ def test_slow_repacks_are_cached_and_read_back(gguf_dir, data_dir, monkeypatch):
     monkeypatch.setattr("engine.gguf.load._repack", lambda *a, **k: calls.append(1))
     again = _load(path)
     assert calls == [] and torch.equal(again.model(ids).logits, fresh)
+
+
+@pytest.fixture
+def mallopt(monkeypatch):
+    """glibc's mallopt as a log of (parameter, value); the heap state of engine.gguf.trim put back afterwards."""
+    from engine.gguf import trim
+
+    log = []
+    monkeypatch.setattr(trim, "_mallopt", lambda param, value: log.append((param, value)) or True)
+    for name in ("_fixed", "_outside", "_repacks"):
+        monkeypatch.setattr(trim, name, getattr(trim, name))
+    return log
+
+
+def _threshold(log):
+    from engine.gguf.trim import M_MMAP_THRESHOLD
+
+    return [value for param, value in log if param == M_MMAP_THRESHOLD][-1]
+
+
+def _spy_repack(monkeypatch, log):
+    """The mmap threshold in force while the weights are built, in a list."""
+    from engine.gguf import pack
+
+    seen, build = [], pack.build_weights
+    monkeypatch.setattr(pack, "build_weights", lambda *a, **k: seen.append(_threshold(log)) or build(*a, **k))
+    return seen
+
+
+@pytest.mark.parametrize("room", [True, False])
+def test_the_mmap_threshold_is_fixed_only_while_repacking_where_memory_has_room(gguf_dir, data_dir, monkeypatch,
+                                                                                  mallopt, room):
+    from engine.gguf import trim
+
+    monkeypatch.setattr("engine.gguf.load.heap_holes_fit", lambda meta, size: room)
+    seen = _spy_repack(monkeypatch, mallopt)
+    _load(tiny_gguf(gguf_dir, quant="Q4_0"))
+    assert seen == [trim.MMAP_THRESHOLD]
+    if room:  # glibc's heap policy afterwards: what its dynamic thresholds reach
+        assert _threshold(mallopt) == trim.HEAP_MMAP_THRESHOLD
+        assert mallopt[-1] == (trim.M_TRIM_THRESHOLD, trim.HEAP_TRIM_THRESHOLD)
+    else:  # a model whose memory bound has no room for the heap's holes keeps its blocks mapped
+        assert _threshold(mallopt) == trim.MMAP_THRESHOLD
+
+
+def test_a_failed_load_leaves_the_heap_as_the_loaded_model_had_it(gguf_dir, data_dir, tmp_path, monkeypatch, mallopt):
+    from engine.errors import BadModelFileError
+    from engine.gguf import trim
+
+    monkeypatch.setattr("engine.gguf.load.heap_holes_fit", lambda meta, size: True)
+    _load(tiny_gguf(gguf_dir, quant="Q4_0"))
+    bad = tmp_path / "notes.gguf"
+    bad.write_text("not a model")
+    with pytest.raises(BadModelFileError):
+        _load(bad)
+    assert _threshold(mallopt) == trim.HEAP_MMAP_THRESHOLD
+
+
+def test_a_threshold_fixed_for_the_process_comes_back_after_a_repack(gguf_dir, data_dir, monkeypatch, mallopt):
+    from engine.gguf import trim
+
+    monkeypatch.setattr("engine.gguf.load.heap_holes_fit", lambda meta, size: True)
+    assert trim.fixed_mmap_threshold(1 << 20)  # as finetune/mixed.return_freed_memory does
+    seen = _spy_repack(monkeypatch, mallopt)
+    _load(tiny_gguf(gguf_dir, quant="Q4_1"))
+    assert seen == [trim.MMAP_THRESHOLD] and _threshold(mallopt) == 1 << 20
+
+
+def test_overlapping_repacks_restore_once_the_last_one_ends(mallopt):
+    from engine.gguf import trim
+
+    with trim.repack_heap():
+        with trim.repack_heap():
+            pass
+        assert _threshold(mallopt) == trim.MMAP_THRESHOLD  # the outer repack is still running
+    assert _threshold(mallopt) == trim.HEAP_MMAP_THRESHOLD
+
+
+def test_only_a_file_with_room_in_its_bound_lets_the_heap_keep_a_prompt_pass(tmp_path):
+    from types import SimpleNamespace
+
+    from engine.gguf.load import heap_holes_fit
+
+    default = SimpleNamespace(hidden=576, intermediate=1536, heads=9, kv_heads=3, head_dim=64)  # SmolLM2-135M
+    one_b = SimpleNamespace(hidden=2048, intermediate=8192, heads=32, kv_heads=8, head_dim=64)  # the bench's 1 B
+    assert not heap_holes_fit(default, 98_370_000)  # its Q4_1 file: ~4 MiB to spare under the bound
+    assert heap_holes_fit(one_b, 618_000_000)  # its Q4_0 mix
+    assert not heap_holes_fit(one_b, 60_000_000)
+
+
+def test_the_heap_settings_reach_glibc_where_it_runs():
+    import platform
+
+    from engine.gguf import trim
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    with trim.repack_heap() as heap:
+        assert heap.took is glibc
