@@ -49,9 +49,9 @@ static inline uint16_t to_bf16(float f) { /* round to nearest even (finite value
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* The kernel's buffers live as long as the thread and grow to the largest call. They are mapped apart from
- * malloc's heap: a long-lived block allocated mid-prompt near the top of the heap kept everything freed below it
- * resident (the default model's peak RSS read 1.5 MiB higher with malloc'd buffers). Page-aligned. */
+/* The kernel's buffers live as long as the thread and grow to the largest call (unmapping them after each call
+ * lowered no peak: bench/README.md). They are mapped apart from malloc's heap, so that a long-lived block allocated
+ * mid-prompt cannot sit at the heap's top and keep what is freed below it resident. Page-aligned. */
 typedef struct {
     void *base;
     size_t size;
