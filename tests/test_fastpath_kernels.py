@@ -18,16 +18,18 @@ def _paths() -> list[str]:
     build.reset()
     isa = build.isa() if build.load() is not None else 0
     build.reset()
-    return ["generic"] + (["native"] if isa >= 2 else [])
+    return ["generic"] + (["avx2"] if isa >= 1 else []) + (["native"] if isa >= 2 else [])
 
 
 PATHS = _paths()
+CHOICE = {"generic": "generic", "avx2": "avx2", "native": "1"}  # path -> HEARTH_KERNELS
 
 
 @pytest.fixture(params=PATHS)
 def isa(request, monkeypatch):
-    """Each ISA path the library has here: HEARTH_KERNELS=generic forces the plain C one."""
-    monkeypatch.setenv("HEARTH_KERNELS", "generic" if request.param == "generic" else "1")
+    """Each ISA path the library has here (HEARTH_KERNELS: generic the plain C one, avx2 a library compiled
+    without AVX-512, 1 the best one, AVX-512 where the CPU has it)."""
+    monkeypatch.setenv("HEARTH_KERNELS", CHOICE[request.param])
     build.reset()
     assert build.load() is not None, build.reason()
     yield request.param
@@ -115,8 +117,9 @@ def test_the_paths_agree_and_threads_change_nothing(monkeypatch):
     x = torch.randn(1, 2048)
     results = []
     for path in PATHS:
-        monkeypatch.setenv("HEARTH_KERNELS", "generic" if path == "generic" else "1")
+        monkeypatch.setenv("HEARTH_KERNELS", CHOICE[path])
         build.reset()
+        assert build.isa() == {"generic": 0, "avx2": 1}.get(path, 2)
         k4, k8 = gemv.int4_kernel(int4.p, int4.sz, int4.b, int4.out), gemv.int8_kernel(int8.q, int8.s, int8.b)
         threads = torch.get_num_threads()
         try:
@@ -261,3 +264,20 @@ def test_the_lean_forward_on_the_kernels_stays_with_torchs(tmp_path_factory, mon
     (ppl_ours, greedy_ours), (ppl_torch, greedy_torch) = results["1"], results["0"]
     assert abs(ppl_ours / ppl_torch - 1) < 0.01
     assert sum(a == b for a, b in zip(greedy_ours, greedy_torch)) >= 9
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_extreme_values_do_not_saturate(isa, sign):
+    """The AVX2 path sums byte products in int16 (vpmaddubsw): every nibble 15 and every activation byte
+    +-127 (a whole group of 32: 60960 before the widening), an int8 weight of -128 against -127."""
+    n, k = 64, 128
+    w = Int4.from_groups(torch.full((n, k), 15, dtype=torch.uint8), torch.full((n, k // 32), 0.01),
+                         torch.zeros(n, k // 32))
+    x = torch.full((1, k), sign)
+    x[0, 64:] = -sign  # one group of each sign
+    _check(gemv.int4_kernel(w.p, w.sz, w.b, w.out)(x), _exact4(w), None, x)
+    q = torch.full((n, k), -128, dtype=torch.int8)
+    q[1::2] = 127
+    s = torch.full((n,), 0.01).to(torch.bfloat16)
+    y = gemv.int8_kernel(q, s, None)(x)
+    _check(y, q.double() * s.double()[:, None], None, x)

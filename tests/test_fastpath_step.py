@@ -11,14 +11,14 @@ from engine.fastpath.kernels import build
 from engine.fastpath.kernels.step import layers_step
 from gguf_files import tiny_gguf
 from test_fastpath_architectures import VOCAB, lean, tiny
-from test_fastpath_kernels import PATHS
+from test_fastpath_kernels import CHOICE, PATHS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(params=PATHS)
 def isa(request, monkeypatch):
-    monkeypatch.setenv("HEARTH_KERNELS", "generic" if request.param == "generic" else "1")
+    monkeypatch.setenv("HEARTH_KERNELS", CHOICE[request.param])
     build.reset()
     if build.load() is None:
         pytest.skip(f"the kernels do not build here: {build.reason()}")

@@ -5,10 +5,15 @@ matmuls; step.c: a whole decode step's layers). The library is keyed by the sour
 CPU's feature flags (``-march=native`` code must not run on another CPU that
 reads the same data folder). Compiling takes about a second, the first time
 only; ``make setup`` does it ahead (``build.describe()`` loads, and so builds, the library).
-Anything that goes wrong (no compiler, a failed build, a CPU without AVX-512
-VNNI) leaves ``load()`` returning None with the reason in ``reason()``: the
-linears then keep torch's kernels. ``HEARTH_KERNELS=0`` turns the kernels off,
-``HEARTH_KERNELS=generic`` runs their plain C path (tests: the other ISA path).
+Anything that goes wrong (no compiler, a failed build, a CPU without AVX2 and
+FMA) leaves ``load()`` returning None with the reason in ``reason()``: the
+linears then keep torch's kernels. The kernels run their best path here: AVX-512
+VNNI (isa 2), else AVX2 + FMA (isa 1: faster than torch's AVX2 kernels,
+bench/README.md); the plain C path alone (isa 0) was slower than torch's
+kernels, so a CPU with neither keeps torch's. ``HEARTH_KERNELS`` chooses:
+``0`` turns the kernels off, ``generic`` runs their plain C path, ``avx2`` the
+AVX2 path from a library compiled without AVX-512 (``-mno-avx512f``: the code an
+AVX2-only desktop CPU runs, for tests and benchmarks on an AVX-512 machine).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ log = logging.getLogger(__name__)
 SOURCES = tuple(sorted(Path(__file__).parent.glob("*.c")))  # all compiled into one library
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=gnu11")
 OPENMP = "-fopenmp"
-ISA_NAMES = {0: "generic C", 2: "AVX-512 VNNI"}
+ISA_NAMES = {0: "generic C", 1: "AVX2", 2: "AVX-512 VNNI"}
+AVX2_ONLY = ("-mno-avx512f",)  # HEARTH_KERNELS=avx2: no AVX-512 instruction anywhere in the library
 COMPILE_TIMEOUT = 120  # seconds
 
 _state: dict = {}  # "lib" (ctypes.CDLL or None), "reason", "isa"
@@ -62,14 +68,15 @@ def cache_key(cc: str, flags: tuple[str, ...]) -> str:
     return digest.hexdigest()[:20]
 
 
-def build(directory: Path, cc: str | None = None, reuse: bool = True) -> Path:
+def build(directory: Path, cc: str | None = None, reuse: bool = True, extra: tuple[str, ...] = ()) -> Path:
     """The compiled library under ``directory`` (compiled now if missing; with ``reuse``, one this process
-    already has elsewhere, e.g. under another test's data folder). Raises RuntimeError on failure."""
+    already has elsewhere, e.g. under another test's data folder); ``extra`` flags after ``FLAGS``. Raises
+    RuntimeError on failure."""
     cc = cc or compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (cc, gcc or clang; set CC)")
     errors = []
-    for flags in (FLAGS + (OPENMP,), FLAGS):  # without OpenMP the kernels run on one thread
+    for flags in (FLAGS + extra + (OPENMP,), FLAGS + extra):  # without OpenMP the kernels run on one thread
         try:
             key = cache_key(cc, flags)
         except (OSError, subprocess.SubprocessError) as exc:
@@ -123,12 +130,12 @@ def load() -> ctypes.CDLL | None:
 
             from engine.paths import subdir
 
-            lib = _declare(ctypes.CDLL(str(build(subdir("kernels")))))
+            lib = _declare(ctypes.CDLL(str(build(subdir("kernels"), extra=AVX2_ONLY if choice == "avx2" else ()))))
             isa = lib.hearth_gemv_isa()
             if choice == "generic":
                 isa = 0
-            elif isa < 2:
-                lib, reason = None, "this CPU has no AVX-512 VNNI/VBMI (torch's kernels are faster than plain C)"
+            elif isa < 1:
+                lib, reason = None, "this CPU has no AVX2 + FMA (torch's kernels are faster than plain C)"
         except Exception as exc:  # never fatal: torch's kernels stay
             lib, reason = None, str(exc)
     if lib is None:
@@ -138,7 +145,7 @@ def load() -> ctypes.CDLL | None:
 
 
 def isa() -> int:
-    """The ISA path the kernels run (0 generic C, 2 AVX-512 VNNI); meaningful when ``load()`` is not None."""
+    """The ISA path the kernels run (``ISA_NAMES``); meaningful when ``load()`` is not None."""
     load()
     return _state["isa"]
 

@@ -13,8 +13,9 @@
  * int8 (Int8): q [N, K] int8 row-major, s [N] bf16 row scales, w = q * s.
  *
  * x is fp32 or bf16 [K] (K a multiple of 32), y fp32 [N], b bf16 [N] or NULL. Plain C, no torch headers;
- * OpenMP splits rows between threads (the process's one libgomp: torch's). isa: 0 generic C, 2 AVX-512
- * (F, BW, VL, VNNI, VBMI), used only when compiled in (hearth_gemv_isa()).
+ * OpenMP splits rows between threads (the process's one libgomp: torch's). isa: 0 generic C, 1 AVX2 + FMA
+ * (llama.cpp's AVX2 dot products: vpmaddubsw + vpmaddwd), 2 AVX-512 (F, BW, VL, VNNI, VBMI), each used only
+ * when compiled in (hearth_gemv_isa() is the best one; a smaller isa runs the smaller path).
  */
 #include <math.h>
 #include <stdint.h>
@@ -26,6 +27,9 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
     defined(__AVX512VBMI__)
 #define HEARTH_AVX512 1
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#define HEARTH_AVX2 1
 #include <immintrin.h>
 #endif
 
@@ -54,8 +58,10 @@
 #endif
 
 int hearth_gemv_isa(void) {
-#ifdef HEARTH_AVX512
+#if defined(HEARTH_AVX512)
     return 2;
+#elif defined(HEARTH_AVX2)
+    return 1;
 #else
     return 0;
 #endif
@@ -155,6 +161,62 @@ static void quantize_avx512(const void *x, int bf16, int64_t k) {
         _mm_storeu_si128((__m128i *)(tq.xq + g * GROUP), _mm512_cvtsepi32_epi8(qa));
         _mm_storeu_si128((__m128i *)(tq.xq + g * GROUP + 16), _mm512_cvtsepi32_epi8(qb));
         int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+        tq.dx[g] = d;
+        tq.xs[g] = d * (float)sum;
+        total += tq.xs[g];
+    }
+    for (int64_t l = 0; l < k / 4; l++)
+        tq.dlane[l] = tq.dx[l * 4 / GROUP];
+    tq.total = total;
+}
+#endif
+
+#ifdef HEARTH_AVX2
+static inline __m256 load8(const void *x, int bf16, int64_t i) {
+    if (bf16) {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)x + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    return _mm256_loadu_ps((const float *)x + i);
+}
+
+static inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+static inline int hsum8i(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* The same values as quantize_generic (the same scalar d and 1/d, one fp32 product, round to nearest even). */
+static void quantize_avx2(const void *x, int bf16, int64_t k) {
+    float total = 0.0f;
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7); /* undo the packs' 128-bit lane interleave */
+    for (int64_t g = 0; g < k / GROUP; g++) {
+        __m256 v[4];
+        for (int i = 0; i < 4; i++)
+            v[i] = load8(x, bf16, g * GROUP + 8 * i);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], sign), _mm256_and_ps(v[1], sign)),
+                                 _mm256_max_ps(_mm256_and_ps(v[2], sign), _mm256_and_ps(v[3], sign)));
+        float d = hmax8(m) / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        __m256 s = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int i = 0; i < 4; i++)
+            q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], s)); /* MXCSR's round to nearest even */
+        __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(tq.xq + g * GROUP), _mm256_permutevar8x32_epi32(bytes, order));
+        int sum = hsum8i(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
         tq.dx[g] = d;
         tq.xs[g] = d * (float)sum;
         total += tq.xs[g];
@@ -276,6 +338,81 @@ static void int4_block2_avx512(const Quantized *Q, const uint8_t *P, const uint1
 }
 #endif
 
+#ifdef HEARTH_AVX2
+/* 64 rows of block b over all K inputs with AVX2 (llama.cpp's Q4 x Q8 dot product: vpmaddubsw multiplies
+ * unsigned nibbles 0..15 by the signed activation bytes, pairs summed in int16, vpmaddwd widens to int32).
+ * Four inputs k..k+3 of 64 rows are 128 bytes R0..R3 (32 bytes each, byte j: row j low nibble, row 32 + j
+ * high). Two rounds of unpacks (bytes, then 16-bit pairs) transpose them so each 32-bit lane holds one row's
+ * four bytes: T[m] lanes 0-3 are rows 4m..4m+3, lanes 4-7 rows 16+4m..16+4m+3 (the unpacks stay inside each
+ * 128-bit half). The int16 sums of a whole group fit: 16 products of at most 15 * 127 are 30480 < 32767. */
+static void int4_block_avx2(const Quantized *Q, const uint8_t *P, const uint16_t *sz, int pairs, int64_t npad,
+                            int64_t row0, int64_t k, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    const __m256i hi16 = _mm256_set1_epi32((int)0xffff0000u);
+    __m256 o[8]; /* rows 8r..8r+7 */
+    for (int r = 0; r < 8; r++)
+        o[r] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < k / GROUP; g++) {
+        __m256i a[8]; /* int16 pair sums: a[m] low nibbles of T[m], a[4 + m] high nibbles */
+        for (int r = 0; r < 8; r++)
+            a[r] = _mm256_setzero_si256();
+        const uint8_t *pg = P + g * GROUP * 32;
+        const int8_t *xg = Q->xq + g * GROUP;
+        for (int line = 0; line < pairs * 2; line++)
+            _mm_prefetch((const char *)(sz + ((g + SZ_AHEAD) * npad + row0) * pairs + 32 * line), _MM_HINT_T0);
+        for (int t = 0; t < GROUP / 4; t++) {
+            int32_t x4;
+            memcpy(&x4, xg + 4 * t, 4);
+            const __m256i xb = _mm256_set1_epi32(x4);
+            const uint8_t *pt = pg + t * 128;
+            __m256i R0 = _mm256_loadu_si256((const __m256i *)pt), R1 = _mm256_loadu_si256((const __m256i *)(pt + 32));
+            __m256i R2 = _mm256_loadu_si256((const __m256i *)(pt + 64)), R3 = _mm256_loadu_si256((const __m256i *)(pt + 96));
+            for (int half = 0; half < 2; half++) { /* bytes 0-7 (+16) of each half, then 8-15 (+16) */
+                __m256i p01 = half ? _mm256_unpackhi_epi8(R0, R1) : _mm256_unpacklo_epi8(R0, R1);
+                __m256i p23 = half ? _mm256_unpackhi_epi8(R2, R3) : _mm256_unpacklo_epi8(R2, R3);
+                __m256i T0 = _mm256_unpacklo_epi16(p01, p23), T1 = _mm256_unpackhi_epi16(p01, p23);
+                const int m = 2 * half;
+                a[m] = _mm256_add_epi16(a[m], _mm256_maddubs_epi16(_mm256_and_si256(T0, m4), xb));
+                a[m + 1] = _mm256_add_epi16(a[m + 1], _mm256_maddubs_epi16(_mm256_and_si256(T1, m4), xb));
+                a[m + 4] = _mm256_add_epi16(
+                    a[m + 4], _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(T0, 4), m4), xb));
+                a[m + 5] = _mm256_add_epi16(
+                    a[m + 5], _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(T1, 4), m4), xb));
+            }
+        }
+        /* int32 row sums in row order: rows 8r..8r+7 from the low or high 128-bit halves of two T's */
+        __m256i w[8];
+        for (int r = 0; r < 8; r++)
+            w[r] = _mm256_madd_epi16(a[r], ones);
+        __m256i rows[8];
+        for (int h = 0; h < 2; h++) { /* h 0: low nibbles (rows 0-31), 1: high (rows 32-63) */
+            __m256i *wh = w + 4 * h, *rh = rows + 4 * h;
+            rh[0] = _mm256_permute2x128_si256(wh[0], wh[1], 0x20); /* rows 0-7 */
+            rh[1] = _mm256_permute2x128_si256(wh[2], wh[3], 0x20); /* rows 8-15 */
+            rh[2] = _mm256_permute2x128_si256(wh[0], wh[1], 0x31); /* rows 16-23 */
+            rh[3] = _mm256_permute2x128_si256(wh[2], wh[3], 0x31); /* rows 24-31 */
+        }
+        /* sum_k w x = dx * (scale * (sum q xq - 8 sum xq) + zero * sum xq), as the AVX-512 path */
+        const uint16_t *s = sz + (g * npad + row0) * pairs;
+        const __m256 dx = _mm256_set1_ps(Q->dx[g]), xs = _mm256_set1_ps(Q->xs[g]);
+        const __m256 xs8 = _mm256_set1_ps(8.0f * Q->xs[g]);
+        for (int r = 0; r < 8; r++) {
+            __m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(rows[r]), dx, xs8);
+            if (pairs == 2) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(s + 16 * r));
+                o[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), t, o[r]);
+                o[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, hi16)), xs, o[r]);
+            } else {
+                __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + 8 * r)));
+                o[r] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), t, o[r]);
+            }
+        }
+    }
+    for (int r = 0; r < 8; r++)
+        _mm256_storeu_ps(out + 8 * r, o[r]);
+}
+#endif
+
 static void int4_blocks(const Quantized *Q, const uint8_t *p, const uint16_t *sz, int pairs, const uint16_t *bias,
                         float *y, int64_t n_out, int64_t npad, int64_t k, int64_t b0, int64_t b1, int isa) {
     float tmp[64];
@@ -298,6 +435,11 @@ static void int4_blocks(const Quantized *Q, const uint8_t *p, const uint16_t *sz
             int4_block_avx512(Q, P, sz, pairs, npad, row0, k, out);
         else
 #endif
+#ifdef HEARTH_AVX2
+        if (isa == 1)
+            int4_block_avx2(Q, P, sz, pairs, npad, row0, k, out);
+        else
+#endif
             int4_block_generic(Q, P, sz, pairs, npad, row0, k, out);
         int64_t rows = n_out - row0 < 64 ? n_out - row0 : 64;
         if (out == tmp)
@@ -314,6 +456,12 @@ static int quantize(const void *x, int bf16, int64_t k, int isa) {
 #ifdef HEARTH_AVX512
     if (isa >= 2) {
         quantize_avx512(x, bf16, k);
+        return 0;
+    }
+#endif
+#ifdef HEARTH_AVX2
+    if (isa == 1) {
+        quantize_avx2(x, bf16, k);
         return 0;
     }
 #endif
@@ -438,11 +586,68 @@ static void int8_rows_avx512(const Quantized *Q, const int8_t *q, const uint16_t
 }
 #endif
 
+#ifdef HEARTH_AVX2
+/* llama.cpp's ggml_vec_dot_q8_0_q8_0 on AVX2: vpmaddubsw(|w|, x with w's sign) (at most 2 * 128 * 127 < 32767,
+ * so a -128 weight is right too), vpmaddwd to int32, one fp32 multiply-add by the block's dx; 4 rows share
+ * each activation block. */
+static void int8_rows_avx2(const Quantized *Q, const int8_t *q, const uint16_t *s, const uint16_t *bias, float *y,
+                           int64_t k, int64_t r0, int64_t r1) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int64_t blocks = k / GROUP;
+    int64_t n = r0;
+#define HEARTH_DOT(acc, wp, xv, dv)                                                                            \
+    do {                                                                                                       \
+        __m256i w_ = _mm256_loadu_si256((const __m256i *)(wp));                                                \
+        __m256i p_ = _mm256_maddubs_epi16(_mm256_sign_epi8(w_, w_), _mm256_sign_epi8(xv, w_));                 \
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p_, ones)), dv, acc);                       \
+    } while (0)
+    for (; n + 4 <= r1; n += 4) {
+        const int8_t *w0 = q + n * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+        for (int64_t g = 0; g < blocks; g++) {
+            __m256i xv = _mm256_load_si256((const __m256i *)(Q->xq + GROUP * g));
+            __m256 dv = _mm256_broadcast_ss(Q->dx + g);
+#if PF8 > 0
+            for (int j = 0; j < 2; j++) /* the 4 rows PF8 blocks of 4 ahead (adjacent): 128 bytes a step */
+                _mm_prefetch((const char *)(w0 + PF8 * 4 * k + 128 * g + 64 * j), _MM_HINT_T0);
+#endif
+            HEARTH_DOT(c0, w0 + GROUP * g, xv, dv);
+            HEARTH_DOT(c1, w1 + GROUP * g, xv, dv);
+            HEARTH_DOT(c2, w2 + GROUP * g, xv, dv);
+            HEARTH_DOT(c3, w3 + GROUP * g, xv, dv);
+        }
+        y[n] = hsum8(c0) * bf16_to_f32(s[n]);
+        y[n + 1] = hsum8(c1) * bf16_to_f32(s[n + 1]);
+        y[n + 2] = hsum8(c2) * bf16_to_f32(s[n + 2]);
+        y[n + 3] = hsum8(c3) * bf16_to_f32(s[n + 3]);
+    }
+    for (; n < r1; n++) {
+        const int8_t *w0 = q + n * k;
+        __m256 c0 = _mm256_setzero_ps();
+        for (int64_t g = 0; g < blocks; g++) {
+            __m256i xv = _mm256_load_si256((const __m256i *)(Q->xq + GROUP * g));
+            HEARTH_DOT(c0, w0 + GROUP * g, xv, _mm256_broadcast_ss(Q->dx + g));
+        }
+        y[n] = hsum8(c0) * bf16_to_f32(s[n]);
+    }
+#undef HEARTH_DOT
+    if (bias)
+        for (n = r0; n < r1; n++)
+            y[n] += bf16_to_f32(bias[n]);
+}
+#endif
+
 static void int8_rows(const Quantized *Q, const int8_t *q, const uint16_t *s, const uint16_t *bias, float *y, int64_t k, int64_t r0,
                       int64_t r1, int isa) {
 #ifdef HEARTH_AVX512
     if (isa >= 2) {
         int8_rows_avx512(Q, q, s, bias, y, k, r0, r1);
+        return;
+    }
+#endif
+#ifdef HEARTH_AVX2
+    if (isa == 1) {
+        int8_rows_avx2(Q, q, s, bias, y, k, r0, r1);
         return;
     }
 #endif
