@@ -281,3 +281,23 @@ def test_extreme_values_do_not_saturate(isa, sign):
     s = torch.full((n,), 0.01).to(torch.bfloat16)
     y = gemv.int8_kernel(q, s, None)(x)
     _check(y, q.double() * s.double()[:, None], None, x)
+
+
+def test_the_avx2_path_leaves_prompts_to_torch(monkeypatch):
+    """gemm.c has no AVX2 code (its plain C is far slower than torch's int4 kernel): on the AVX2 path prompts of
+    Int4 keep torch's kernel while one row runs on Hearth's."""
+    if "avx2" not in PATHS:
+        pytest.skip("no AVX2 here")
+    from engine.fastpath.kernels import gemm
+
+    monkeypatch.setenv("HEARTH_KERNELS", "avx2")
+    build.reset()
+    try:
+        w = _int4(200, 576, True)
+        assert build.isa() == 1 and gemm.int4_gemm(w.p, w.sz, w.b, w.out) is None
+        many = w(torch.randn(5, 576))
+        assert many.dtype == torch.bfloat16 and w.gemm is None  # torch's int4 kernel
+        assert w(torch.randn(1, 576)).dtype == torch.float32 and isinstance(w.gemv, gemv._Kernel)
+        assert "AVX2" in build.describe()
+    finally:
+        build.reset()

@@ -55,9 +55,14 @@ class Gemm:
         return y
 
 
+# build.isa() == 1 (AVX2): gemm.c has no AVX2 code and its plain C ran 25x slower than torch's AVX2 int4 kernel
+# (bench/README.md), so prompts keep torch's kernels there; HEARTH_KERNELS=generic still runs the plain C (tests).
+
+
 def int4_gemm(p: torch.Tensor, sz: torch.Tensor, b: torch.Tensor | None, out: int) -> Gemm | None:
     """p [Npad, K / 2] uint8 and sz [K / 32, Npad, 1 or 2] bf16 in torch's CPU int4 layout (linear.Int4)."""
     lib = build.load()
-    if lib is None or not gemv._int4_ok(p, sz) or not gemv._bias_ok(b, out) or not 0 < out <= p.shape[0]:
+    if lib is None or build.isa() == 1 or not gemv._int4_ok(p, sz) or not gemv._bias_ok(b, out) \
+            or not 0 < out <= p.shape[0]:
         return None
     return Gemm(_function(lib), p, sz, b, out)
