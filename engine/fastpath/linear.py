@@ -4,12 +4,11 @@
 as int8 with one bfloat16 scale per output row: one decode step then reads a
 quarter of the bytes, and ``torch._weight_int8pack_mm`` with bfloat16
 activations is the fastest CPU kernel for one row at a time (bench/README.md).
-``Int4`` holds a GGUF file's own 4-bit groups in the layout of torch's CPU
-int4 kernel. Prompts (4+ rows) of both run on Hearth's int8 GEMM (kernels/gemm.c:
-activations rounded to int8 per block of 32 as llama.cpp rounds a batch, VNNI,
-1.7-4x the alternatives) where the kernels build; elsewhere Int8 dequantizes
-to bfloat16 for one oneDNN matmul (8+ rows) and Int4 keeps torch's kernel.
-``Concat`` runs parts in different formats side by side. One-row (decode) calls of ``Int4``
+For prompts (many rows) the weights are dequantized to bfloat16 for one
+oneDNN matmul, which beats the int8 kernel by far there. ``Int4`` holds a
+GGUF file's own 4-bit groups in the layout of torch's CPU int4 kernel (prompts of 4+ rows run on
+kernels/gemm.c instead where the kernels build: int8 activations, VNNI, 3-4x torch's kernel); ``Concat`` runs
+parts in different formats side by side. One-row (decode) calls of ``Int4``
 and ``Int8`` run on Hearth's own kernels (kernels/gemv.c: int8 activations per
 block of 32, VNNI dot products, on the same tensors) where they build here.
 """
@@ -25,8 +24,7 @@ from engine.fastpath.kernels import gemm, gemv
 _PENDING = object()  # a weight's one-row kernel, not looked for yet (the first one-row call does)
 
 DEQUANT_ROWS = 8  # from this many rows on, dequantize and use a bf16 matmul
-GEMM_ROWS = 4  # Int4 / Int8 from this many rows on: Hearth's int8 GEMM (at 2 rows 0.84-2.4x torch's int4 kernel,
-# 0.8-1.1x its int8 one; from 6 rows 1.7-2.5x either, 1.7-3.5x a bf16 matmul on dequantized weights: bench/README.md)
+INT4_GEMM_ROWS = 4  # Int4 from this many rows on: Hearth's int8 GEMM (at 2 rows it is 0.84-2.4x torch's kernel)
 DEQUANT_BLOCK = 1 << 22  # weights dequantized at a time (8 MB of bf16): a prompt never holds a whole bf16 copy
 WEIGHT_ALIGN, INPUT_ALIGN = 16, 32  # bytes: the vector loads of torch's int8 kernel (AVX-512) on each row
 
@@ -79,20 +77,18 @@ class Int8:
     position's logits) then run row by row on fbgemm, and ``q`` is unpacked only for a cache or a device move.
     """
 
-    __slots__ = ("q", "s", "b", "fb", "shape", "gemv", "gemm")
+    __slots__ = ("q", "s", "b", "fb", "shape", "gemv")
 
     def __init__(self, q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None = None) -> None:
         self.q, self.s, self.b = aligned(q), s, b  # q: [out, in] int8; s: [out] bf16; b: [out] bf16
         self.fb = None  # fbgemm's packed copy for one-row calls (use_fbgemm), or None
         self.shape = tuple(q.shape)
         self.gemv = _PENDING  # Hearth's one-row kernel (gemv.int8_kernel), None where it does not run
-        self.gemm = _PENDING  # Hearth's many-row kernel (gemm.int8_gemm), None where it does not run
 
     @classmethod
     def packed_only(cls, fb: dynamic_int8.Packed, s: torch.Tensor, b: torch.Tensor | None = None) -> "Int8":
         self = cls.__new__(cls)
-        self.q, self.s, self.b, self.fb, self.shape = None, s, b, fb, (fb.rows, fb.cols)
-        self.gemv = self.gemm = None
+        self.q, self.s, self.b, self.fb, self.shape, self.gemv = None, s, b, fb, (fb.rows, fb.cols), None
         return self
 
     def use_fbgemm(self) -> bool:
@@ -121,12 +117,6 @@ class Int8:
                 kernel = self.gemv = gemv.int8_kernel(self.q, self.s, self.b)
             if kernel is not None:
                 return kernel(x)  # fp32, bias included
-        if x.shape[0] >= GEMM_ROWS:
-            kernel = self.gemm
-            if kernel is _PENDING:
-                kernel = self.gemm = gemm.int8_gemm(self.q, self.s, self.b)
-            if kernel is not None:
-                return kernel(x)  # bf16 [rows, out], bias included
         x = x.to(torch.bfloat16)
         if x.shape[0] >= DEQUANT_ROWS:
             return blocked_linear(x, self.shape[0], self.shape[1], self._rows_bf16, self.b)
@@ -204,7 +194,7 @@ class Int4:
                 kernel = self.gemv = gemv.int4_kernel(self.p, self.sz, self.b, self.out)
             if kernel is not None:
                 return kernel(x)  # fp32 [1, out], bias included
-        if x.shape[0] >= GEMM_ROWS:
+        if x.shape[0] >= INT4_GEMM_ROWS:
             kernel = self.gemm
             if kernel is _PENDING:
                 kernel = self.gemm = gemm.int4_gemm(self.p, self.sz, self.b, self.out)

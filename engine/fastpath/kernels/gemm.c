@@ -77,13 +77,12 @@ static void *buffer_reserve(Buffer *b, size_t size) {
     return p;
 }
 
-/* The rounded activation: xq [M, K] int8, and per row and group dx (scale), xsum = sum(xq) (the weights' offset,
- * -8 for int4 or -128 for int8 made unsigned, starts the integer sum as offset * xsum), xs = dx sum(xq) (for the
- * zeros); one buffer, kept by the calling thread. */
+/* The rounded activation: xq [M, K] int8, and per row and group dx (scale), xo = -8 sum(xq) (the weights' -8
+ * folded into the integer sum), xs = dx sum(xq) (for the zeros); one buffer, kept by the calling thread. */
 typedef struct {
     int8_t *xq;
     float *dx, *xs;
-    int32_t *xsum;
+    int32_t *xo;
 } Acts;
 
 static _Thread_local Acts acts;
@@ -97,7 +96,7 @@ static int acts_reserve(int64_t m, int64_t k) {
     acts.xq = (int8_t *)p;
     acts.dx = (float *)(p + nq);
     acts.xs = acts.dx + ng;
-    acts.xsum = (int32_t *)(acts.xs + ng);
+    acts.xo = (int32_t *)(acts.xs + ng);
     return 0;
 }
 
@@ -120,7 +119,7 @@ static void round_group_generic(const Acts *A, const void *x, int bf16, int64_t 
     int64_t at = m * (k / G) + g;
     A->dx[at] = d;
     A->xs[at] = d * (float)sum;
-    A->xsum[at] = sum;
+    A->xo[at] = -8 * sum;
 }
 
 #ifdef GEMM_AVX512
@@ -144,7 +143,7 @@ static void round_group_avx512(const Acts *A, const void *x, int bf16, int64_t b
     int64_t at = m * (k / G) + g;
     A->dx[at] = d;
     A->xs[at] = d * (float)sum;
-    A->xsum[at] = sum;
+    A->xo[at] = -8 * sum;
 }
 #endif
 
@@ -163,9 +162,7 @@ static void round_rows(const Acts *A, const void *x, int bf16, int64_t ldx, int6
 }
 
 /* One row block's panel: per group, 8 quads of inputs x 4 vectors of 16 rows x 4 bytes (w[16 v + r, 4 t + j]
- * at byte (t * 4 + v) * 64 + 4 r + j), unsigned (int4: q in 0..15; int8: q + 128); then int4's 64 scales and 64
- * zeros per group as fp32, or int8's 64 row scales. */
-enum { INT4 = 0, INT4_ZEROS = 1, INT8 = 2 }; /* what a panel holds */
+ * at byte (t * 4 + v) * 64 + 4 r + j), then the group's 64 scales and 64 zeros as fp32. */
 #define PANEL_GROUP_BYTES (G * 64)
 
 typedef struct {
@@ -243,11 +240,10 @@ static inline void store_row16(void *y, int out_bf16, int64_t at, __m512 v, __mm
 }
 
 /* Rows m0..m0+MR-1 x outputs 16 v0 .. 16 v0 + 31 of the panel (row block b), over all K. */
-static inline __attribute__((always_inline)) void tile_avx512(const Acts *A, int64_t m0, int64_t k, int v0, int kind,
+static inline __attribute__((always_inline)) void tile_avx512(const Acts *A, int64_t m0, int64_t k, int v0, int zeros,
                                                               const uint16_t *bias, void *y, int out_bf16, int64_t ldy,
                                                               int64_t n0, int64_t n_out, const int MR) {
     const int64_t groups = k / G;
-    const int32_t offset = kind == INT8 ? -128 : -8;
     __m512 f[GEMM_MR][2];
 #pragma GCC unroll 8
     for (int m = 0; m < MR; m++)
@@ -256,7 +252,7 @@ static inline __attribute__((always_inline)) void tile_avx512(const Acts *A, int
         __m512i a[GEMM_MR][2];
 #pragma GCC unroll 8
         for (int m = 0; m < MR; m++)
-            a[m][0] = a[m][1] = _mm512_set1_epi32(offset * A->xsum[(m0 + m) * groups + g]);
+            a[m][0] = a[m][1] = _mm512_set1_epi32(A->xo[(m0 + m) * groups + g]);
         const uint8_t *wg = panel.w + g * PANEL_GROUP_BYTES + v0 * 64;
         const int8_t *xg = A->xq + m0 * k + g * G;
 #pragma GCC unroll 8
@@ -271,15 +267,6 @@ static inline __attribute__((always_inline)) void tile_avx512(const Acts *A, int
                 a[m][1] = _mm512_dpbusd_epi32(a[m][1], w1, xb);
             }
         }
-        if (kind == INT8) { /* one scale per weight row: applied once, at the end */
-#pragma GCC unroll 8
-            for (int m = 0; m < MR; m++) {
-                __m512 d = _mm512_set1_ps(A->dx[(m0 + m) * groups + g]);
-                f[m][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[m][0]), d, f[m][0]);
-                f[m][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[m][1]), d, f[m][1]);
-            }
-            continue;
-        }
         __m512 s0 = _mm512_load_ps(panel.sc + g * 64 + 16 * v0), s1 = _mm512_load_ps(panel.sc + g * 64 + 16 * v0 + 16);
 #pragma GCC unroll 8
         for (int m = 0; m < MR; m++) {
@@ -287,7 +274,7 @@ static inline __attribute__((always_inline)) void tile_avx512(const Acts *A, int
             f[m][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[m][0]), _mm512_mul_ps(s0, d), f[m][0]);
             f[m][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[m][1]), _mm512_mul_ps(s1, d), f[m][1]);
         }
-        if (kind == INT4_ZEROS) {
+        if (zeros) {
             __m512 z0 = _mm512_load_ps(panel.ze + g * 64 + 16 * v0), z1 = _mm512_load_ps(panel.ze + g * 64 + 16 * v0 + 16);
 #pragma GCC unroll 8
             for (int m = 0; m < MR; m++) {
@@ -305,136 +292,54 @@ static inline __attribute__((always_inline)) void tile_avx512(const Acts *A, int
         __m512 bv = bias ? _mm512_castsi512_ps(_mm512_slli_epi32(
                                _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, bias + n)), 16))
                          : _mm512_setzero_ps();
-        __m512 rs = _mm512_load_ps(panel.sc + 16 * (v0 + h)); /* int8: the rows' scales */
 #pragma GCC unroll 8
-        for (int m = 0; m < MR; m++) {
-            __m512 v = kind == INT8 ? _mm512_fmadd_ps(f[m][h], rs, bv) : _mm512_add_ps(f[m][h], bv);
-            store_row16(y, out_bf16, (m0 + m) * ldy + n, v, mask);
-        }
+        for (int m = 0; m < MR; m++)
+            store_row16(y, out_bf16, (m0 + m) * ldy + n, _mm512_add_ps(f[m][h], bv), mask);
     }
 }
 
-static inline __attribute__((always_inline)) void tiles_kind(const Acts *A, int64_t rows, int64_t k, const int kind,
-                                                             const uint16_t *bias, void *y, int out_bf16, int64_t ldy,
-                                                             int64_t n0, int64_t n_out) {
+static void tiles_avx512(const Acts *A, int64_t rows, int64_t k, int zeros, const uint16_t *bias, void *y, int out_bf16,
+                         int64_t ldy, int64_t n0, int64_t n_out) {
     for (int v0 = 0; v0 < 4; v0 += 2) {
         if (n0 + 16 * v0 >= n_out)
             break;
         int64_t m = 0;
         for (; m + GEMM_MR <= rows; m += GEMM_MR)
-            tile_avx512(A, m, k, v0, kind, bias, y, out_bf16, ldy, n0, n_out, GEMM_MR);
+            tile_avx512(A, m, k, v0, zeros, bias, y, out_bf16, ldy, n0, n_out, GEMM_MR);
         switch (rows - m) { /* the last few rows */
-        case 5: tile_avx512(A, m, k, v0, kind, bias, y, out_bf16, ldy, n0, n_out, 5); break;
-        case 4: tile_avx512(A, m, k, v0, kind, bias, y, out_bf16, ldy, n0, n_out, 4); break;
-        case 3: tile_avx512(A, m, k, v0, kind, bias, y, out_bf16, ldy, n0, n_out, 3); break;
-        case 2: tile_avx512(A, m, k, v0, kind, bias, y, out_bf16, ldy, n0, n_out, 2); break;
-        case 1: tile_avx512(A, m, k, v0, kind, bias, y, out_bf16, ldy, n0, n_out, 1); break;
+        case 5: tile_avx512(A, m, k, v0, zeros, bias, y, out_bf16, ldy, n0, n_out, 5); break;
+        case 4: tile_avx512(A, m, k, v0, zeros, bias, y, out_bf16, ldy, n0, n_out, 4); break;
+        case 3: tile_avx512(A, m, k, v0, zeros, bias, y, out_bf16, ldy, n0, n_out, 3); break;
+        case 2: tile_avx512(A, m, k, v0, zeros, bias, y, out_bf16, ldy, n0, n_out, 2); break;
+        case 1: tile_avx512(A, m, k, v0, zeros, bias, y, out_bf16, ldy, n0, n_out, 1); break;
         default: break;
-        }
-    }
-}
-
-static void tiles_avx512(const Acts *A, int64_t rows, int64_t k, int kind, const uint16_t *bias, void *y, int out_bf16,
-                         int64_t ldy, int64_t n0, int64_t n_out) {
-    if (kind == INT8)
-        tiles_kind(A, rows, k, INT8, bias, y, out_bf16, ldy, n0, n_out);
-    else if (kind == INT4_ZEROS)
-        tiles_kind(A, rows, k, INT4_ZEROS, bias, y, out_bf16, ldy, n0, n_out);
-    else
-        tiles_kind(A, rows, k, INT4, bias, y, out_bf16, ldy, n0, n_out);
-}
-
-/* 16 rows of 16 dwords -> 16 columns (r[c] = dword c of every row), in place. */
-static inline void transpose16(__m512i r[16]) {
-    __m512i t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) { /* r[4 i + j], 128-bit lane L: column 4 L + j of rows 4 i .. 4 i + 3 */
-        r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-    }
-    for (int j = 0; j < 4; j++) {
-        __m512i p0 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x44), p1 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xee);
-        __m512i q0 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x44), q1 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xee);
-        t[j] = _mm512_shuffle_i32x4(p0, q0, 0x88);
-        t[4 + j] = _mm512_shuffle_i32x4(p0, q0, 0xdd);
-        t[8 + j] = _mm512_shuffle_i32x4(p1, q1, 0x88);
-        t[12 + j] = _mm512_shuffle_i32x4(p1, q1, 0xdd);
-    }
-    for (int c = 0; c < 16; c++)
-        r[c] = t[c];
-}
-
-/* int8 rows [n0, n0 + 64) (q row-major, rows past n_out read as 0) -> the panel, q + 128: 16 rows x 64 inputs
- * at a time, a dword transpose turns them into 16 vectors of 16 rows x 4 inputs. */
-static void pack8_avx512(const int8_t *q, int64_t k, int64_t n0, int64_t n_out) {
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    for (int v = 0; v < 4; v++) {
-        for (int64_t c0 = 0; c0 < k; c0 += 64) {
-            const __mmask64 bytes = c0 + 64 <= k ? ~(__mmask64)0 : (((__mmask64)1 << (k - c0)) - 1);
-            __m512i r[16];
-            for (int i = 0; i < 16; i++) {
-                int64_t row = n0 + 16 * v + i;
-                r[i] = row < n_out ? _mm512_maskz_loadu_epi8(bytes, q + row * k + c0) : _mm512_setzero_si512();
-            }
-            transpose16(r);
-            int quads = c0 + 64 <= k ? 16 : (int)((k - c0) / 4);
-            for (int c = 0; c < quads; c++) {
-                int64_t i = c0 / 4 + c; /* the quad of inputs */
-                _mm512_store_si512(panel.w + (i / 8) * PANEL_GROUP_BYTES + ((i % 8) * 4 + v) * 64,
-                                   _mm512_xor_si512(r[c], flip));
-            }
         }
     }
 }
 #endif
 
 /* The same sums in plain C, in the same order (fp32 fma per group), from the same panel. */
-static void tiles_generic(const Acts *A, int64_t rows, int64_t k, int kind, const uint16_t *bias, void *y, int out_bf16,
+static void tiles_generic(const Acts *A, int64_t rows, int64_t k, int zeros, const uint16_t *bias, void *y, int out_bf16,
                           int64_t ldy, int64_t n0, int64_t n_out) {
     const int64_t groups = k / G;
-    const int32_t offset = kind == INT8 ? -128 : -8;
     for (int64_t m = 0; m < rows; m++)
         for (int r = 0; r < 64 && n0 + r < n_out; r++) {
             float f = 0.0f;
             for (int64_t g = 0; g < groups; g++) {
-                int32_t sum = offset * A->xsum[m * groups + g];
+                int32_t sum = A->xo[m * groups + g];
                 const uint8_t *wg = panel.w + g * PANEL_GROUP_BYTES + (r / 16) * 64 + 4 * (r % 16);
                 for (int i = 0; i < G; i++)
                     sum += (int32_t)wg[(i / 4) * 256 + i % 4] * A->xq[m * k + g * G + i];
-                if (kind == INT8) {
-                    f = fmaf((float)sum, A->dx[m * groups + g], f);
-                    continue;
-                }
                 f = fmaf((float)sum, panel.sc[g * 64 + r] * A->dx[m * groups + g], f);
-                if (kind == INT4_ZEROS)
+                if (zeros)
                     f = fmaf(panel.ze[g * 64 + r], A->xs[m * groups + g], f);
             }
-            float b = bias ? bf16f(bias[n0 + r]) : 0.0f;
-            f = kind == INT8 ? fmaf(f, panel.sc[r], b) : f + b;
+            f += bias ? bf16f(bias[n0 + r]) : 0.0f;
             if (out_bf16)
                 ((uint16_t *)y)[m * ldy + n0 + r] = to_bf16(f);
             else
                 ((float *)y)[m * ldy + n0 + r] = f;
         }
-}
-
-static void pack8_generic(const int8_t *q, int64_t k, int64_t n0, int64_t n_out) {
-    for (int r = 0; r < 64; r++)
-        for (int64_t i = 0; i < k; i++) {
-            int8_t v = n0 + r < n_out ? q[(n0 + r) * k + i] : 0;
-            panel.w[(i / G) * PANEL_GROUP_BYTES + (((i % G) / 4) * 4 + r / 16) * 64 + 4 * (r % 16) + i % 4] =
-                (uint8_t)((int)v + 128);
-        }
-}
-
-static void pack8_scales(const uint16_t *s, int64_t n0, int64_t n_out) {
-    for (int r = 0; r < 64; r++)
-        panel.sc[r] = n0 + r < n_out ? bf16f(s[n0 + r]) : 0.0f;
 }
 
 static void team_part(int64_t count, int64_t *lo, int64_t *hi) {
@@ -448,11 +353,11 @@ static void team_part(int64_t count, int64_t *lo, int64_t *hi) {
 }
 
 typedef struct {
-    const uint8_t *p; /* int4: torch's layout; int8: q [N, K] row-major */
-    const uint16_t *sz, *bias; /* int4: sz; int8: the row scales */
+    const uint8_t *p;
+    const uint16_t *sz, *bias;
     void *y;
     int64_t ldy, n_out, npad, k, m_rows;
-    int kind, out_bf16, isa;
+    int pairs, out_bf16, isa;
 } Job;
 
 /* Row blocks [b0, b1) of the weight for every activation row: 0, or 1 where the panel found no memory. */
@@ -460,40 +365,37 @@ static int row_blocks(const Job *j, const Acts *A, int64_t b0, int64_t b1) {
     if (b0 < b1 && panel_reserve(j->k))
         return 1;
     for (int64_t b = b0; b < b1 && b * 64 < j->n_out; b++) {
-        if (j->kind == INT8)
-            pack8_scales(j->sz, b * 64, j->n_out);
-        else
-            pack_scales(j->sz, j->kind == INT4_ZEROS ? 2 : 1, j->npad, b, j->k);
+        pack_scales(j->sz, j->pairs, j->npad, b, j->k);
 #ifdef GEMM_AVX512
         if (j->isa >= 2) {
-            if (j->kind == INT8)
-                pack8_avx512((const int8_t *)j->p, j->k, b * 64, j->n_out);
-            else
-                pack_avx512(j->p, b, j->k);
-            tiles_avx512(A, j->m_rows, j->k, j->kind, j->bias, j->y, j->out_bf16, j->ldy, b * 64, j->n_out);
+            pack_avx512(j->p, b, j->k);
+            tiles_avx512(A, j->m_rows, j->k, j->pairs == 2, j->bias, j->y, j->out_bf16, j->ldy, b * 64, j->n_out);
             continue;
         }
 #endif
-        if (j->kind == INT8)
-            pack8_generic((const int8_t *)j->p, j->k, b * 64, j->n_out);
-        else
-            pack_generic(j->p, b, j->k);
-        tiles_generic(A, j->m_rows, j->k, j->kind, j->bias, j->y, j->out_bf16, j->ldy, b * 64, j->n_out);
+        pack_generic(j->p, b, j->k);
+        tiles_generic(A, j->m_rows, j->k, j->pairs == 2, j->bias, j->y, j->out_bf16, j->ldy, b * 64, j->n_out);
     }
     return 0;
 }
 
-/* Round x's rows, then every row block: one thread without a parallel region (as gemv.c), else the threads
- * round a share of the rows each and then take whole row blocks. */
-static int run(const Job *job, const void *x, int x_bf16, int64_t ldx, int n_threads) {
+/* y [M, n_out] (bf16 when out_bf16, else fp32; rows ldy apart) = x W^T + b. Returns 0, or -1 on bad arguments
+ * or no memory. The threads first round a share of the rows each, then take whole row blocks of the weight
+ * (one thread: no parallel region at all, as gemv.c). */
+int hearth_int4_gemm(const void *x, int x_bf16, int64_t m_rows, int64_t ldx, const uint8_t *p, const uint16_t *sz,
+                     int pairs, const uint16_t *bias, void *y, int out_bf16, int64_t ldy, int64_t n_out, int64_t npad,
+                     int64_t k, int n_threads, int isa) {
+    if (npad % 64 || k % G || k <= 0 || m_rows <= 0 || (pairs != 1 && pairs != 2) || n_out > npad || ldx < k ||
+        ldy < n_out || acts_reserve(m_rows, k))
+        return -1;
     const Acts *A = &acts; /* the calling thread's: shared with the team */
-    int64_t blocks = job->npad / 64, m_rows = job->m_rows, k = job->k;
-    int isa = job->isa;
+    const Job job = {p, sz, bias, y, ldy, n_out, npad, k, m_rows, pairs, out_bf16, isa};
+    int64_t blocks = npad / 64;
     if (n_threads > blocks)
         n_threads = (int)blocks;
     if (n_threads <= 1) {
         round_rows(A, x, x_bf16, ldx, 0, m_rows, k, isa);
-        return row_blocks(job, A, 0, blocks) ? -1 : 0;
+        return row_blocks(&job, A, 0, blocks) ? -1 : 0;
     }
     int failed = 0;
 #pragma omp parallel num_threads(n_threads) reduction(| : failed)
@@ -503,30 +405,7 @@ static int run(const Job *job, const void *x, int x_bf16, int64_t ldx, int n_thr
         round_rows(A, x, x_bf16, ldx, lo, hi, k, isa);
 #pragma omp barrier
         team_part(blocks, &lo, &hi);
-        failed |= row_blocks(job, A, lo, hi);
+        failed |= row_blocks(&job, A, lo, hi);
     }
     return failed ? -1 : 0;
-}
-
-/* y [M, n_out] (bf16 when out_bf16, else fp32; rows ldy apart) = x W^T + b, W int4 in torch's layout. Returns 0,
- * or -1 on bad arguments or no memory. */
-int hearth_int4_gemm(const void *x, int x_bf16, int64_t m_rows, int64_t ldx, const uint8_t *p, const uint16_t *sz,
-                     int pairs, const uint16_t *bias, void *y, int out_bf16, int64_t ldy, int64_t n_out, int64_t npad,
-                     int64_t k, int n_threads, int isa) {
-    if (npad % 64 || k % G || k <= 0 || m_rows <= 0 || (pairs != 1 && pairs != 2) || n_out > npad || ldx < k ||
-        ldy < n_out || acts_reserve(m_rows, k))
-        return -1;
-    const Job job = {p, sz, bias, y, ldy, n_out, npad, k, m_rows, pairs == 2 ? INT4_ZEROS : INT4, out_bf16, isa};
-    return run(&job, x, x_bf16, ldx, n_threads);
-}
-
-/* The same for an int8 weight: q [n_out, K] int8 row-major (values -127..127), s [n_out] bf16 row scales. */
-int hearth_int8_gemm(const void *x, int x_bf16, int64_t m_rows, int64_t ldx, const int8_t *q, const uint16_t *s,
-                     const uint16_t *bias, void *y, int out_bf16, int64_t ldy, int64_t n_out, int64_t k, int n_threads,
-                     int isa) {
-    if (k % G || k <= 0 || m_rows <= 0 || n_out <= 0 || ldx < k || ldy < n_out || acts_reserve(m_rows, k))
-        return -1;
-    const Job job = {(const uint8_t *)q, s, bias, y, ldy, n_out, (n_out + 63) / 64 * 64, k, m_rows, INT8, out_bf16,
-                     isa};
-    return run(&job, x, x_bf16, ldx, n_threads);
 }
