@@ -61,7 +61,8 @@ class SelfTest(QObject):
         self.report.update(
             ok=result.new_tokens >= 1 and bool(result.text.strip()), reply=result.text,
             new_tokens=result.new_tokens, tok_s=round(result.tok_s, 2), ttft_s=round(result.ttft_s, 3),
-            finish_reason=result.finish_reason, max_ui_stall_ms=round(self.max_gap * 1000, 1))
+            finish_reason=result.finish_reason, max_ui_stall_ms=round(self.max_gap * 1000, 1),
+            decoder=getattr(result, "decoder", ""))  # which decode loop answered ("fast gguf", "transformers: ...")
         if not self.report["ok"]:
             self.report["error"] = "the model gave an empty reply"
         self._finish()
