@@ -23,6 +23,7 @@
 #endif
 #if defined(__unix__) || defined(__APPLE__)
 #define GEMM_MMAP 1
+#include <pthread.h>
 #include <sys/mman.h>
 #endif
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && \
@@ -49,27 +50,64 @@ static inline uint16_t to_bf16(float f) { /* round to nearest even (finite value
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* The kernel's buffers live as long as the thread and grow to the largest call (unmapping them after each call
- * lowered no peak: bench/README.md). They are mapped apart from malloc's heap, so that a long-lived block allocated
+/* The kernel's buffers live as long as their thread and grow to the largest call (unmapping them after each call
+ * lowered no peak: bench/README.md); a thread's are unmapped when it exits (a pthread key's destructor), so short-lived
+ * callers leave nothing behind. They are mapped apart from malloc's heap, so that a long-lived block allocated
  * mid-prompt cannot sit at the heap's top and keep what is freed below it resident. Page-aligned. */
 typedef struct {
     void *base;
     size_t size;
 } Buffer;
 
+typedef struct {
+    Buffer acts, panel;
+    int registered; /* with the exit destructor */
+} Buffers;
+
+static _Thread_local Buffers buffers;
+
+static void buffer_free(Buffer *b) {
+    if (!b->base)
+        return;
+#ifdef GEMM_MMAP
+    munmap(b->base, b->size);
+#else
+    free(b->base);
+#endif
+    b->base = NULL;
+    b->size = 0;
+}
+
+#ifdef GEMM_MMAP
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static int exit_key_ok;
+
+static void on_thread_exit(void *arg) {
+    Buffers *own = arg;
+    buffer_free(&own->acts);
+    buffer_free(&own->panel);
+    own->registered = 0;
+}
+
+static void make_exit_key(void) { exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0; }
+#endif
+
 static void *buffer_reserve(Buffer *b, size_t size) {
     if (size <= b->size)
         return b->base;
+    buffer_free(b);
 #ifdef GEMM_MMAP
-    if (b->base)
-        munmap(b->base, b->size);
+    if (!buffers.registered) {
+        pthread_once(&exit_once, make_exit_key);
+        buffers.registered = exit_key_ok && pthread_setspecific(exit_key, &buffers) == 0;
+    }
     size = (size + 4095) / 4096 * 4096;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         p = NULL;
 #else
-    free(b->base);
-    size = (size + 63) / 64 * 64;
+    size = (size + 4095) / 4096 * 4096;
     void *p = aligned_alloc(4096, size);
 #endif
     b->base = p;
@@ -86,11 +124,10 @@ typedef struct {
 } Acts;
 
 static _Thread_local Acts acts;
-static _Thread_local Buffer acts_buffer;
 
 static int acts_reserve(int64_t m, int64_t k) {
     size_t nq = (size_t)((m * k + 63) / 64 * 64), ng = (size_t)(m * (k / G));
-    char *p = buffer_reserve(&acts_buffer, nq + 3 * 4 * ng);
+    char *p = buffer_reserve(&buffers.acts, nq + 3 * 4 * ng);
     if (!p)
         return -1;
     acts.xq = (int8_t *)p;
@@ -171,11 +208,10 @@ typedef struct {
 } Panel;
 
 static _Thread_local Panel panel; /* each thread of the team has its own */
-static _Thread_local Buffer panel_buffer;
 
 static int panel_reserve(int64_t k) {
     size_t nw = (size_t)(k * 64), ns = sizeof(float) * (size_t)(k / G * 64); /* multiples of 64 bytes */
-    uint8_t *p = buffer_reserve(&panel_buffer, nw + 2 * ns);
+    uint8_t *p = buffer_reserve(&buffers.panel, nw + 2 * ns);
     if (!p)
         return -1;
     panel.w = p;
