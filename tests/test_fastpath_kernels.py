@@ -283,9 +283,9 @@ def test_extreme_values_do_not_saturate(isa, sign):
     _check(y, q.double() * s.double()[:, None], None, x)
 
 
-def test_the_avx2_path_leaves_prompts_to_torch(monkeypatch):
+def test_the_avx2_path_runs_prompts_row_by_row(monkeypatch):
     """gemm.c has no AVX2 code (its plain C is far slower than torch's int4 kernel): on the AVX2 path prompts of
-    Int4 keep torch's kernel while one row runs on Hearth's."""
+    Int4 run the one-row kernel on each row, which rounds each row as the GEMM does."""
     if "avx2" not in PATHS:
         pytest.skip("no AVX2 here")
     from engine.fastpath.kernels import gemm
@@ -294,10 +294,43 @@ def test_the_avx2_path_leaves_prompts_to_torch(monkeypatch):
     build.reset()
     try:
         w = _int4(200, 576, True)
-        assert build.isa() == 1 and gemm.int4_gemm(w.p, w.sz, w.b, w.out) is None
-        many = w(torch.randn(5, 576))
-        assert many.dtype == torch.bfloat16 and w.gemm is None  # torch's int4 kernel
-        assert w(torch.randn(1, 576)).dtype == torch.float32 and isinstance(w.gemv, gemv._Kernel)
+        x = torch.randn(5, 576)
+        many = w(x)
+        assert build.isa() == 1 and isinstance(w.gemm, gemm.Gemm) and many.dtype == torch.bfloat16
+        rows = torch.cat([w(x[i:i + 1]) for i in range(5)])  # the one-row kernel, fp32
+        assert torch.equal(many, rows.to(torch.bfloat16))
+        assert torch.equal(w.gemm(x, dtype=torch.float32), rows)
         assert "AVX2" in build.describe()
     finally:
         build.reset()
+
+
+_TORCH_AVX2 = """
+import torch
+from engine.fastpath.kernels import build
+from engine.fastpath.linear import Int4
+assert torch.backends.cpu.get_cpu_capability() == "AVX2" and build.isa() == 1, build.reason()
+g = torch.Generator().manual_seed(0)
+q = torch.randint(0, 16, (128, 64), dtype=torch.uint8, generator=g)
+w = Int4.from_groups(q, torch.full((128, 2), 0.01), torch.full((128, 2), -0.08))
+exact = (q.double() - 8) * 0.01
+for rows in (1, 5):
+    x = torch.randn(rows, 64, generator=g)
+    err = (w(x).double() - x.double() @ exact.t()).abs().max()
+    assert err < 0.03, (rows, float(err))
+"""
+
+
+def test_int4_is_right_under_torchs_avx2_kernels(data_dir):
+    """torch packs int4 for its AVX2 (and plain) kernels in another layout than the AVX-512 one Int4 keeps: on an
+    AVX2 CPU one row and prompts run Hearth's AVX2 kernels, which read Int4's layout (a process with torch's
+    AVX2 kernels, as on such a CPU)."""
+    import os
+    import subprocess
+    import sys
+
+    if "avx2" not in PATHS:
+        pytest.skip("no AVX2 here")
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", HEARTH_KERNELS="avx2", HEARTH_DATA_DIR=str(data_dir))
+    run = subprocess.run([sys.executable, "-c", _TORCH_AVX2], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -19,9 +19,10 @@ from engine.fastpath.kernels import build, gemv
 _BF16, _F32 = torch.bfloat16, torch.float32
 
 
-def _function(lib: ctypes.CDLL):
-    """The library's GEMM with its argument types (declared here, on the function object each CDLL keeps)."""
-    fn = lib.hearth_int4_gemm
+def _function(lib: ctypes.CDLL, name: str = "hearth_int4_gemm"):
+    """The library's GEMM with its argument types (declared here, on the function object each CDLL keeps);
+    ``hearth_int4_gemv_rows`` (gemv.c) takes the same arguments."""
+    fn = getattr(lib, name)
     if fn.argtypes is None:
         p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
         # x, x_bf16, m, ldx, p, sz, pairs, bias, y, y_bf16, ldy, n_out, npad, k, threads, isa
@@ -55,14 +56,15 @@ class Gemm:
         return y
 
 
-# build.isa() == 1 (AVX2): gemm.c has no AVX2 code and its plain C ran 25x slower than torch's AVX2 int4 kernel
-# (bench/README.md), so prompts keep torch's kernels there; HEARTH_KERNELS=generic still runs the plain C (tests).
+# build.isa() == 1 (AVX2): gemm.c has no AVX2 code and its plain C ran 25x slower than torch's AVX2 int4 kernel, so
+# prompts run the one-row AVX2 kernel row by row (gemv.c hearth_int4_gemv_rows): faster than torch's AVX2 kernel, and
+# right where it is not (torch's AVX2 and plain kernels read another int4 layout than Int4's; bench/README.md).
+# HEARTH_KERNELS=generic still runs gemm.c's plain C (tests).
 
 
 def int4_gemm(p: torch.Tensor, sz: torch.Tensor, b: torch.Tensor | None, out: int) -> Gemm | None:
     """p [Npad, K / 2] uint8 and sz [K / 32, Npad, 1 or 2] bf16 in torch's CPU int4 layout (linear.Int4)."""
     lib = build.load()
-    if lib is None or build.isa() == 1 or not gemv._int4_ok(p, sz) or not gemv._bias_ok(b, out) \
-            or not 0 < out <= p.shape[0]:
+    if lib is None or not gemv._int4_ok(p, sz) or not gemv._bias_ok(b, out) or not 0 < out <= p.shape[0]:
         return None
-    return Gemm(_function(lib), p, sz, b, out)
+    return Gemm(_function(lib, "hearth_int4_gemv_rows" if build.isa() == 1 else "hearth_int4_gemm"), p, sz, b, out)

@@ -783,3 +783,31 @@ int hearth_int4_dequant_t(const uint8_t *p, const uint16_t *sz, int pairs, int64
     (void)isa;
     return 0;
 }
+
+/* ---- many rows, one at a time (isa 1) ------------------------------------------------------------------ */
+
+/* hearth_int4_gemm's arguments (gemm.c), each row on the one-row kernel: gemm.c has no AVX2 code (its plain C was
+ * 25x slower than torch's AVX2 int4 kernel), while the one-row AVX2 kernel row by row is faster than torch's AVX2
+ * kernel on prompts, and right where torch's is not: torch packs int4 for its AVX2 and plain kernels in another
+ * layout than the AVX-512 one linear.Int4 keeps (bench/README.md). Each row is rounded to int8 per 32, as gemm.c
+ * rounds it. y: fp32 or bf16 (round to nearest even) rows ldy apart. */
+int hearth_int4_gemv_rows(const void *x, int x_bf16, int64_t m_rows, int64_t ldx, const uint8_t *p, const uint16_t *sz,
+                          int pairs, const uint16_t *bias, void *y, int out_bf16, int64_t ldy, int64_t n_out,
+                          int64_t npad, int64_t k, int n_threads, int isa) {
+    if (m_rows <= 0 || n_out > npad || ldx < k || ldy < n_out)
+        return -1;
+    float *row = out_bf16 ? malloc(sizeof(float) * (size_t)n_out) : NULL;
+    if (out_bf16 && !row)
+        return -1;
+    int rc = 0;
+    for (int64_t i = 0; i < m_rows && !rc; i++) {
+        const void *xi = x_bf16 ? (const void *)((const uint16_t *)x + i * ldx) : (const void *)((const float *)x + i * ldx);
+        float *yi = out_bf16 ? row : (float *)y + i * ldy;
+        rc = hearth_int4_gemv(xi, x_bf16, p, sz, pairs, bias, yi, n_out, npad, k, n_threads, isa);
+        if (!rc && out_bf16)
+            for (int64_t n = 0; n < n_out; n++)
+                ((uint16_t *)y)[i * ldy + n] = f32_to_bf16(row[n]);
+    }
+    free(row);
+    return rc;
+}
