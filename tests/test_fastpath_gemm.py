@@ -136,8 +136,8 @@ def test_int4_prompts_run_on_the_gemm_and_agree_with_torchs_int4_kernel(symmetri
     build.reset()
     if build.load() is None:
         pytest.skip(f"the kernels do not build here: {build.reason()}")
-    w = _int4(589, 576, True, symmetric)
-    x = torch.randn(40, 576).to(torch.bfloat16)
+    w = _int4(589, 2048, True, symmetric)
+    x = torch.randn(40, 2048).to(torch.bfloat16)
     y = w(x)
     assert isinstance(w.gemm, gemm.Gemm) and y.shape == (40, 589) and y.dtype == torch.bfloat16
     ref = torch._weight_int4pack_mm_for_cpu(x, w.p, 32, w._pairs())[:, :589] + w.b  # bf16 activations
@@ -148,6 +148,10 @@ def test_int4_prompts_run_on_the_gemm_and_agree_with_torchs_int4_kernel(symmetri
     assert fewer.gemm is linear._PENDING
     assert torch.equal(short, ref[:linear.INT4_GEMM_ROWS - 1])
     assert w(x[:1]).dtype == torch.float32  # one row: the gemv kernel
+    narrow = _int4(128, 576, True, symmetric)  # rows shorter than INT4_GEMM_INPUTS (the default model's)
+    xs = torch.randn(40, 576).to(torch.bfloat16)
+    assert torch.equal(narrow(xs), torch._weight_int4pack_mm_for_cpu(xs, narrow.p, 32, narrow._pairs()) + narrow.b)
+    assert narrow.gemm is linear._PENDING
 
 
 def test_without_the_kernels_prompts_stay_on_torchs_int4_kernel(monkeypatch):

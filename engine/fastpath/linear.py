@@ -25,6 +25,9 @@ _PENDING = object()  # a weight's one-row kernel, not looked for yet (the first 
 
 DEQUANT_ROWS = 8  # from this many rows on, dequantize and use a bf16 matmul
 INT4_GEMM_ROWS = 4  # Int4 from this many rows on: Hearth's int8 GEMM (at 2 rows it is 0.84-2.4x torch's kernel)
+INT4_GEMM_INPUTS = 2048  # ... and rows this long. The default model's (K = 576, 1536) keep torch's kernel: already
+# 1.7x llama.cpp there, and the int8 activations moved its prompt-route perplexity on the bench's text from +0.14 %
+# to +1.23 % of llama.cpp's (+0.23 % on average over five texts: bench/README.md)
 DEQUANT_BLOCK = 1 << 22  # weights dequantized at a time (8 MB of bf16): a prompt never holds a whole bf16 copy
 WEIGHT_ALIGN, INPUT_ALIGN = 16, 32  # bytes: the vector loads of torch's int8 kernel (AVX-512) on each row
 
@@ -194,7 +197,7 @@ class Int4:
                 kernel = self.gemv = gemv.int4_kernel(self.p, self.sz, self.b, self.out)
             if kernel is not None:
                 return kernel(x)  # fp32 [1, out], bias included
-        if x.shape[0] >= INT4_GEMM_ROWS:
+        if x.shape[0] >= INT4_GEMM_ROWS and self.p.shape[1] * 2 >= INT4_GEMM_INPUTS:
             kernel = self.gemm
             if kernel is _PENDING:
                 kernel = self.gemm = gemm.int4_gemm(self.p, self.sz, self.b, self.out)
