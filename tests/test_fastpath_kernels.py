@@ -293,8 +293,8 @@ def test_the_avx2_path_runs_prompts_row_by_row(monkeypatch):
     monkeypatch.setenv("HEARTH_KERNELS", "avx2")
     build.reset()
     try:
-        w = _int4(200, 576, True)
-        x = torch.randn(5, 576)
+        w = _int4(200, 2048, True)  # rows long enough for the GEMM (linear.INT4_GEMM_INPUTS)
+        x = torch.randn(5, 2048)
         many = w(x)
         assert build.isa() == 1 and isinstance(w.gemm, gemm.Gemm) and many.dtype == torch.bfloat16
         rows = torch.cat([w(x[i:i + 1]) for i in range(5)])  # the one-row kernel, fp32
@@ -314,10 +314,17 @@ g = torch.Generator().manual_seed(0)
 q = torch.randint(0, 16, (128, 64), dtype=torch.uint8, generator=g)
 w = Int4.from_groups(q, torch.full((128, 2), 0.01), torch.full((128, 2), -0.08))
 exact = (q.double() - 8) * 0.01
-for rows in (1, 5):
-    x = torch.randn(rows, 64, generator=g)
-    err = (w(x).double() - x.double() @ exact.t()).abs().max()
-    assert err < 0.03, (rows, float(err))
+from engine.fastpath import linear
+assert not linear.torch_reads_int4_layout()
+wide = Int4.from_groups(torch.randint(0, 16, (128, 2048), dtype=torch.uint8, generator=g),
+                        torch.full((128, 64), 0.01), torch.full((128, 64), -0.08))
+for weight in (w, wide):  # rows of fewer / more inputs than linear.INT4_GEMM_INPUTS
+    exact = weight.dequantized().double()
+    for rows in (1, 2, 3, 5):
+        x = torch.randn(rows, exact.shape[1], generator=g)
+        want = x.double() @ exact[:128].t()
+        err = (weight(x).double() - want).abs().max()
+        assert err < 0.01 * float(want.abs().max()), (rows, float(err))
 """
 
 
@@ -333,4 +340,19 @@ def test_int4_is_right_under_torchs_avx2_kernels(data_dir):
         pytest.skip("no AVX2 here")
     env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", HEARTH_KERNELS="avx2", HEARTH_DATA_DIR=str(data_dir))
     run = subprocess.run([sys.executable, "-c", _TORCH_AVX2], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+_TORCH_PLAIN = _TORCH_AVX2.replace('"AVX2" and build.isa() == 1', '"DEFAULT" and build.load() is None')
+
+
+def test_int4_is_right_where_neither_torchs_nor_hearths_kernels_read_its_layout(data_dir):
+    """torch's plain kernels (a CPU without AVX2, Apple's) and no Hearth kernels (no compiler): rows dequantized
+    with torch ops, slow but right."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="default", HEARTH_KERNELS="0", HEARTH_DATA_DIR=str(data_dir))
+    run = subprocess.run([sys.executable, "-c", _TORCH_PLAIN], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -148,13 +148,15 @@ class Int8:
 class Int4:
     """Group-wise int4: 4-bit values, a bf16 scale and offset per group of 32 inputs (GGUF Q4_0/Q4_1/Q4_K).
 
-    Held in the layout of torch's CPU int4 kernel: ``p`` [N, K / 2] uint8, viewed as [N / 64, K, 32], packs
+    Held in the layout of torch's AVX-512 CPU int4 kernel: ``p`` [N, K / 2] uint8, viewed as [N / 64, K, 32], packs
     row 64 b + j in the low nibbles and row 64 b + 32 + j in the high ones (j < 32); ``sz`` [K / 32, N, 2]
     bf16 is (scale, zero) with w = (q - 8) * scale + zero. N is padded to a multiple of 64 with zero rows;
-    ``out`` is the real N. Calls of 4+ rows (prompts) run on kernels/gemm.c: the activation rounded to int8 per
-    block of 32 as llama.cpp rounds a batch, VNNI dot products on the same tensors (3-4x torch's kernel, 1.7x a
-    bf16 matmul on weights unpacked in C: bench/README.md); 2-3 rows, or where the kernels do not build, use the
-    int4 kernel.
+    ``out`` is the real N. Calls of 4+ rows (prompts) of 2048+ inputs run on kernels/gemm.c: the activation
+    rounded to int8 per block of 32 as llama.cpp rounds a batch, VNNI dot products on the same tensors (3-4x
+    torch's kernel, 1.7x a bf16 matmul on weights unpacked in C: bench/README.md); other calls, or where the
+    kernels do not build, use torch's int4 kernel. Where torch's kernel reads another layout (its AVX2 and plain
+    kernels: ``torch_reads_int4_layout``) it is never called: every call runs Hearth's kernels, or rows
+    dequantized with torch ops where those do not build.
     Where every zero is 0 (Q4_0 files) ``sz`` is [K / 32, N, 1], the scales alone: a decode step then reads
     18 bytes per 32 weights instead of 20 (the decode kernel is memory-bound), and prompts add the zeros
     for torch's kernel per call.
@@ -197,12 +199,15 @@ class Int4:
                 kernel = self.gemv = gemv.int4_kernel(self.p, self.sz, self.b, self.out)
             if kernel is not None:
                 return kernel(x)  # fp32 [1, out], bias included
-        if x.shape[0] >= INT4_GEMM_ROWS and self.p.shape[1] * 2 >= INT4_GEMM_INPUTS:
+        k, native = self.p.shape[1] * 2, torch_reads_int4_layout()
+        if (x.shape[0] >= INT4_GEMM_ROWS and k >= INT4_GEMM_INPUTS) or not native:
             kernel = self.gemm
             if kernel is _PENDING:
                 kernel = self.gemm = gemm.int4_gemm(self.p, self.sz, self.b, self.out)
             if kernel is not None:
                 return kernel(x)  # bf16 [rows, out], bias included
+        if not native:  # torch's kernel would read these bytes in another layout: dequantize with torch ops
+            return blocked_linear(x.to(torch.bfloat16), self.out, k, self._rows_bf16, self.b)
         # Fewer rows, or no kernels here: torch's int4 kernel (unpacking with torch ops first was 2.4x (512 rows)
         # to 30x (8 rows) slower on an 8192 x 2048 matrix: bench/README.md, "GGUF direct").
         y = torch._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), self.p, self.GROUP, self._pairs())
@@ -243,6 +248,23 @@ class Int4:
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"p4": self.p, "sz": self.sz, "n": torch.tensor([self.out])} | \
             ({"b": self.b} if self.b is not None else {})
+
+
+_TORCH_LAYOUT: list[bool] = []  # torch_reads_int4_layout()'s answer, once per process
+
+
+def torch_reads_int4_layout() -> bool:
+    """Whether torch's CPU int4 kernel reads ``Int4``'s bytes as ``pack_int4`` lays them out. torch packs int4
+    for the kernel its CPU runs: its AVX-512 kernel reads [N / 64, K, 32], its AVX2 and plain ones (CPUs without
+    AVX-512, Apple's) another layout, where they would multiply by scrambled weights."""
+    if not _TORCH_LAYOUT:
+        q = torch.randint(0, 16, (64, 64), dtype=torch.int32, generator=torch.Generator().manual_seed(0))
+        try:
+            same = torch.equal(torch._convert_weight_to_int4pack_for_cpu(q, 1), pack_int4(q.to(torch.uint8)))
+        except (RuntimeError, AttributeError):  # no CPU int4 packing in this torch
+            same = False
+        _TORCH_LAYOUT.append(same)
+    return _TORCH_LAYOUT[0]
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:
