@@ -150,21 +150,6 @@ def test_scales_only_weights_give_what_scale_and_zero_give():
     assert torch.allclose(sym(x[:1]), full(x[:1]))
 
 
-@pytest.mark.parametrize("n,k,symmetric", [(64, 32, False), (100, 96, False), (589, 576, True), (257, 2048, False)])
-def test_int4_dequantize_kernel_gives_dequantized_bit_for_bit(isa, n, k, symmetric):
-    w = _int4(n, k, False, symmetric=symmetric)
-    dequant = gemv.int4_dequantizer(w.p, w.sz)
-    assert dequant is not None
-    assert torch.equal(dequant(0, w.out), w.dequantized())
-    for start, stop in ((64, min(w.out, 192)), (0, 1), (w.p.shape[0] - 64, w.out)):  # row blocks, a ragged end
-        for threads in (1, 3) if start < stop else ():
-            rows = dequant(start, stop, threads)
-            assert rows.shape == (stop - start, k) and torch.equal(rows, w.dequantized()[start:stop])
-            assert torch.equal(dequant(start, stop, threads, scratch=True), rows)
-    with pytest.raises(RuntimeError):
-        dequant(1, 2)  # not on a row block
-
-
 def test_linears_use_the_kernel_for_one_row_only():
     build.reset()
     if build.load() is None:

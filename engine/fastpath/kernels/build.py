@@ -109,8 +109,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.hearth_int4_gemv.argtypes = [p, i32, p, p, i32, p, p, i64, i64, i64, i32, i32]
     lib.hearth_int8_gemv.argtypes = [p, i32, p, p, p, p, i64, i64, i32, i32]
-    lib.hearth_int4_dequant_t.argtypes = [p, p, i32, i64, i64, i64, i64, p, i32, i32]
-    for fn in (lib.hearth_int4_gemv, lib.hearth_int8_gemv, lib.hearth_int4_dequant_t, lib.hearth_gemv_isa,
+    for fn in (lib.hearth_int4_gemv, lib.hearth_int8_gemv, lib.hearth_gemv_isa,
                lib.hearth_gemv_openmp):
         fn.restype = ctypes.c_int
     return lib

@@ -678,110 +678,11 @@ int hearth_int8_gemv(const void *x, int x_bf16, const int8_t *q, const uint16_t 
     return 0;
 }
 
-/* ---- int4 -> bf16, transposed (prompts: a bf16 matmul on the result) -------------------------------- */
-
-/* Rows [64 b0, 64 b1) of an int4 weight as bf16, transposed: wt [K, 64 (b1 - b0)] row-major, so one input k
- * of one row block is 32 packed bytes in and 64 adjacent bf16 out, with the 64 rows' scales adjacent in sz.
- * w = bf16(bf16((q - 8) * scale) + zero), rounded to nearest even each step: the same values as torch's
- * bf16 ops in Int4._rows_bf16 (linear.py). The caller's matmul reads wt.T ([rows, K], a transposed view). */
+/* fp32 -> bf16, round to nearest even (finite values) */
 static inline uint16_t f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-static void dequant_generic(const uint8_t *p, const uint16_t *sz, int pairs, int64_t npad, int64_t k, int64_t b0,
-                            int64_t b1, int64_t k0, int64_t k1, uint16_t *wt) {
-    const int64_t width = 64 * (b1 - b0);
-    for (int64_t b = b0; b < b1; b++)
-        for (int64_t i = k0; i < k1; i++) {
-            const uint8_t *src = p + b * 64 * (k / 2) + i * 32;
-            const uint16_t *s = sz + ((i / GROUP) * npad + b * 64) * pairs;
-            uint16_t *dst = wt + i * width + (b - b0) * 64;
-            for (int r = 0; r < 64; r++) {
-                int q = r < 32 ? (src[r] & 15) : (src[r - 32] >> 4);
-                uint16_t v = f32_to_bf16((float)(q - 8) * bf16_to_f32(s[r * pairs]));
-                if (pairs == 2)
-                    v = f32_to_bf16(bf16_to_f32(v) + bf16_to_f32(s[2 * r + 1]));
-                dst[r] = v;
-            }
-        }
-}
-
-#ifdef HEARTH_AVX512
-/* 16 fp32 -> 16 bf16, round to nearest even (finite values: a weight's are) */
-static inline __m256i cvt_bf16(__m512 f) {
-    __m512i u = _mm512_castps_si512(f);
-    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    u = _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
-    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16));
-}
-
-static inline __m512 from_bf16(__m256i h) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-static void dequant_avx512(const uint8_t *p, const uint16_t *sz, int pairs, int64_t npad, int64_t k, int64_t b0,
-                           int64_t b1, int64_t k0, int64_t k1, uint16_t *wt) {
-    const int64_t width = 64 * (b1 - b0);
-    const __m128i m4 = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
-    for (int64_t b = b0; b < b1; b++)
-        for (int64_t g = k0 / GROUP; g < k1 / GROUP; g++) {
-            /* this group's 64 scales (and zeros), as fp32 in four vectors of 16 rows */
-            __m512 sc[4], ze[4];
-            const uint16_t *s = sz + (g * npad + b * 64) * pairs;
-            for (int v = 0; v < 4; v++) {
-                if (pairs == 2) {
-                    __m512i w = _mm512_loadu_si512(s + 32 * v); /* (scale, zero) pairs of 16 rows */
-                    sc[v] = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
-                    ze[v] = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000u)));
-                } else {
-                    sc[v] = from_bf16(_mm256_loadu_si256((const __m256i *)(s + 16 * v)));
-                    ze[v] = _mm512_setzero_ps();
-                }
-            }
-            for (int64_t i = g * GROUP; i < (g + 1) * GROUP; i++) {
-                const uint8_t *src = p + b * 64 * (k / 2) + i * 32;
-                __m128i lo0 = _mm_loadu_si128((const __m128i *)src), lo1 = _mm_loadu_si128((const __m128i *)(src + 16));
-                __m128i q[4] = {_mm_sub_epi8(_mm_and_si128(lo0, m4), eight), _mm_sub_epi8(_mm_and_si128(lo1, m4), eight),
-                                _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(lo0, 4), m4), eight),
-                                _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(lo1, 4), m4), eight)};
-                uint16_t *dst = wt + i * width + (b - b0) * 64;
-                for (int v = 0; v < 4; v++) {
-                    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q[v])), sc[v]);
-                    __m256i h = cvt_bf16(f);
-                    if (pairs == 2)
-                        h = cvt_bf16(_mm512_add_ps(from_bf16(h), ze[v]));
-                    _mm256_storeu_si256((__m256i *)(dst + 16 * v), h);
-                }
-            }
-        }
-}
-#endif
-
-/* Row blocks [b0, b1) -> wt [K, 64 (b1 - b0)] bf16; threads split the inputs (whole groups of 32). */
-int hearth_int4_dequant_t(const uint8_t *p, const uint16_t *sz, int pairs, int64_t npad, int64_t k, int64_t b0,
-                          int64_t b1, uint16_t *wt, int n_threads, int isa) {
-    if (npad % 64 || k % GROUP || (pairs != 1 && pairs != 2) || b0 < 0 || b1 > npad / 64 || b0 >= b1)
-        return -1;
-    int64_t groups = k / GROUP;
-    if (n_threads > groups)
-        n_threads = (int)groups;
-    if (n_threads < 1)
-        n_threads = 1;
-#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
-    {
-        int64_t lo, hi;
-        team_part(groups, &lo, &hi);
-#ifdef HEARTH_AVX512
-        if (isa >= 2)
-            dequant_avx512(p, sz, pairs, npad, k, b0, b1, lo * GROUP, hi * GROUP, wt);
-        else
-#endif
-            dequant_generic(p, sz, pairs, npad, k, b0, b1, lo * GROUP, hi * GROUP, wt);
-    }
-    (void)isa;
-    return 0;
 }
 
 /* ---- many rows, one at a time (isa 1) ------------------------------------------------------------------ */

@@ -10,8 +10,6 @@ kernel, as llama.cpp does for one row (perplexity: bench/README.md).
 
 from __future__ import annotations
 
-import threading
-
 import torch
 
 from engine.fastpath.kernels import build
@@ -79,50 +77,3 @@ def int8_kernel(q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None) -> _Ke
 def _bias_ok(b: torch.Tensor | None, n: int) -> bool:
     return b is None or (b.dtype == torch.bfloat16 and b.is_contiguous() and tuple(b.shape) == (n,)
                          and b.device.type == "cpu")
-
-
-class _Dequant:
-    """An int4 weight's rows as bf16 on ``hearth_int4_dequant_t``: ``self(start, stop)`` -> [stop - start, K]
-    bf16, a transposed view of a contiguous [K, rows] copy (a matmul reads it as it is); ``start`` a multiple
-    of 64."""
-
-    __slots__ = ("fn", "p", "sz", "pairs", "npad", "k", "isa")
-
-    def __init__(self, fn, p: torch.Tensor, sz: torch.Tensor) -> None:
-        self.fn, self.p, self.sz, self.pairs = fn, p, sz, sz.shape[2]
-        self.npad, self.k = p.shape[0], p.shape[1] * 2
-        self.isa = build.isa()
-
-    def __call__(self, start: int, stop: int, threads: int | None = None, scratch: bool = False) -> torch.Tensor:
-        """With ``scratch`` the rows live in this thread's reused buffer, valid until its next scratch call:
-        the GGUF loader's fixed 256 KiB mmap threshold (gguf/trim.py) made every fresh block a new mapping."""
-        b0, b1 = start // 64, -(-stop // 64)
-        shape = (self.k, 64 * (b1 - b0))
-        wt = _scratch(shape[0] * shape[1]).view(shape) if scratch else torch.empty(shape, dtype=_BF16)
-        if start % 64 or self.fn(self.p.data_ptr(), self.sz.data_ptr(), self.pairs, self.npad, self.k, b0, b1,
-                                 wt.data_ptr(), threads or _threads(), self.isa):
-            raise RuntimeError("int4 dequantize kernel refused its arguments")
-        return wt.t()[:stop - start]
-
-    def scratch_rows(self, start: int, stop: int) -> torch.Tensor:
-        """``self(start, stop)`` in the scratch buffer: for blocked_linear, which uses each block at once."""
-        return self(start, stop, scratch=True)
-
-
-_local = threading.local()
-
-
-def _scratch(numel: int) -> torch.Tensor:
-    """This thread's bf16 buffer of at least ``numel`` elements (grown as needed, then kept)."""
-    buf = getattr(_local, "buf", None)
-    if buf is None or buf.numel() < numel:
-        buf = _local.buf = torch.empty(numel, dtype=_BF16)
-    return buf[:numel]
-
-
-def int4_dequantizer(p: torch.Tensor, sz: torch.Tensor) -> _Dequant | None:
-    """Int4's rows as bf16 on Hearth's kernel (same checks as ``int4_kernel``); None where it cannot run."""
-    lib = build.load()
-    if lib is None or not _int4_ok(p, sz):
-        return None
-    return _Dequant(lib.hearth_int4_dequant_t, p, sz)
