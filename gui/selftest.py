@@ -62,7 +62,7 @@ class SelfTest(QObject):
             ok=result.new_tokens >= 1 and bool(result.text.strip()), reply=result.text,
             new_tokens=result.new_tokens, tok_s=round(result.tok_s, 2), ttft_s=round(result.ttft_s, 3),
             finish_reason=result.finish_reason, max_ui_stall_ms=round(self.max_gap * 1000, 1),
-            decoder=getattr(result, "decoder", ""))  # which decode loop answered ("fast gguf", "transformers: ...")
+            decoder=getattr(result, "decoder", ""), kernels=_kernels())  # which loop answered, on which kernels
         if not self.report["ok"]:
             self.report["error"] = "the model gave an empty reply"
         self._finish()
@@ -94,3 +94,10 @@ class SelfTest(QObject):
         print(json.dumps(self.report, ensure_ascii=False), flush=True)
         self.window.close()
         self.app.exit(0 if self.report.get("ok") else 1)
+
+
+def _kernels() -> str:
+    """Which matmul kernels this machine runs (compiled here, compiled ahead, or torch's and why)."""
+    from engine.fastpath.kernels import build
+
+    return build.describe()

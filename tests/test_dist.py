@@ -32,10 +32,11 @@ def app() -> Path:
     return APP
 
 
-def run_app(app: Path, data_dir: Path | str, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-    """Run the frozen program as a user would: no venv, no Python path, only the data folder set."""
+def run_app(app: Path, data_dir: Path | str, *args: str, timeout: int = 1200,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the frozen program as a user would: no venv, no Python path, only the data folder set (and ``env``)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "HEARTH_"))}
+           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "HEARTH_"))} | (env or {})
     env["HEARTH_DATA_DIR"] = str(data_dir)
     env["QT_QPA_PLATFORM"] = "offscreen"
     return subprocess.run([str(app), *args], env=env, capture_output=True, text=True, timeout=timeout,
@@ -57,9 +58,17 @@ def test_frozen_self_test_chats_with_the_bundled_model(app, tmp_path):
     assert report["model"] == MODEL
     assert report["new_tokens"] >= 16, report
     assert report["reply"].strip()
-    assert report["decoder"]  # which loop answered is reported
+    assert report["decoder"] and report["kernels"]  # which loop answered, on which kernels
     assert not (data / "models" / MODEL).exists()  # the GGUF runs as it is: no converted copy (issue 11)
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernels are compiled ahead on Linux")
+def test_without_a_compiler_the_frozen_app_runs_the_kernels_compiled_ahead(app, tmp_path):
+    result = run_app(app, tmp_path / "data", "--self-test", env={"CC": "/nonexistent/cc"})
+    report = report_of(result)
+    assert report["ok"] is True, report
+    assert "compiled ahead" in report["kernels"], report["kernels"]
 
 
 def test_build_carries_the_model_and_leaves_out_what_users_do_not_need(app):

@@ -341,3 +341,27 @@ def test_int4_is_right_where_neither_torchs_nor_hearths_kernels_read_its_layout(
     env = dict(os.environ, ATEN_CPU_CAPABILITY="default", HEARTH_KERNELS="0", HEARTH_DATA_DIR=str(data_dir))
     run = subprocess.run([sys.executable, "-c", _TORCH_PLAIN], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_without_a_compiler_the_kernels_compiled_ahead_run(monkeypatch, data_dir, tmp_path):
+    """The packaged app on a machine with no compiler: the best library `prebuild` made for this CPU's level."""
+    if "native" not in PATHS and "avx2" not in PATHS:
+        pytest.skip("no AVX2 or AVX-512 here")
+    made = build.prebuild(tmp_path / "prebuilt")
+    assert {p.name for p in made} == {"kernels-avx512.so", "kernels-avx2.so"}
+    monkeypatch.setattr(build, "PREBUILT", tmp_path / "prebuilt")
+    monkeypatch.setattr(build, "compiler", lambda: None)
+    monkeypatch.setenv("HEARTH_KERNELS", "1")
+    build.reset()
+    try:
+        assert build.load() is not None, build.reason()
+        assert build.isa() == (2 if "native" in PATHS else 1) and "compiled ahead" in build.describe()
+        w = _int4(200, 576, True)
+        x = torch.randn(1, 576)
+        _check(w(x), _exact4(w), w.b, x)  # the product, within the int8 rounding's bound
+    finally:
+        build.reset()
+    monkeypatch.setattr(build, "cpu_flags", lambda: {"avx2", "fma", "f16c", "bmi2"})  # an AVX2-only desktop
+    assert build.prebuilt(tmp_path / "prebuilt").name == "kernels-avx2.so"
+    monkeypatch.setattr(build, "cpu_flags", lambda: {"sse4_2"})
+    assert build.prebuilt(tmp_path / "prebuilt") is None

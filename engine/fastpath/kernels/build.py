@@ -1,11 +1,13 @@
 """Compile the kernels' C files once per machine into the data folder and load them with ctypes.
 
 Every ``*.c`` beside this file goes into one shared library (gemv.c: one-row
-matmuls; step.c: a whole decode step's layers). The library is keyed by the sources, the compiler and its flags, and the
-CPU's feature flags (``-march=native`` code must not run on another CPU that
+matmuls; gemm.c: prompts; step.c: a whole decode step's layers). The library is keyed by the sources, the compiler
+and its flags, and the CPU's feature flags (``-march=native`` code must not run on another CPU that
 reads the same data folder). Compiling takes about a second, the first time
 only; ``make setup`` does it ahead (``build.describe()`` loads, and so builds, the library).
-Anything that goes wrong (no compiler, a failed build, a CPU without AVX2 and
+A machine without a compiler (the packaged app on most desktops) loads the best of the
+libraries ``prebuild`` compiled ahead for portable CPU levels, where they were shipped.
+Anything else that goes wrong (no compiler, a failed build, a CPU without AVX2 and
 FMA) leaves ``load()`` returning None with the reason in ``reason()``: the
 linears then keep torch's kernels. The kernels run their best path here: AVX-512
 VNNI (isa 2), else AVX2 + FMA (isa 1: faster than torch's AVX2 kernels,
@@ -35,6 +37,14 @@ FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=gnu11")
 OPENMP = "-fopenmp"
 ISA_NAMES = {0: "generic C", 1: "AVX2", 2: "AVX-512 VNNI"}
 AVX2_ONLY = ("-mno-avx512f",)  # HEARTH_KERNELS=avx2: no AVX-512 instruction anywhere in the library
+# Libraries compiled ahead for machines without a compiler (the packaged app: build.spec calls prebuild()), one per
+# CPU level, best first: the flags each is compiled with, and the /proc/cpuinfo flags a CPU needs to run it.
+PREBUILT = Path(__file__).with_name("prebuilt")
+PORTABLE = {
+    "avx512": (("-march=x86-64-v4", "-mavx512vnni", "-mavx512vbmi"),
+               ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512vbmi", "avx2", "fma")),
+    "avx2": (("-march=x86-64-v3",), ("avx2", "fma", "f16c", "bmi2")),
+}
 COMPILE_TIMEOUT = 120  # seconds
 
 _state: dict = {}  # "lib" (ctypes.CDLL or None), "reason", "isa"
@@ -105,6 +115,56 @@ def build(directory: Path, cc: str | None = None, reuse: bool = True, extra: tup
     raise RuntimeError(f"{cc} could not compile the kernels ({', '.join(s.name for s in SOURCES)}): {errors[0][0]}")
 
 
+def prebuild(directory: Path, cc: str | None = None) -> list[Path]:
+    """Compile one library per ``PORTABLE`` level into ``directory`` (``kernels-<level>.so``), for a machine that
+    has no compiler; returns those that compiled. The packaged app carries them in ``PREBUILT``."""
+    cc = cc or compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (cc, gcc or clang; set CC)")
+    directory.mkdir(parents=True, exist_ok=True)
+    made = []
+    for level, (flags, _) in PORTABLE.items():
+        target = directory / f"kernels-{level}.so"
+        command = [cc, "-O3", "-mtune=generic", "-fPIC", "-shared", "-std=gnu11", *flags, OPENMP, "-o", str(target),
+                   *map(str, SOURCES), "-lm"]
+        if subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT).returncode == 0:
+            made.append(target)
+    return made
+
+
+def cpu_flags() -> set[str]:
+    try:
+        line = next(line for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+                    if line.split(":")[0].strip() == "flags")
+        return set(line.split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return set()
+
+
+def prebuilt(folder: Path | None = None) -> Path | None:
+    """The best library compiled ahead (``prebuild``) that this CPU can run, or None."""
+    folder, flags = folder or PREBUILT, cpu_flags()
+    for level, (_, needs) in PORTABLE.items():
+        path = folder / f"kernels-{level}.so"
+        if path.is_file() and set(needs) <= flags:
+            return path
+    return None
+
+
+def _library(choice: str) -> tuple[Path, bool]:
+    """The library to load, and whether it was compiled ahead: this machine's own build (``-march=native``), or
+    where it has no compiler (or the build fails) the best prebuilt one the packaged app carries."""
+    from engine.paths import subdir
+
+    try:
+        return build(subdir("kernels"), extra=AVX2_ONLY if choice == "avx2" else ()), False
+    except RuntimeError:
+        path = prebuilt() if choice not in ("avx2", "generic") else None
+        if path is None:
+            raise
+        return path, True
+
+
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.hearth_int4_gemv.argtypes = [p, i32, p, p, i32, p, p, i64, i64, i64, i32, i32]
@@ -127,9 +187,9 @@ def load() -> ctypes.CDLL | None:
         try:
             import torch  # noqa: F401  (its libgomp first: the library then shares torch's OpenMP runtime)
 
-            from engine.paths import subdir
-
-            lib = _declare(ctypes.CDLL(str(build(subdir("kernels"), extra=AVX2_ONLY if choice == "avx2" else ()))))
+            path, ahead = _library(choice)
+            lib = _declare(ctypes.CDLL(str(path)))
+            _state["prebuilt"] = ahead
             isa = lib.hearth_gemv_isa()
             if choice == "generic":
                 isa = 0
@@ -161,7 +221,8 @@ def describe() -> str:
     if lib is None:
         return f"torch's kernels ({reason()})"
     threads = "" if lib.hearth_gemv_openmp() else ", one thread (no OpenMP)"
-    return f"Hearth's {ISA_NAMES.get(isa(), '?')} kernels, int8 activations per 32{threads}"
+    ahead = ", compiled ahead (no compiler here)" if _state.get("prebuilt") else ""
+    return f"Hearth's {ISA_NAMES.get(isa(), '?')} kernels, int8 activations per 32{threads}{ahead}"
 
 
 def reset() -> None:
