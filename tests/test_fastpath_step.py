@@ -63,9 +63,11 @@ def test_the_c_step_computes_the_python_layers(isa, family):
     _check_steps(fwd, ids, 5, family)
 
 
-@pytest.mark.parametrize("quant, arch", [("Q4_K_M", "llama"), ("Q4_0", "llama"), ("Q4_K_M", "gemma2")])
+@pytest.mark.parametrize("quant, arch", [("Q4_K_M", "llama"), ("Q4_0", "llama"), ("Q4_K_M", "gemma2"),
+                                         ("Q4_1", "qwen2"), ("Q8_0", "phi3")])
 def test_the_c_step_runs_gguf_weights_as_the_python_layers(isa, tmp_path_factory, quant, arch):
-    """The file's int4 groups, Q4_K_M's int8 (Q6_K) parts beside them in one linear, Q4_0's scales only."""
+    """The file's int4 groups, Q4_K_M's int8 (Q6_K) parts beside them in one linear, Q4_0's scales only, Qwen2's
+    q/k/v biases, a Q8_0 file's int8 weights throughout."""
     from engine import LoadConfig, load_model
 
     extra = {"window": 4} if arch == "gemma2" else {}
