@@ -198,13 +198,14 @@ def test_slow_repacks_are_cached_and_read_back(gguf_dir, data_dir, monkeypatch):
 
 @pytest.fixture
 def mallopt(monkeypatch):
-    """glibc's mallopt as a log of (parameter, value); the heap state of engine.gguf.trim put back afterwards."""
+    """glibc's mallopt as a log of (parameter, value), from the heap state of a fresh process (an earlier test, a
+    fine-tuning run, may have fixed a threshold for this one); engine.gguf.trim's state put back afterwards."""
     from engine.gguf import trim
 
     log = []
     monkeypatch.setattr(trim, "_mallopt", lambda param, value: log.append((param, value)) or True)
-    for name in ("_fixed", "_outside", "_repacks"):
-        monkeypatch.setattr(trim, name, getattr(trim, name))
+    for name, fresh in (("_fixed", None), ("_outside", None), ("_repacks", 0)):
+        monkeypatch.setattr(trim, name, fresh)
     return log
 
 

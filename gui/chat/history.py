@@ -52,9 +52,13 @@ class ChatHistory:
         return self.store.notice if self.store is not None else ""
 
     def safely(self, fn, *args, default=None, **kwargs):
-        """Run a store call; a StoreError becomes a message in the window, never a lost session."""
+        """Run a store call (``fn``: a store method's name, or a callable); a StoreError becomes a message in the
+        window, never a lost session. Without a store (closed, e.g. a settings save queued as the window shuts)
+        nothing runs."""
         if self.store is None:
             return default
+        if isinstance(fn, str):
+            fn = getattr(self.store, fn)
         try:
             return fn(*args, **kwargs)
         except StoreError as exc:
@@ -68,28 +72,28 @@ class ChatHistory:
         self.older_ids = []
         if conversation_id is None:
             return []
-        ids = self.safely(self.store.path_ids, conversation_id, default=[])
+        ids = self.safely("path_ids", conversation_id, default=[])
         self.older_ids, shown = ids[:-PAGE], ids[-PAGE:]
-        return [item_for(m) for m in self.safely(self.store.messages, shown, default=[])]
+        return [item_for(m) for m in self.safely("messages", shown, default=[])]
 
     def older(self) -> list[ChatItem]:
         """The next page above what is shown (empty when the top is reached)."""
         if not self.older_ids:
             return []
         shown, self.older_ids = self.older_ids[-PAGE:], self.older_ids[:-PAGE]
-        return [item_for(m) for m in self.safely(self.store.messages, shown, default=[])]
+        return [item_for(m) for m in self.safely("messages", shown, default=[])]
 
     def tail_from(self, message_id: int) -> list[ChatItem]:
         """The shown thread from ``message_id`` down to the current leaf."""
-        ids = self.safely(self.store.path_ids, self.conversation_id, default=[])
+        ids = self.safely("path_ids", self.conversation_id, default=[])
         if message_id not in ids:
             return []
-        return [item_for(m) for m in self.safely(self.store.messages, ids[ids.index(message_id):], default=[])]
+        return [item_for(m) for m in self.safely("messages", ids[ids.index(message_id):], default=[])]
 
     def conversation(self):
         if self.conversation_id is None:
             return None
-        return self.safely(self.store.conversation, self.conversation_id)
+        return self.safely("conversation", self.conversation_id)
 
     def thread(self, upto_id: int | None) -> list[ChatMessage] | None:
         """What the model sees: the whole thread down to ``upto_id`` (not just the rows shown)."""
@@ -106,12 +110,12 @@ class ChatHistory:
         if self.store is None:
             return None
         if self.conversation_id is None:
-            created = self.safely(self.store.create_conversation, system_prompt=system_prompt, sampling=sampling,
+            created = self.safely("create_conversation", system_prompt=system_prompt, sampling=sampling,
                                   preset_id=preset_id)
             if created is None:
                 return None
             self.conversation_id = created.id
-        message = self.safely(self.store.add_message, self.conversation_id, "user", text, parent_id=parent_id)
+        message = self.safely("add_message", self.conversation_id, "user", text, parent_id=parent_id)
         return message.id if message is not None else None
 
     def start_reply(self, parent_id: int | None, model: str | None, sampling: SamplingConfig) -> int | None:
@@ -135,7 +139,7 @@ class ChatHistory:
             return None
         if empty and not recorder.prefix:
             self.safely(recorder.finish, result)
-            self.safely(self.store.delete_message, recorder.message_id)
+            self.safely("delete_message", recorder.message_id)
             return None
         if failed:
             return self.safely(recorder.interrupt)
@@ -144,5 +148,5 @@ class ChatHistory:
     def save_settings(self, *, system_prompt: str | None = None, sampling: SamplingConfig | None = None,
                       preset_id: int | None = None, clear_preset: bool = False) -> None:
         if self.conversation_id is not None:
-            self.safely(self.store.set_conversation_settings, self.conversation_id, system_prompt=system_prompt,
+            self.safely("set_conversation_settings", self.conversation_id, system_prompt=system_prompt,
                         sampling=sampling, preset_id=preset_id, clear_preset=clear_preset)
