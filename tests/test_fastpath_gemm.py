@@ -13,6 +13,7 @@ import torch
 from engine.fastpath import linear
 from engine.fastpath.kernels import build, gemm
 from engine.fastpath.linear import Int4, unpack_int4
+import test_fastpath_kernels as kernel_tests
 
 
 def _paths() -> list[str]:
@@ -37,13 +38,7 @@ def isa(request, monkeypatch):
 
 def _int4(n: int, k: int, bias: bool, symmetric: bool, seed: int = 0) -> Int4:
     """Q4_1-like groups (scale and offset), or Q4_0-like (offset -8 scale: sz keeps the scales only)."""
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randint(0, 16, (n, k), dtype=torch.uint8, generator=g)
-    scale = torch.rand(n, k // 32, generator=g) * 0.02 + 0.001
-    offset = -8 * scale if symmetric else -torch.rand(n, k // 32, generator=g) * 0.1
-    w = Int4.from_groups(q, scale, offset, torch.randn(n, generator=g) if bias else None)
-    assert w.sz.shape[-1] == (1 if symmetric else 2)
-    return w
+    return kernel_tests._int4(n, k, bias, seed=seed, symmetric=symmetric)
 
 
 def _exact(w: Int4) -> torch.Tensor:

@@ -117,6 +117,20 @@ static inline float x_at(const void *x, int bf16, int64_t i) {
     return bf16 ? bf16_to_f32(((const uint16_t *)x)[i]) : ((const float *)x)[i];
 }
 
+/* Block g rounded: its scale d and the sum of its int8 values; returns d * sum (what the block adds to total). */
+static inline float block_done(int64_t g, float d, int sum) {
+    tq.dx[g] = d;
+    tq.xs[g] = d * (float)sum;
+    return tq.xs[g];
+}
+
+/* Every block rounded: each 4-input lane's block scale (the int8 kernel's), and the total. */
+static void lanes_done(int64_t k, float total) {
+    for (int64_t l = 0; l < k / 4; l++)
+        tq.dlane[l] = tq.dx[l * 4 / GROUP];
+    tq.total = total;
+}
+
 static void quantize_generic(const void *x, int bf16, int64_t k) {
     float total = 0.0f;
     for (int64_t g = 0; g < k / GROUP; g++) {
@@ -130,13 +144,9 @@ static void quantize_generic(const void *x, int bf16, int64_t k) {
             tq.xq[g * GROUP + i] = (int8_t)v;
             sum += v;
         }
-        tq.dx[g] = d;
-        tq.xs[g] = d * (float)sum;
-        total += tq.xs[g];
+        total += block_done(g, d, sum);
     }
-    for (int64_t l = 0; l < k / 4; l++)
-        tq.dlane[l] = tq.dx[l * 4 / GROUP];
-    tq.total = total;
+    lanes_done(k, total);
 }
 
 #ifdef HEARTH_AVX512
@@ -161,13 +171,9 @@ static void quantize_avx512(const void *x, int bf16, int64_t k) {
         _mm_storeu_si128((__m128i *)(tq.xq + g * GROUP), _mm512_cvtsepi32_epi8(qa));
         _mm_storeu_si128((__m128i *)(tq.xq + g * GROUP + 16), _mm512_cvtsepi32_epi8(qb));
         int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
-        tq.dx[g] = d;
-        tq.xs[g] = d * (float)sum;
-        total += tq.xs[g];
+        total += block_done(g, d, sum);
     }
-    for (int64_t l = 0; l < k / 4; l++)
-        tq.dlane[l] = tq.dx[l * 4 / GROUP];
-    tq.total = total;
+    lanes_done(k, total);
 }
 #endif
 
@@ -217,13 +223,9 @@ static void quantize_avx2(const void *x, int bf16, int64_t k) {
         __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
         _mm256_storeu_si256((__m256i *)(tq.xq + g * GROUP), _mm256_permutevar8x32_epi32(bytes, order));
         int sum = hsum8i(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
-        tq.dx[g] = d;
-        tq.xs[g] = d * (float)sum;
-        total += tq.xs[g];
+        total += block_done(g, d, sum);
     }
-    for (int64_t l = 0; l < k / 4; l++)
-        tq.dlane[l] = tq.dx[l * 4 / GROUP];
-    tq.total = total;
+    lanes_done(k, total);
 }
 #endif
 

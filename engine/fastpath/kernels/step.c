@@ -80,6 +80,14 @@ static void norm_inplace(float *x, const float *w, int64_t n, float eps) {
         x[i] = x[i] * inv * w[i];
 }
 
+/* x += post_norm(out) (post_norm NULL: out as it is; Gemma2/3 norm a sublayer's output before the residual) */
+static void add_residual(float *x, float *out, const float *post_norm, int64_t n, float eps) {
+    if (post_norm)
+        norm_inplace(out, post_norm, n, eps);
+    for (int64_t i = 0; i < n; i++)
+        x[i] += out[i];
+}
+
 static int linear(const HearthLinear *L, const float *x, float *y, int threads, int isa) { /* x: fp32 */
     for (int i = 0; i < L->n_parts; i++) {
         const HearthPart *P = &L->parts[i];
@@ -183,10 +191,7 @@ static int layer_step(const HearthShape *m, const HearthLayer *L, float *x, int6
     }
     if ((rc = linear(&L->o, att, out, threads, isa)))
         return rc;
-    if (L->post_attn_norm)
-        norm_inplace(out, L->post_attn_norm, D, m->eps);
-    for (int64_t i = 0; i < D; i++)
-        x[i] += out[i];
+    add_residual(x, out, L->post_attn_norm, D, m->eps);
 
     norm_row(x, L->ffn_norm, D, m->eps, h);
     if ((rc = linear(&L->gate_up, h, gu, threads, isa)))
@@ -199,10 +204,7 @@ static int layer_step(const HearthShape *m, const HearthLayer *L, float *x, int6
     }
     if ((rc = linear(&L->down, gu, out, threads, isa)))
         return rc;
-    if (L->post_ff_norm)
-        norm_inplace(out, L->post_ff_norm, D, m->eps);
-    for (int64_t i = 0; i < D; i++)
-        x[i] += out[i];
+    add_residual(x, out, L->post_ff_norm, D, m->eps);
     return 0;
 }
 
