@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from engine.fastpath.kernels import build
 from engine.fastpath.spec import ArchSpec
 from engine.fastpath.weights import PackedWeights
 
@@ -53,7 +54,6 @@ class LeanForward:
         # One token's layers in one C call (kernels/step.c), bound per cache allocation: None where it cannot run
         self._c_step: Any = _PENDING
         self.use_c_step = True
-        self._row_fp32: bool | None = None  # row_fp32(), asked once
 
     @property
     def capacity(self) -> int:
@@ -185,11 +185,7 @@ class LeanForward:
     def row_fp32(self) -> bool:
         """Whether one-row matmuls take the norm's output in fp32: Hearth's kernels round it to int8 themselves
         (a bf16 rounding first was a second rounding; torch's kernels want bf16)."""
-        if self._row_fp32 is None:
-            from engine.fastpath.kernels import build
-
-            self._row_fp32 = build.load() is not None
-        return self._row_fp32
+        return build.load() is not None  # loaded once per process
 
     def logits(self, x: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
         """[S, D] -> the last position's logits [V] fp32, or every position's [S, V]."""

@@ -15,6 +15,8 @@ block of 32, VNNI dot products, on the same tensors) where they build here.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -250,21 +252,16 @@ class Int4:
             ({"b": self.b} if self.b is not None else {})
 
 
-_TORCH_LAYOUT: list[bool] = []  # torch_reads_int4_layout()'s answer, once per process
-
-
+@functools.cache
 def torch_reads_int4_layout() -> bool:
     """Whether torch's CPU int4 kernel reads ``Int4``'s bytes as ``pack_int4`` lays them out. torch packs int4
     for the kernel its CPU runs: its AVX-512 kernel reads [N / 64, K, 32], its AVX2 and plain ones (CPUs without
     AVX-512, Apple's) another layout, where they would multiply by scrambled weights."""
-    if not _TORCH_LAYOUT:
-        q = torch.randint(0, 16, (64, 64), dtype=torch.int32, generator=torch.Generator().manual_seed(0))
-        try:
-            same = torch.equal(torch._convert_weight_to_int4pack_for_cpu(q, 1), pack_int4(q.to(torch.uint8)))
-        except (RuntimeError, AttributeError):  # no CPU int4 packing in this torch
-            same = False
-        _TORCH_LAYOUT.append(same)
-    return _TORCH_LAYOUT[0]
+    q = torch.randint(0, 16, (64, 64), dtype=torch.int32, generator=torch.Generator().manual_seed(0))
+    try:
+        return torch.equal(torch._convert_weight_to_int4pack_for_cpu(q, 1), pack_int4(q.to(torch.uint8)))
+    except (RuntimeError, AttributeError):  # no CPU int4 packing in this torch
+        return False
 
 
 def pack_int4(q: torch.Tensor) -> torch.Tensor:

@@ -58,14 +58,19 @@ def compiler() -> str | None:
     return next((path for name in ("cc", "gcc", "clang") if (path := shutil.which(name))), None)
 
 
-def cpu_signature() -> str:
-    """What ``-march=native`` depends on: the CPU's model and feature flags."""
+def _cpuinfo(*keys: str) -> list[str]:
+    """The lines of /proc/cpuinfo for ``keys`` (one per core), [] where there is none."""
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
-        keep = [line for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "model name")]
-        return "\n".join(sorted(set(keep)))
     except OSError:
-        return f"{platform.machine()} {platform.processor()}"
+        return []
+    return [line for line in text.splitlines() if line.split(":")[0].strip() in keys]
+
+
+def cpu_signature() -> str:
+    """What ``-march=native`` depends on: the CPU's model and feature flags."""
+    lines = _cpuinfo("flags", "model name")
+    return "\n".join(sorted(set(lines))) if lines else f"{platform.machine()} {platform.processor()}"
 
 
 def cache_key(cc: str, flags: tuple[str, ...]) -> str:
@@ -125,20 +130,16 @@ def prebuild(directory: Path, cc: str | None = None) -> list[Path]:
     made = []
     for level, (flags, _) in PORTABLE.items():
         target = directory / f"kernels-{level}.so"
-        command = [cc, "-O3", "-mtune=generic", "-fPIC", "-shared", "-std=gnu11", *flags, OPENMP, "-o", str(target),
-                   *map(str, SOURCES), "-lm"]
+        portable = tuple(f for f in FLAGS if f != "-march=native") + flags + ("-mtune=generic", OPENMP)
+        command = [cc, *portable, "-o", str(target), *map(str, SOURCES), "-lm"]
         if subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT).returncode == 0:
             made.append(target)
     return made
 
 
 def cpu_flags() -> set[str]:
-    try:
-        line = next(line for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
-                    if line.split(":")[0].strip() == "flags")
-        return set(line.split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        return set()
+    lines = _cpuinfo("flags")
+    return set(lines[0].split(":", 1)[1].split()) if lines else set()
 
 
 def prebuilt(folder: Path | None = None) -> Path | None:
@@ -169,8 +170,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.hearth_int4_gemv.argtypes = [p, i32, p, p, i32, p, p, i64, i64, i64, i32, i32]
     lib.hearth_int8_gemv.argtypes = [p, i32, p, p, p, p, i64, i64, i32, i32]
-    for fn in (lib.hearth_int4_gemv, lib.hearth_int8_gemv, lib.hearth_gemv_isa,
-               lib.hearth_gemv_openmp):
+    for fn in (lib.hearth_int4_gemv, lib.hearth_int8_gemv, lib.hearth_gemv_isa, lib.hearth_gemv_openmp):
         fn.restype = ctypes.c_int
     return lib
 

@@ -50,7 +50,7 @@ class Gemm:
         if x.shape[0] == 0:
             return y
         if self.fn(x.data_ptr(), x.dtype is _BF16, x.shape[0], x.stride(0), self.p.data_ptr(), self.sz.data_ptr(),
-                   self.sz.shape[2], None if self.b is None else self.b.data_ptr(), y.data_ptr(), dtype is _BF16,
+                   self.sz.shape[2], gemv._ptr(self.b), y.data_ptr(), dtype is _BF16,
                    self.out, self.out, self.npad, self.k, threads or torch.get_num_threads(), self.isa):
             raise RuntimeError("int4 GEMM kernel refused its arguments (or found no memory)")
         return y

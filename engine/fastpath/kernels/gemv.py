@@ -15,7 +15,8 @@ import torch
 from engine.fastpath.kernels import build
 
 
-def _bf16_ptr(t: torch.Tensor | None) -> int | None:
+def _ptr(t: torch.Tensor | None) -> int | None:
+    """A tensor's address for ctypes, NULL for None (an absent bias)."""
     return None if t is None else t.data_ptr()
 
 
@@ -51,7 +52,7 @@ def int4_kernel(p: torch.Tensor, sz: torch.Tensor, b: torch.Tensor | None, out: 
     if lib is None or not _int4_ok(p, sz) or not _bias_ok(b, out):
         return None
     npad, k = p.shape[0], p.shape[1] * 2
-    return _Kernel(lib.hearth_int4_gemv, (p.data_ptr(), sz.data_ptr(), sz.shape[2], _bf16_ptr(b)), (out, npad, k), out,
+    return _Kernel(lib.hearth_int4_gemv, (p.data_ptr(), sz.data_ptr(), sz.shape[2], _ptr(b)), (out, npad, k), out,
                    (p, sz, b))
 
 
@@ -66,12 +67,17 @@ def _int4_ok(p: torch.Tensor, sz: torch.Tensor) -> bool:
 def int8_kernel(q: torch.Tensor, s: torch.Tensor, b: torch.Tensor | None) -> _Kernel | None:
     """q [N, K] int8 (values -127..127), s [N] bf16 row scales (linear.Int8)."""
     lib = build.load()
-    if lib is None or q is None or q.device.type != "cpu" or q.dtype != torch.int8 or s.dtype != torch.bfloat16 \
-            or q.dim() != 2 or not (q.is_contiguous() and s.is_contiguous()) or q.shape[1] % 32 \
-            or tuple(s.shape) != (q.shape[0],) or not _bias_ok(b, q.shape[0]):
+    if lib is None or not _int8_ok(q, s, b):
         return None
-    return _Kernel(lib.hearth_int8_gemv, (q.data_ptr(), s.data_ptr(), _bf16_ptr(b)), (q.shape[0], q.shape[1]),
+    return _Kernel(lib.hearth_int8_gemv, (q.data_ptr(), s.data_ptr(), _ptr(b)), (q.shape[0], q.shape[1]),
                    q.shape[0], (q, s, b))
+
+
+def _int8_ok(q: torch.Tensor | None, s: torch.Tensor, b: torch.Tensor | None) -> bool:
+    """q, s and b are what the C kernels read: row-major int8 rows of 32k inputs, bf16 row scales and bias."""
+    return q is not None and q.device.type == "cpu" and q.dtype == torch.int8 and s.dtype == torch.bfloat16 \
+        and q.dim() == 2 and q.is_contiguous() and s.is_contiguous() and not q.shape[1] % 32 \
+        and tuple(s.shape) == (q.shape[0],) and _bias_ok(b, q.shape[0])
 
 
 def _bias_ok(b: torch.Tensor | None, n: int) -> bool:

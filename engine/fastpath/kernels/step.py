@@ -53,10 +53,11 @@ class _Unsupported(Exception):
 def _part(w: Any, keep: list) -> Part:
     if isinstance(w, Int4) and gemv._int4_ok(w.p, w.sz) and gemv._bias_ok(w.b, w.out):
         keep += [w.p, w.sz, w.b]
-        return Part(4, w.sz.shape[2], w.p.data_ptr(), w.sz.data_ptr(), _ptr(w.b), w.out, w.p.shape[0], w.p.shape[1] * 2)
-    if isinstance(w, Int8) and gemv.int8_kernel(w.q, w.s, w.b) is not None:
+        return Part(4, w.sz.shape[2], w.p.data_ptr(), w.sz.data_ptr(), gemv._ptr(w.b), w.out, w.p.shape[0],
+                    w.p.shape[1] * 2)
+    if isinstance(w, Int8) and gemv._int8_ok(w.q, w.s, w.b):
         keep += [w.q, w.s, w.b]
-        return Part(8, 0, w.q.data_ptr(), w.s.data_ptr(), _ptr(w.b), w.q.shape[0], 0, w.q.shape[1])
+        return Part(8, 0, w.q.data_ptr(), w.s.data_ptr(), gemv._ptr(w.b), w.q.shape[0], 0, w.q.shape[1])
     raise _Unsupported(type(w).__name__)
 
 
@@ -69,10 +70,6 @@ def _linear(w: Any, keep: list) -> Linear:
         linear.parts[i] = _part(part, keep)
     linear.n_parts = len(parts)
     return linear
-
-
-def _ptr(t: torch.Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
 
 
 def _vector(t: torch.Tensor | None, keep: list) -> int | None:
